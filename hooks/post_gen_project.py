@@ -1,0 +1,36 @@
+"""Keep the files of the chosen options and drop the rest.
+
+Which file a choice selects is decided here, in one table, and nowhere else:
+the template carries every variant under ``_variants/`` and this hook moves the
+chosen one into place. No network, no installs.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+ANSWERS = json.loads(r'''{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver} | tojson }}''')
+
+# destination in the rendered project -> (the answer that decides, the variant it picks)
+VARIANTS = {
+    "app/main.py": ("framework", "_variants/ui/{}.py"),
+    "app/database/connection.py": ("driver", "_variants/connection/{}.py"),
+}
+# path in the rendered project -> (the answer that decides, the values that keep it)
+KEEP_ONLY_FOR = {
+    "app/static": ("framework", {"flask", "fastapi"}),  # the HTML page over the JSON API
+}
+
+
+def main() -> None:
+    project = Path.cwd()
+    for destination, (answer, pattern) in VARIANTS.items():
+        shutil.move(project / pattern.format(ANSWERS[answer]), project / destination)
+    shutil.rmtree(project / "_variants")
+    for path, (answer, keep) in KEEP_ONLY_FOR.items():
+        if ANSWERS[answer] not in keep:
+            shutil.rmtree(project / path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Validate the answers before anything is written.
+
+Every answer arrives as JSON data (``tojson`` inside a raw string; tojson writes
+a single quote as \\u0027, so no answer can close the string), never as Python
+source: an answer such as ``'''); import os; os.system("...")`` stays inert.
+A refusal exits non-zero; cookiecutter then removes the output directory.
+"""
+
+import json
+import re
+import sys
+
+ANSWERS = json.loads(
+    r'''{{ {
+        "project_name": cookiecutter.project_name,
+        "project_slug": cookiecutter.project_slug,
+        "app_name": cookiecutter.app_name,
+        "description": cookiecutter.description,
+        "framework": cookiecutter.framework,
+        "driver": cookiecutter.driver,
+        "lakebase": cookiecutter.lakebase,
+        "create_database": cookiecutter.create_database,
+        "lakebase_name": cookiecutter.lakebase_name,
+        "database_name": cookiecutter.database_name,
+        "schema_name": cookiecutter.schema_name,
+        "pool_max_size": cookiecutter.pool_max_size,
+    } | tojson }}'''
+)
+REFUSALS = json.loads(r'''{{ cookiecutter._refusals | tojson }}''')
+
+# PostgreSQL words that cannot stand as an unquoted identifier (reserved keywords).
+SQL_RESERVED = frozenset(
+    """all analyse analyze and any array as asc asymmetric authorization binary both case cast
+    check collate collation column concurrently constraint create cross current_catalog
+    current_date current_role current_schema current_time current_timestamp current_user
+    default deferrable desc distinct do else end except false fetch for foreign freeze from
+    full grant group having ilike in initially inner intersect into is isnull join lateral
+    leading left like limit localtime localtimestamp natural not notnull null offset on only
+    or order outer overlaps placing primary references returning right select session_user
+    similar some symmetric system_user table tablesample then to trailing true union unique
+    user using variadic verbose when where window with""".split()
+)
+
+# field -> (regex the value must match in full, the rule in words, a valid example)
+RULES = {
+    "project_name": (r"[A-Za-z][A-Za-z0-9 _-]{0,59}", "a letter, then up to 59 letters, digits, spaces, '-' or '_'", "Team Feedback"),
+    "project_slug": (r"[a-z][a-z0-9_]{0,39}", "lowercase letter, then up to 39 lowercase letters, digits or '_'", "team_feedback"),
+    "app_name": (r"[a-z][a-z0-9-]{0,24}[a-z0-9]", "2-26 characters: lowercase letter first, then lowercase letters, digits or '-', not ending in '-'", "team-feedback"),
+    "description": (r"[^\x00-\x1f\"\\`$<>{}]{1,200}", "1-200 characters with no control characters, quotes, backslashes, backticks, '$', '<', '>' or braces", "Collects team feedback"),
+    "lakebase_name": (r"[a-z][a-z0-9-]{0,61}[a-z0-9]", "2-63 characters: lowercase letter first, then lowercase letters, digits or '-', not ending in '-'", "team-feedback-db"),
+    "database_name": (r"[a-z_][a-z0-9_]{0,62}", "an unquoted PostgreSQL identifier: lowercase letter or '_', then lowercase letters, digits or '_', at most 63", "databricks_postgres"),
+    "schema_name": (r"[a-z_][a-z0-9_]{0,62}", "an unquoted PostgreSQL identifier: lowercase letter or '_', then lowercase letters, digits or '_', at most 63; not 'public', not 'pg_*', not an SQL keyword", "app_data"),
+    "pool_max_size": (r"[1-9][0-9]?", "a whole number from 1 to 99", "5"),
+}
+CHOICES = {
+    "framework": ["streamlit", "dash", "gradio", "flask", "fastapi"],
+    "driver": ["psycopg3", "psycopg2", "asyncpg", "sqlalchemy"],
+    "lakebase": ["autoscaling", "provisioned"],
+}
+
+
+def problems(answers: dict) -> list[str]:
+    found = []
+    for field, (pattern, rule, example) in RULES.items():
+        value = answers[field]
+        if not isinstance(value, str) or not re.fullmatch(pattern, value):
+            found.append(f"{field}={value!r} is invalid: it must be {rule} (for example {example!r}).")
+    schema = answers["schema_name"]
+    if isinstance(schema, str) and (schema == "public" or schema.startswith("pg_") or schema in SQL_RESERVED):
+        found.append(
+            f"schema_name={schema!r} is invalid: the app needs its own schema, not 'public', "
+            "not 'pg_*' and not an SQL keyword (for example 'app_data')."
+        )
+    for field, valid in CHOICES.items():
+        if answers[field] not in valid:
+            found.append(f"{field}={answers[field]!r} is invalid: choose one of {', '.join(valid)}.")
+    if not isinstance(answers["create_database"], bool):
+        found.append(f"create_database={answers['create_database']!r} is invalid: answer yes or no.")
+    return found
+
+
+def refusal(answers: dict) -> str | None:
+    for rule in REFUSALS:
+        if all(answers[field] in allowed for field, allowed in rule["when"].items()):
+            combo = ", ".join(f"{field}={json.dumps(answers[field])}" for field in rule["when"])
+            return f"{combo} is not supported: {rule['why']}. Valid instead: {rule['instead']}."
+    return None
+
+
+def main() -> int:
+    errors = problems(ANSWERS)
+    if not errors:
+        refused = refusal(ANSWERS)
+        errors = [refused] if refused else []
+    for error in errors:
+        print(f"ERROR: {error}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""Connection pool on psycopg 3 and psycopg_pool.
+
+The pool calls ``_connect_kwargs`` for every NEW connection, so each login uses
+the current Lakebase token; connections already open are left alone.
+"""
+
+from typing import Any
+
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from .credentials import PasswordSource
+from .settings import SCHEMA, Settings
+
+Params = dict[str, Any]
+
+
+class Database:
+    def __init__(self, settings: Settings, passwords: PasswordSource) -> None:
+        self._settings = settings
+        self._passwords = passwords
+        self._pool = ConnectionPool(
+            conninfo="",
+            kwargs=self._connect_kwargs,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            max_lifetime=settings.pool_max_lifetime,
+            timeout=settings.connect_timeout,
+            check=ConnectionPool.check_connection,  # drops connections the server closed
+            name=settings.application_name,
+            open=False,
+        )
+
+    def _connect_kwargs(self) -> dict[str, Any]:
+        s = self._settings
+        return {
+            "host": s.host,
+            "port": s.port,
+            "dbname": s.database,
+            "user": s.user,
+            "password": self._passwords.password(),
+            "sslmode": s.sslmode,
+            "application_name": s.application_name,
+            "connect_timeout": max(1, round(s.connect_timeout)),
+            "options": f"-c search_path={SCHEMA}",
+            "row_factory": dict_row,
+        }
+
+    def open(self) -> None:
+        self._pool.open()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).fetchone()
+
+    def execute(self, sql: str, params: Params | None = None) -> int:
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def execute_script(self, statements: list[str]) -> None:
+        """Run statements in one transaction."""
+        with self._pool.connection() as conn, conn.transaction():
+            for statement in statements:
+                conn.execute(statement)
+
+    def ping(self, timeout: float = 2.0) -> bool:
+        try:
+            with self._pool.connection(timeout=timeout) as conn:
+                conn.execute("SELECT 1")
+            return True
+        except Exception:
+            return False

@@ -1,0 +1,36 @@
+"""{{ cookiecutter.project_name }}: a Streamlit page (``streamlit run main.py``)."""
+
+import streamlit as st
+
+from database import Database, items, open_database
+from database.settings import LOCAL_USER
+
+
+@st.cache_resource  # one pool per server process, shared by every session
+def get_database() -> Database:
+    return open_database()
+
+
+st.set_page_config(page_title={{ cookiecutter.project_name | tojson }})
+st.title({{ cookiecutter.project_name | tojson }})
+owner = st.context.headers.get("X-Forwarded-Email") or LOCAL_USER
+db = get_database()
+
+with st.form("new-item", clear_on_submit=True):
+    new_title = st.text_input("New item", max_chars=200)
+    if st.form_submit_button("Add"):
+        try:
+            items.create_item(db, owner, new_title)
+        except ValueError as error:  # refused input changes no row
+            st.error(str(error))
+
+for item in items.list_items(db, owner):
+    done_col, title_col, delete_col = st.columns([1, 6, 2])
+    done = done_col.checkbox("done", value=item["done"], key=f"done-{item['id']}", label_visibility="collapsed")
+    if done != item["done"]:
+        items.update_item(db, owner, item["id"], item["title"], done)
+        st.rerun()
+    title_col.text(item["title"])  # text, never markdown or HTML
+    if delete_col.button("Delete", key=f"delete-{item['id']}"):
+        items.delete_item(db, owner, item["id"])
+        st.rerun()

@@ -1,0 +1,123 @@
+"""Database passwords for Lakebase.
+
+Lakebase does not inject PGPASSWORD. On Databricks the app mints a short-lived
+OAuth database credential with databricks-sdk, as its own service principal, and
+hands the current one to every NEW connection. Open connections keep working
+after the token expires (it is checked only at login), so the pool is never
+rebuilt on a timer. Tokens are never written or logged.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+{%- if cookiecutter.lakebase == "provisioned" %}
+import uuid
+{%- endif %}
+from collections.abc import Callable
+{%- if cookiecutter.lakebase == "provisioned" %}
+from datetime import datetime
+{%- endif %}
+from typing import Protocol
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+Mint = Callable[[], tuple[str, float]]
+"""Returns a new token and the epoch second the service says it expires."""
+
+
+class PasswordSource(Protocol):
+    def password(self) -> str: ...
+
+    async def password_async(self) -> str: ...
+
+
+class StaticPassword:
+    """PGPASSWORD, for a local PostgreSQL during development."""
+
+    def __init__(self, password: str) -> None:
+        self._password = password
+
+    def password(self) -> str:
+        return self._password
+
+    async def password_async(self) -> str:
+        return self._password
+
+
+class RefreshingToken:
+    """A minted token, cached and replaced before the expiry the service states."""
+
+    def __init__(self, mint: Mint, clock: Callable[[], float] = time.time) -> None:
+        self._mint = mint
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self.mints = 0
+
+    def password(self) -> str:
+        with self._lock:  # one mint at a time; waiting threads reuse its result
+            now = self._clock()
+            if self._token is None or now >= self._refresh_at:
+                token, expires_at = self._mint()
+                lifetime = max(expires_at - now, 0.0)
+                # Renew with a fifth of the lifetime left (at most 5 minutes early), so a
+                # login never races the expiry, whatever TTL the workspace grants.
+                self._refresh_at = expires_at - min(lifetime * 0.2, 300.0)
+                self._token = token
+                self.mints += 1
+                log.info("minted a Lakebase database credential, valid for %.0f s", lifetime)
+            return self._token
+
+    async def password_async(self) -> str:
+        # The SDK call blocks; run it off the event loop. The lock keeps it single.
+        return await asyncio.to_thread(self.password)
+
+
+{% if cookiecutter.lakebase == "autoscaling" -%}
+def _autoscaling_mint(endpoint: str) -> Mint:
+    from databricks.sdk import WorkspaceClient
+
+    workspace = WorkspaceClient()  # the app's service principal, from DATABRICKS_CLIENT_ID/SECRET
+
+    def mint() -> tuple[str, float]:
+        credential = workspace.postgres.generate_database_credential(endpoint=endpoint)
+        if not credential.token or credential.expire_time is None:
+            raise RuntimeError("the workspace returned an incomplete database credential")
+        return credential.token, float(credential.expire_time.ToSeconds())
+
+    return mint
+{%- else -%}
+def _provisioned_mint(instance: str) -> Mint:
+    from databricks.sdk import WorkspaceClient
+
+    workspace = WorkspaceClient()  # the app's service principal, from DATABRICKS_CLIENT_ID/SECRET
+
+    def mint() -> tuple[str, float]:
+        credential = workspace.database.generate_database_credential(
+            request_id=str(uuid.uuid4()), instance_names=[instance]
+        )
+        if not credential.token or not credential.expiration_time:
+            raise RuntimeError("the workspace returned an incomplete database credential")
+        expires = datetime.fromisoformat(credential.expiration_time.replace("Z", "+00:00"))
+        return credential.token, expires.timestamp()
+
+    return mint
+{%- endif %}
+
+
+def password_source(settings: Settings) -> PasswordSource:
+    if settings.local_password:
+        return StaticPassword(settings.local_password)
+{%- if cookiecutter.lakebase == "autoscaling" %}
+    if not settings.lakebase_endpoint:
+        raise RuntimeError("LAKEBASE_ENDPOINT is not set: add `valueFrom: postgres` to app.yaml")
+    return RefreshingToken(_autoscaling_mint(settings.lakebase_endpoint))
+{%- else %}
+    if not settings.lakebase_instance:
+        raise RuntimeError("LAKEBASE_INSTANCE is not set: add `valueFrom: database` to app.yaml")
+    return RefreshingToken(_provisioned_mint(settings.lakebase_instance))
+{%- endif %}
