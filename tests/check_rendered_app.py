@@ -1,0 +1,27 @@
+"""Run inside the app environment: the rendered app's requirements hold and its modules import.
+
+Usage: python check_rendered_app.py <project dir> <framework>. No database is reachable
+and no PG* variable is set: importing must not connect.
+"""
+
+import importlib
+import importlib.metadata
+import sys
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+project, framework = Path(sys.argv[1]), sys.argv[2]
+for line in (project / "app" / "requirements.txt").read_text().splitlines():
+    if line.strip() and not line.startswith("#"):
+        requirement = Requirement(line)
+        installed = importlib.metadata.version(requirement.name)
+        assert requirement.specifier.contains(installed, prereleases=True), f"{line}: installed {installed}"
+
+sys.path.insert(0, str(project / "app"))
+for module in ("database", "database.settings", "database.credentials", "database.connection", "database.schema", "database.items"):
+    importlib.import_module(module)
+if framework != "streamlit":  # a Streamlit script runs its page when imported; it is compiled instead
+    main = importlib.import_module("main")
+    assert getattr(main, "server" if framework == "dash" else "app") is not None
+print("ok")

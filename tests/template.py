@@ -1,0 +1,65 @@
+"""What the template offers, read from cookiecutter.json, and ways to render it."""
+
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from cookiecutter.main import cookiecutter
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG: dict[str, Any] = json.loads((ROOT / "cookiecutter.json").read_text())
+REFUSALS: list[dict[str, Any]] = CONFIG["_refusals"]
+
+# Every question whose answer is a choice (a list) or a yes/no (a bool): the matrix axes.
+AXES: dict[str, list[Any]] = {
+    key: (value if isinstance(value, list) else [True, False])
+    for key, value in CONFIG.items()
+    if not key.startswith("_") and (isinstance(value, list) or isinstance(value, bool))
+}
+
+DRIVER_PACKAGES = {
+    "psycopg3": "psycopg",
+    "psycopg2": "psycopg2-binary",
+    "asyncpg": "asyncpg",
+    "sqlalchemy": "sqlalchemy",
+}
+ALL_DRIVER_PACKAGES = {"psycopg", "psycopg-binary", "psycopg2", "psycopg2-binary", "asyncpg", "sqlalchemy", "pg8000"}
+
+
+def all_combinations() -> list[dict[str, Any]]:
+    return [dict(zip(AXES, values, strict=True)) for values in itertools.product(*AXES.values())]
+
+
+def refused(combo: dict[str, Any]) -> bool:
+    return any(all(combo[field] in allowed for field, allowed in rule["when"].items()) for rule in REFUSALS)
+
+
+def valid_combinations() -> list[dict[str, Any]]:
+    return [combo for combo in all_combinations() if not refused(combo)]
+
+
+def combo_id(combo: dict[str, Any]) -> str:
+    return "-".join(str(v).lower() if not isinstance(v, bool) else ("create" if v else "existing") for v in combo.values())
+
+
+def render(output_dir: Path, **answers: Any) -> Path:
+    """Render in-process with --no-input; returns the project directory."""
+    unknown = set(answers) - set(CONFIG)
+    assert not unknown, f"not questions of cookiecutter.json (cookiecutter would ignore them): {unknown}"
+    return Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers))
+
+
+def render_cli(output_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Render through the real command line, as a user does."""
+    for arg in args:
+        key = arg.split("=", 1)[0]
+        assert key in CONFIG, f"{key} is not a question of cookiecutter.json"
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(ROOT), "--no-input", "-o", str(output_dir), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )

@@ -1,0 +1,241 @@
+"""Proves the harness is real: the real databricks-sdk, a real PostgreSQL with TLS and scram-sha-256."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import stat
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import psycopg
+import pytest
+from databricks.sdk import WorkspaceClient
+from psycopg import errors
+
+from tests.harness.env import clean_databricks_env
+
+pytest_plugins = ["tests.harness.fixtures"]
+
+ENDPOINT = "projects/p/branches/b/endpoints/e"
+
+
+def _pg_token(w: WorkspaceClient) -> str:
+    return w.postgres.generate_database_credential(endpoint=ENDPOINT).token
+
+
+def _login_fails(pg, role: str, token: str) -> None:
+    with pytest.raises(
+        psycopg.OperationalError, match="password authentication failed"
+    ):
+        pg.connect_as(role, token).close()
+
+
+def test_server_is_set_up_like_lakebase(pg_server):
+    with pg_server.connect_superuser() as conn:
+        assert conn.execute("SHOW password_encryption").fetchone()[0] == "scram-sha-256"
+        assert conn.execute("SHOW max_connections").fetchone()[0] == "200"
+        assert (
+            conn.execute("SELECT current_database()").fetchone()[0] == pg_server.dbname
+        )
+        if not pg_server.external:
+            assert conn.execute("SHOW ssl").fetchone()[0] == "on"
+            key = conn.execute("SHOW ssl_key_file").fetchone()[0]
+            assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
+    assert pg_server.tls, "TLS must work: Apps inject PGSSLMODE=require"
+    # The superuser is trusted on the unix socket only: over TCP its (missing) password is checked.
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(
+            pg_server.dsn_for("postgres", "wrong", connect_timeout=5)
+        ).close()
+
+
+def test_sdk_from_env_mints_both_credentials_and_logs_in_over_tls(
+    sdk_env, workspace_stub, pg_server, monkeypatch
+):
+    w = (
+        WorkspaceClient()
+    )  # DATABRICKS_HOST / CLIENT_ID / CLIENT_SECRET from the environment
+    assert w.config.auth_type == "oauth-m2m"
+    before = dt.datetime.now(dt.UTC)
+    cred = w.postgres.generate_database_credential(endpoint=ENDPOINT)
+    exp = cred.expire_time.ToDatetime(tzinfo=dt.UTC)
+    assert (
+        before + dt.timedelta(seconds=3500) < exp < before + dt.timedelta(seconds=3700)
+    )
+    with pg_server.connect_as(sdk_env.role, cred.token) as conn:
+        user, ssl = conn.execute(
+            "SELECT current_user, ssl FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE pid = pg_backend_pid()"
+        ).fetchone()
+        assert (user, ssl) == (sdk_env.client_id, True)
+
+    dcred = w.database.generate_database_credential(
+        request_id=str(uuid.uuid4()), instance_names=["instance"]
+    )
+    exp2 = dt.datetime.fromisoformat(dcred.expiration_time)
+    assert exp2 > before + dt.timedelta(seconds=3500)
+    # libpq reads PGHOST/PGPORT/PGDATABASE/PGUSER/PGSSLMODE from the env, like an app on Databricks Apps.
+    assert "PGPASSWORD" not in os.environ
+    with psycopg.connect("", password=dcred.token) as conn:
+        assert conn.execute("SELECT current_user").fetchone()[0] == sdk_env.client_id
+        assert conn.info.pgconn.ssl_in_use
+
+    assert workspace_stub.credential_calls("postgres") == 1
+    assert workspace_stub.credential_calls("database") == 1
+    assert workspace_stub.credential_calls() == 2
+    assert workspace_stub.issued_tokens == [cred.token, dcred.token]
+    paths = [p for p, _, _ in workspace_stub.calls]
+    assert "/oidc/v1/token" in paths
+    # the older token was replaced by the newer one (one password per role in PostgreSQL)
+    _login_fails(pg_server, sdk_env.role, cred.token)
+    for secret in workspace_stub.all_secrets():
+        assert secret not in pg_server.read_log()
+
+
+def test_sdk_with_explicit_arguments(workspace_stub, sp_client, pg_server, monkeypatch):
+    clean_databricks_env(monkeypatch)
+    w = WorkspaceClient(
+        host=workspace_stub.url,
+        client_id=sp_client.client_id,
+        client_secret=sp_client.client_secret,
+    )
+    with pg_server.connect_as(sp_client.role, _pg_token(w)) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_wrong_secret_fails(workspace_stub, sp_client, monkeypatch):
+    clean_databricks_env(monkeypatch)
+    with pytest.raises(ValueError, match="invalid_client"):
+        w = WorkspaceClient(
+            host=workspace_stub.url,
+            client_id=sp_client.client_id,
+            client_secret="wrong",
+        )
+        _pg_token(w)
+    assert workspace_stub.credential_calls() == 0
+
+
+def test_credentials_need_a_valid_bearer(workspace_stub):
+    for auth in (None, "Bearer not-a-token"):
+        req = urllib.request.Request(
+            workspace_stub.url + "/api/2.0/postgres/credentials",
+            data=json.dumps({"endpoint": ENDPOINT}).encode(),
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": auth} if auth else {}),
+            },
+        )
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            urllib.request.urlopen(req, timeout=10)
+        assert exc.value.code == 401
+    assert workspace_stub.credential_calls() == 0
+
+
+def test_role_has_no_password_before_a_credential(workspace_stub, sp_client, pg_server):
+    _login_fails(pg_server, sp_client.role, "anything")
+    _login_fails(pg_server, sp_client.role, sp_client.client_secret)
+
+
+def test_expire_now_blocks_new_logins_but_open_sessions_continue(
+    sdk_env, workspace_stub, pg_server
+):
+    token = _pg_token(WorkspaceClient())
+    conn = pg_server.connect_as(sdk_env.role, token, autocommit=True)
+    try:
+        workspace_stub.expire_now(sdk_env.client_id)
+        _login_fails(pg_server, sdk_env.role, token)
+        assert conn.execute("SELECT 42").fetchone() == (42,)
+    finally:
+        conn.close()
+    # a fresh credential works again
+    with pg_server.connect_as(sdk_env.role, _pg_token(WorkspaceClient())):
+        pass
+
+
+def test_short_ttl_expires(sdk_env, workspace_stub, pg_server):
+    workspace_stub.ttl_seconds = 2
+    cred = WorkspaceClient().postgres.generate_database_credential(endpoint=ENDPOINT)
+    remaining = cred.expire_time.ToDatetime(tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)
+    assert remaining < dt.timedelta(seconds=2.5)
+    pg_server.connect_as(sdk_env.role, cred.token).close()
+    time.sleep(max(0.0, remaining.total_seconds()) + 0.5)
+    _login_fails(pg_server, sdk_env.role, cred.token)
+
+
+def test_sp_cannot_create_in_public_but_can_create_a_schema(sdk_env, pg_server):
+    with pg_server.connect_as(
+        sdk_env.role, _pg_token(WorkspaceClient()), autocommit=True
+    ) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE public.t (id int)")
+        schema = "app_" + uuid.uuid4().hex[:8]
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.t (id int)")
+        conn.execute(f"INSERT INTO {schema}.t VALUES (1)")
+        assert conn.execute(f"SELECT count(*) FROM {schema}.t").fetchone() == (1,)
+
+
+def test_terminate_backends_kills_open_connections(sdk_env, pg_server):
+    token = _pg_token(WorkspaceClient())
+    conn = pg_server.connect_as(
+        sdk_env.role, token, autocommit=True, application_name="victim"
+    )
+    other = pg_server.connect_as(
+        sdk_env.role, token, autocommit=True, application_name="bystander"
+    )
+    try:
+        assert pg_server.terminate_backends(application_name="victim") == 1
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")
+        assert other.execute("SELECT 1").fetchone() == (1,)
+        assert pg_server.terminate_backends(usename=sdk_env.role) == 1
+        with pytest.raises(psycopg.OperationalError):
+            other.execute("SELECT 1")
+    finally:
+        conn.close()
+        other.close()
+
+
+def test_restart_and_stop_start(sdk_env, pg_server):
+    if pg_server.external:
+        pytest.skip("cannot restart an external server")
+    token = _pg_token(WorkspaceClient())
+    conn = pg_server.connect_as(sdk_env.role, token, autocommit=True)
+    port = pg_server.port
+    try:
+        pg_server.restart()
+        assert pg_server.port == port
+        with pytest.raises(psycopg.OperationalError):
+            conn.execute("SELECT 1")
+        with pg_server.connect_as(
+            sdk_env.role, token
+        ) as c2:  # passwords survive a restart
+            assert c2.execute("SELECT 1").fetchone() == (1,)
+        pg_server.stop_server()
+        with pytest.raises(psycopg.OperationalError):
+            pg_server.connect_as(sdk_env.role, token, connect_timeout=3).close()
+    finally:
+        conn.close()
+        pg_server.start_server()
+    with pg_server.connect_as(sdk_env.role, token) as c3:
+        assert c3.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_env_for_app_matches_apps_runtime(pg_server, sp_client):
+    env = pg_server.env_for_app(sp_client.role)
+    assert set(env) == {
+        "PGHOST",
+        "PGPORT",
+        "PGDATABASE",
+        "PGUSER",
+        "PGSSLMODE",
+        "PGAPPNAME",
+    }
+    assert env["PGUSER"] == sp_client.client_id
+    assert env["PGSSLMODE"] == "require"
+    assert env["PGDATABASE"] == pg_server.dbname
+    if not pg_server.external:
+        assert pg_server.dbname == "databricks_postgres"
