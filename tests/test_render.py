@@ -3,8 +3,11 @@
 import compileall
 import dataclasses
 import re
+import secrets
 import subprocess
 import sys
+import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +159,26 @@ def test_app_modules_import_without_a_database(project: tuple[dict[str, Any], Pa
         timeout=180,
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr
+
+
+def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], Path], pg_server: Any) -> None:
+    combo, root = project
+    role = f"dev_{uuid.uuid4().hex[:12]}"
+    password = secrets.token_urlsafe(24)
+    pg_server.create_service_principal_role(role)
+    pg_server.set_password(role, password, datetime.now(UTC) + timedelta(hours=1))
+    with pg_server.connect_superuser() as admin:  # a database of its own: no schema left by another test
+        admin.execute(f'CREATE DATABASE "{role}"')
+        admin.execute(f'GRANT CONNECT, CREATE ON DATABASE "{role}" TO "{role}"')
+    env = {**pg_server.env_for_app(role), "PGDATABASE": role, "PGPASSWORD": password}
+    env.update(PATH="/usr/bin:/bin", HOME=str(root))
+    result = subprocess.run(
+        [str(app_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b7 passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout

@@ -1,7 +1,7 @@
 """Connection pool on asyncpg.
 
-asyncpg calls ``password`` (a coroutine function) for every NEW connection, so
-each login uses the current Lakebase token. A connection is pinged before use
+The pool opens every NEW connection through ``_login``, with the current
+Lakebase token. A connection is pinged before use
 because asyncpg only notices a server-side close when it next talks.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from .credentials import PasswordSource
+from .credentials import PasswordSource, login_async
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -46,7 +46,7 @@ class Database:
             port=s.port,
             database=s.database,
             user=s.user,
-            password=self._passwords.password_async,
+            connect=self._login,
             ssl=None if s.sslmode == "disable" else s.sslmode,
             min_size=s.pool_min_size,
             max_size=s.pool_max_size,
@@ -54,6 +54,9 @@ class Database:
             timeout=s.connect_timeout,
             server_settings={"search_path": SCHEMA, "application_name": s.application_name},
         )
+
+    async def _login(self, *args: Any, **kwargs: Any) -> asyncpg.Connection:
+        return await login_async(lambda password: asyncpg.connect(*args, **kwargs, password=password), self._passwords)
 
     async def close(self) -> None:
         if self._pool is not None:

@@ -16,7 +16,7 @@ import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
-from .credentials import PasswordSource
+from .credentials import PasswordSource, login
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -37,16 +37,19 @@ class Database:
 
     def _connect(self) -> Connection:
         s = self._settings
-        return psycopg2.connect(
-            host=s.host,
-            port=s.port,
-            dbname=s.database,
-            user=s.user,
-            password=self._passwords.password(),
-            sslmode=s.sslmode,
-            application_name=s.application_name,
-            connect_timeout=max(1, round(s.connect_timeout)),
-            options=f"-c search_path={SCHEMA}",
+        return login(
+            lambda password: psycopg2.connect(
+                host=s.host,
+                port=s.port,
+                dbname=s.database,
+                user=s.user,
+                password=password,
+                sslmode=s.sslmode,
+                application_name=s.application_name,
+                connect_timeout=max(1, round(s.connect_timeout)),
+                options=f"-c search_path={SCHEMA}",
+            ),
+            self._passwords,
         )
 
     def _usable(self, conn: Connection, opened: float) -> bool:

@@ -1,27 +1,37 @@
 """Connection pool on psycopg 3 and psycopg_pool.
 
-The pool calls ``_connect_kwargs`` for every NEW connection, so each login uses
-the current Lakebase token; connections already open are left alone.
+Every NEW connection logs in through ``TokenConnection.connect`` with the
+current Lakebase token; connections already open are left alone.
 """
 
-from typing import Any
+from typing import Any, ClassVar, Self
 
+import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from .credentials import PasswordSource
+from .credentials import PasswordSource, login
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
 
 
+class TokenConnection(psycopg.Connection):
+    passwords: ClassVar[PasswordSource]
+
+    @classmethod
+    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+        parent = super().connect
+        return login(lambda password: parent(conninfo, password=password, **kwargs), cls.passwords)
+
+
 class Database:
     def __init__(self, settings: Settings, passwords: PasswordSource) -> None:
         self._settings = settings
-        self._passwords = passwords
         self._pool = ConnectionPool(
             conninfo="",
-            kwargs=self._connect_kwargs,
+            connection_class=type("LakebaseConnection", (TokenConnection,), {"passwords": passwords}),
+            kwargs=self._connect_kwargs(),
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             max_lifetime=settings.pool_max_lifetime,
@@ -38,7 +48,6 @@ class Database:
             "port": s.port,
             "dbname": s.database,
             "user": s.user,
-            "password": self._passwords.password(),
             "sslmode": s.sslmode,
             "application_name": s.application_name,
             "connect_timeout": max(1, round(s.connect_timeout)),

@@ -1,7 +1,7 @@
 """SQLAlchemy engine (psycopg 3 underneath) with a pooled connection per request.
 
-The ``do_connect`` listener puts the current Lakebase token into every NEW
-connection's login; ``pool_pre_ping`` replaces connections the server closed.
+The ``do_connect`` listener logs every NEW connection in with the current
+Lakebase token; ``pool_pre_ping`` replaces connections the server closed.
 SQL is passed to psycopg as written (``%(name)s`` parameters), like the other drivers.
 """
 
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 
-from .credentials import PasswordSource
+from .credentials import PasswordSource, login
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -38,8 +38,8 @@ class Database:
         )
 
         @event.listens_for(self._engine, "do_connect")
-        def _use_current_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> None:
-            cparams["password"] = passwords.password()
+        def _login_with_current_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+            return login(lambda password: dialect.connect(*cargs, **cparams, password=password), passwords)
 
     def open(self) -> None:
         with self._engine.connect():

@@ -14,11 +14,11 @@ import time
 {%- if cookiecutter.lakebase == "provisioned" %}
 import uuid
 {%- endif %}
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 {%- if cookiecutter.lakebase == "provisioned" %}
 from datetime import datetime
 {%- endif %}
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .settings import Settings
 
@@ -26,12 +26,15 @@ log = logging.getLogger(__name__)
 
 Mint = Callable[[], tuple[str, float]]
 """Returns a new token and the epoch second the service says it expires."""
+Conn = TypeVar("Conn")
 
 
 class PasswordSource(Protocol):
     def password(self) -> str: ...
 
     async def password_async(self) -> str: ...
+
+    def invalidate(self, password: str) -> None: ...
 
 
 class StaticPassword:
@@ -45,6 +48,9 @@ class StaticPassword:
 
     async def password_async(self) -> str:
         return self._password
+
+    def invalidate(self, password: str) -> None:
+        pass  # a fixed password cannot be renewed
 
 
 class RefreshingToken:
@@ -75,6 +81,43 @@ class RefreshingToken:
     async def password_async(self) -> str:
         # The SDK call blocks; run it off the event loop. The lock keeps it single.
         return await asyncio.to_thread(self.password)
+
+    def invalidate(self, password: str) -> None:
+        """Forget a token the server refused (revoked or expired early), unless already replaced."""
+        with self._lock:
+            if self._token == password:
+                self._token = None
+
+
+def login_refused(error: BaseException) -> bool:
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return code in ("28P01", "28000") or "password authentication failed" in str(error)
+
+
+def login(connect: Callable[[str], Conn], passwords: PasswordSource) -> Conn:
+    """Open a connection with the current token; if the server refuses it, mint a new one and try once more."""
+    password = passwords.password()
+    try:
+        return connect(password)
+    except Exception as error:
+        if not login_refused(error):
+            raise
+        passwords.invalidate(password)
+        log.warning("the database refused the cached credential; minting a new one")
+        return connect(passwords.password())
+
+
+async def login_async(connect: Callable[[str], Awaitable[Conn]], passwords: PasswordSource) -> Conn:
+    """The async twin of ``login``."""
+    password = await passwords.password_async()
+    try:
+        return await connect(password)
+    except Exception as error:
+        if not login_refused(error):
+            raise
+        passwords.invalidate(password)
+        log.warning("the database refused the cached credential; minting a new one")
+        return await connect(await passwords.password_async())
 
 
 {% if cookiecutter.lakebase == "autoscaling" -%}

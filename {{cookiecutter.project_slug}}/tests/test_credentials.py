@@ -1,0 +1,93 @@
+"""Credential caching and renewal: pure logic, with a fake mint and a fake clock."""
+
+import threading
+
+import pytest
+
+from database.credentials import RefreshingToken, StaticPassword, login
+from database.settings import SettingsError, load_settings
+
+
+class FakeMint:
+    def __init__(self, lifetime: float, clock: list[float]) -> None:
+        self.lifetime = lifetime
+        self.clock = clock
+        self.calls = 0
+
+    def __call__(self) -> tuple[str, float]:
+        self.calls += 1
+        return f"token-{self.calls}", self.clock[0] + self.lifetime
+
+
+def test_token_is_cached_and_renewed_before_the_stated_expiry() -> None:
+    clock = [1000.0]
+    mint = FakeMint(lifetime=100.0, clock=clock)
+    source = RefreshingToken(mint, clock=lambda: clock[0])
+    assert source.password() == "token-1"
+    clock[0] += 79
+    assert source.password() == "token-1"
+    clock[0] += 2  # past 80% of the lifetime
+    assert source.password() == "token-2"
+    assert mint.calls == 2
+
+
+def test_renewal_margin_is_at_most_five_minutes_for_long_tokens() -> None:
+    clock = [0.0]
+    mint = FakeMint(lifetime=3600.0, clock=clock)
+    source = RefreshingToken(mint, clock=lambda: clock[0])
+    source.password()
+    clock[0] = 3299.0
+    source.password()
+    assert mint.calls == 1
+    clock[0] = 3301.0
+    source.password()
+    assert mint.calls == 2
+
+
+def test_concurrent_callers_share_one_mint() -> None:
+    clock = [0.0]
+    mint = FakeMint(lifetime=600.0, clock=clock)
+    source = RefreshingToken(mint, clock=lambda: clock[0])
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(source.password())) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["token-1"] * 16 and mint.calls == 1
+
+
+def test_a_refused_token_is_replaced_once() -> None:
+    clock = [0.0]
+    mint = FakeMint(lifetime=600.0, clock=clock)
+    source = RefreshingToken(mint, clock=lambda: clock[0])
+    tried: list[str] = []
+
+    def connect(password: str) -> str:
+        tried.append(password)
+        if password == "token-1":
+            raise RuntimeError('FATAL:  password authentication failed for user "sp"')
+        return "connection"
+
+    assert login(connect, source) == "connection"
+    assert tried == ["token-1", "token-2"]
+
+
+def test_other_connect_errors_are_not_retried() -> None:
+    def connect(password: str) -> str:
+        raise ConnectionRefusedError("connection refused")
+
+    with pytest.raises(ConnectionRefusedError):
+        login(connect, StaticPassword("local"))
+
+
+def test_settings_say_what_is_missing() -> None:
+    with pytest.raises(SettingsError, match="PGHOST"):
+        load_settings({"PGDATABASE": "db", "PGUSER": "me"})
+    with pytest.raises(SettingsError, match="LAKEBASE_ENDPOINT"):
+        load_settings({"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me"})
+    local = {"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me", "PGPASSWORD": "x"}
+    with pytest.raises(SettingsError, match="DB_POOL_MAX_SIZE"):
+        load_settings({**local, "DB_POOL_MAX_SIZE": "many"})
+    settings = load_settings(local)
+    assert settings.pool_max_size == {{ cookiecutter.pool_max_size }} and settings.sslmode == "require"
