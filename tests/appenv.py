@@ -3,10 +3,14 @@
 import fcntl
 import hashlib
 import os
+import secrets
 import subprocess
 import sys
+import uuid
 import venv
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE / "app-requirements.txt"
@@ -32,3 +36,20 @@ def app_python() -> Path:
             )
             (env_dir / ".complete").write_text("ok\n")
     return python
+
+
+def password_role_env(pg_server: Any, home: Path) -> tuple[str, dict[str, str]]:
+    """A new login role with a password and a database of its own (CONNECT, CREATE), as for local development.
+
+    Returns the role and the environment a rendered app needs to reach it with PGPASSWORD.
+    """
+    role = f"dev_{uuid.uuid4().hex[:12]}"
+    password = secrets.token_urlsafe(24)
+    pg_server.create_service_principal_role(role)
+    pg_server.set_password(role, password, datetime.now(UTC) + timedelta(hours=1))
+    with pg_server.connect_superuser() as admin:  # its own database: no schema left by another test
+        admin.execute(f'CREATE DATABASE "{role}"')
+        admin.execute(f'GRANT CONNECT, CREATE ON DATABASE "{role}" TO "{role}"')
+    env = {**pg_server.env_for_app(role), "PGDATABASE": role, "PGPASSWORD": password}
+    env.update(PATH="/usr/bin:/bin", HOME=str(home))
+    return role, env

@@ -3,11 +3,8 @@
 import compileall
 import dataclasses
 import re
-import secrets
 import subprocess
 import sys
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +15,7 @@ from databricks.sdk.service import postgres as sdk_postgres
 from yamllint import config as yamllint_config
 from yamllint import linter
 
-from tests.appenv import app_python
+from tests.appenv import app_python, password_role_env
 from tests.template import (
     ALL_DRIVER_PACKAGES,
     AXES,
@@ -163,15 +160,7 @@ def test_app_modules_import_without_a_database(project: tuple[dict[str, Any], Pa
 
 def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], Path], pg_server: Any) -> None:
     combo, root = project
-    role = f"dev_{uuid.uuid4().hex[:12]}"
-    password = secrets.token_urlsafe(24)
-    pg_server.create_service_principal_role(role)
-    pg_server.set_password(role, password, datetime.now(UTC) + timedelta(hours=1))
-    with pg_server.connect_superuser() as admin:  # a database of its own: no schema left by another test
-        admin.execute(f'CREATE DATABASE "{role}"')
-        admin.execute(f'GRANT CONNECT, CREATE ON DATABASE "{role}" TO "{role}"')
-    env = {**pg_server.env_for_app(role), "PGDATABASE": role, "PGPASSWORD": password}
-    env.update(PATH="/usr/bin:/bin", HOME=str(root))
+    _, env = password_role_env(pg_server, root)
     result = subprocess.run(
         [str(app_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
         cwd=root,
