@@ -5,7 +5,7 @@ from typing import Any
 import flask
 from dash import Dash, Input, Output, State, ctx, dcc, html
 
-from database import database, items
+from database import database, healthy, items
 from database.settings import LOCAL_USER
 
 app = Dash(__name__, title={{ cookiecutter.project_name | tojson }})
@@ -14,11 +14,8 @@ server = app.server
 
 @server.get("/healthz")
 def healthz() -> tuple[Any, int]:
-    try:
-        healthy = database().ping()
-    except Exception:  # not even the pool could be opened
-        healthy = False
-    return flask.jsonify(database="ok" if healthy else "unavailable"), 200 if healthy else 503
+    ok = healthy()
+    return flask.jsonify(database="ok" if ok else "unavailable"), 200 if ok else 503
 
 
 app.layout = html.Main(

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from database import database, items
+from database import database, healthy, items
 from database.settings import LOCAL_USER
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }})
@@ -40,12 +40,9 @@ def page() -> FileResponse:
 
 @app.get("/healthz")
 {{ async_ }}def healthz(response: Response) -> dict[str, str]:
-    try:
-        healthy = {% if is_async %}await (await database()).ping(){% else %}database().ping(){% endif %}
-    except Exception:  # not even the pool could be opened
-        healthy = False
-    response.status_code = 200 if healthy else 503
-    return {"database": "ok" if healthy else "unavailable"}
+    ok = {{ await_ }}healthy()
+    response.status_code = 200 if ok else 503
+    return {"database": "ok" if ok else "unavailable"}
 
 
 @app.get("/api/items")

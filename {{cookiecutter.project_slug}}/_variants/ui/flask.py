@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from database import database, items
+from database import database, healthy, items
 from database.settings import LOCAL_USER
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
@@ -33,11 +33,8 @@ def page() -> Any:
 
 @app.get("/healthz")
 def healthz() -> tuple[Any, int]:
-    try:
-        healthy = database().ping()
-    except Exception:  # not even the pool could be opened
-        healthy = False
-    return jsonify(database="ok" if healthy else "unavailable"), 200 if healthy else 503
+    ok = healthy()
+    return jsonify(database="ok" if ok else "unavailable"), 200 if ok else 503
 
 
 @app.get("/api/items")

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI, Response
 
-from database import database, items
+from database import database, healthy, items
 from database.settings import LOCAL_USER
 
 COLUMNS = ["id", "title", "done", "updated_at"]
@@ -74,12 +74,9 @@ app = FastAPI()
 
 @app.get("/healthz")
 {{ async_ }}def healthz(response: Response) -> dict[str, str]:
-    try:
-        healthy = {% if is_async %}await (await database()).ping(){% else %}database().ping(){% endif %}
-    except Exception:  # not even the pool could be opened
-        healthy = False
-    response.status_code = 200 if healthy else 503
-    return {"database": "ok" if healthy else "unavailable"}
+    ok = {{ await_ }}healthy()
+    response.status_code = 200 if ok else 503
+    return {"database": "ok" if ok else "unavailable"}
 
 
 app = gr.mount_gradio_app(app, demo, path="/")

@@ -19,7 +19,7 @@ from .credentials import password_source
 from .schema import bootstrap
 from .settings import load_settings
 
-__all__ = ["Database", "database", "open_database"]
+__all__ = ["Database", "database", "healthy", "open_database"]
 
 _database: Database | None = None
 _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
@@ -44,3 +44,11 @@ _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
             if _database is None:
                 _database = {{ await_ }}open_database()
     return _database
+
+
+{{ async_ }}def healthy() -> bool:
+    """True when the database answers a query now (for /healthz)."""
+    try:
+        return {% if is_async %}await (await database()).ping(){% else %}database().ping(){% endif %}
+    except Exception:  # not even the pool could be opened
+        return False
