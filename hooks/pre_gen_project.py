@@ -24,6 +24,7 @@ ANSWERS = json.loads(
         "database_name": cookiecutter.database_name,
         "schema_name": cookiecutter.schema_name,
         "pool_max_size": cookiecutter.pool_max_size,
+        "max_instances": cookiecutter.max_instances,
     } | tojson }}'''
 )
 REFUSALS = json.loads(r'''{{ cookiecutter._refusals | tojson }}''')
@@ -51,7 +52,12 @@ RULES = {
     "database_name": (r"[a-z_][a-z0-9_]{0,62}", "an unquoted PostgreSQL identifier: lowercase letter or '_', then lowercase letters, digits or '_', at most 63", "databricks_postgres"),
     "schema_name": (r"[a-z_][a-z0-9_]{0,62}", "an unquoted PostgreSQL identifier: lowercase letter or '_', then lowercase letters, digits or '_', at most 63; not 'public', not 'pg_*', not an SQL keyword", "app_data"),
     "pool_max_size": (r"[1-9][0-9]?", "a whole number from 1 to 99", "5"),
+    "max_instances": (r"[1-9]|10", "a whole number from 1 to 10", "2"),
 }
+# Connections the smallest Lakebase compute (0.5 CU) accepts, less a few for people and tools.
+CONNECTION_BUDGET = 90
+# Server processes per app instance: gunicorn runs WEB_CONCURRENCY=2 workers, the others one.
+PROCESSES = {"flask": 2, "dash": 2}
 CHOICES = {
     "framework": ["streamlit", "dash", "gradio", "flask", "fastapi"],
     "driver": ["psycopg3", "psycopg2", "asyncpg", "sqlalchemy"],
@@ -76,6 +82,15 @@ def problems(answers: dict) -> list[str]:
             found.append(f"{field}={answers[field]!r} is invalid: choose one of {', '.join(valid)}.")
     if not isinstance(answers["create_database"], bool):
         found.append(f"create_database={answers['create_database']!r} is invalid: answer yes or no.")
+    if not found:
+        processes = PROCESSES.get(answers["framework"], 1)
+        total = int(answers["max_instances"]) * processes * int(answers["pool_max_size"])
+        if total > CONNECTION_BUDGET:
+            found.append(
+                f"max_instances={answers['max_instances']} x {processes} process(es) x pool_max_size="
+                f"{answers['pool_max_size']} = {total} connections is over the {CONNECTION_BUDGET} a 0.5 CU "
+                "Lakebase compute leaves the app: lower pool_max_size or max_instances (for example pool_max_size=5)."
+            )
     return found
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from databricks.bundles.apps import App
 
 from tests.template import render, render_cli
 
@@ -37,7 +38,20 @@ BAD_ANSWERS = [
     ("pool_max_size", "0", "zero"),
     ("pool_max_size", "ten", "not a number"),
     ("framework", "django", "not a choice"),
+    ("max_instances", "11", "too many"),
 ]
+
+
+def test_connection_budget_is_enforced(tmp_path: Path) -> None:
+    result = render_cli(tmp_path / "out", "framework=flask", "max_instances=10", "pool_max_size=5")
+    assert result.returncode != 0
+    assert "= 100 connections is over the 90" in result.stderr, result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert render_cli(tmp_path / "ok", "framework=flask", "max_instances=9", "pool_max_size=5").returncode == 0
+    (project,) = (tmp_path / "ok").iterdir()
+    (app,) = yaml.safe_load((project / "databricks.yml").read_text())["resources"]["apps"].values()
+    parsed = App.from_dict(app)
+    assert (parsed.compute_min_instances, parsed.compute_max_instances) == (1, 9)
 
 
 @pytest.mark.parametrize(("field", "value", "why"), BAD_ANSWERS, ids=[f"{f}-{w}" for f, _, w in BAD_ANSWERS])

@@ -94,6 +94,7 @@ def test_bundle_resources_load_through_the_bundle_models(project: tuple[dict[str
     (app_key, app_dict), *others = bundle["resources"]["apps"].items()
     assert not others
     app = App.from_dict(app_dict)  # raises on unknown fields and bad enum values
+    assert app.compute_max_instances is None  # one instance unless asked for more
     assert app.source_code_path == "./app" and (root / "app").is_dir()
     (resource,) = app.resources
     if combo["lakebase"] == "autoscaling":
