@@ -48,7 +48,9 @@ def main() -> None:
     rendered = [r for r in results if r[0] == "rendered"]
     print(f"combinations: {len(combos)}  rendered: {len(rendered)}  refused: {len(combos) - len(rendered)}")
     print(f"workers: {workers}  wall time render+lint: {wall:.1f} s  (target < 60 s)")
-    print(f"mean render: {sum(r[1] for r in results) / len(results):.2f} s  mean lint: {sum(r[2] for r in rendered) / len(rendered):.2f} s")
+    print(
+        f"mean render: {sum(r[1] for r in results) / len(results):.2f} s  mean lint: {sum(r[2] for r in rendered) / len(rendered):.2f} s"
+    )
     print("target held" if wall < 60 else "target MISSED")
 
 

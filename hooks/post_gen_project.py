@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-ANSWERS = json.loads(r'''{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver} | tojson }}''')
+ANSWERS = json.loads(r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver} | tojson }}""")
 
 # destination in the rendered project -> (the answer that decides, the variant it picks)
 VARIANTS = {

@@ -1,8 +1,8 @@
 """Validate the answers before anything is written.
 
-Every answer arrives as JSON data (``tojson`` inside a raw string; tojson writes
-a single quote as \\u0027, so no answer can close the string), never as Python
-source: an answer such as ``'''); import os; os.system("...")`` stays inert.
+Every answer arrives as JSON data (``tojson`` inside a raw string; JSON writes each
+double quote in a value as \\", so no answer can end the string), never as Python
+source: an answer that tries to close the string and add code stays inert text.
 A refusal exits non-zero; cookiecutter then removes the output directory.
 """
 
@@ -11,7 +11,7 @@ import re
 import sys
 
 ANSWERS = json.loads(
-    r'''{{ {
+    r"""{{ {
         "project_name": cookiecutter.project_name,
         "project_slug": cookiecutter.project_slug,
         "app_name": cookiecutter.app_name,
@@ -25,9 +25,9 @@ ANSWERS = json.loads(
         "schema_name": cookiecutter.schema_name,
         "pool_max_size": cookiecutter.pool_max_size,
         "max_instances": cookiecutter.max_instances,
-    } | tojson }}'''
+    } | tojson }}"""
 )
-REFUSALS = json.loads(r'''{{ cookiecutter._refusals | tojson }}''')
+REFUSALS = json.loads(r"""{{ cookiecutter._refusals | tojson }}""")
 
 # PostgreSQL words that cannot stand as an unquoted identifier (reserved keywords).
 SQL_RESERVED = frozenset(
@@ -44,13 +44,41 @@ SQL_RESERVED = frozenset(
 
 # field -> (regex the value must match in full, the rule in words, a valid example)
 RULES = {
-    "project_name": (r"[A-Za-z][A-Za-z0-9 _-]{0,59}", "a letter, then up to 59 letters, digits, spaces, '-' or '_'", "Team Feedback"),
-    "project_slug": (r"[a-z][a-z0-9_]{0,39}", "lowercase letter, then up to 39 lowercase letters, digits or '_'", "team_feedback"),
-    "app_name": (r"[a-z][a-z0-9-]{0,24}[a-z0-9]", "2-26 characters: lowercase letter first, then lowercase letters, digits or '-', not ending in '-'", "team-feedback"),
-    "description": (r"[^\x00-\x1f\"\\`$<>{}]{1,200}", "1-200 characters with no control characters, quotes, backslashes, backticks, '$', '<', '>' or braces", "Collects team feedback"),
-    "lakebase_name": (r"[a-z][a-z0-9-]{0,61}[a-z0-9]", "2-63 characters: lowercase letter first, then lowercase letters, digits or '-', not ending in '-'", "team-feedback-db"),
-    "database_name": (r"[a-z_][a-z0-9_]{0,62}", "an unquoted PostgreSQL identifier: lowercase letter or '_', then lowercase letters, digits or '_', at most 63", "databricks_postgres"),
-    "schema_name": (r"[a-z_][a-z0-9_]{0,62}", "an unquoted PostgreSQL identifier: lowercase letter or '_', then lowercase letters, digits or '_', at most 63; not 'public', not 'pg_*', not an SQL keyword", "app_data"),
+    "project_name": (
+        r"[A-Za-z][A-Za-z0-9 _-]{0,59}",
+        "a letter, then up to 59 letters, digits, spaces, '-' or '_'",
+        "Team Feedback",
+    ),
+    "project_slug": (
+        r"[a-z][a-z0-9_]{0,39}",
+        "lowercase letter, then up to 39 lowercase letters, digits or '_'",
+        "team_feedback",
+    ),
+    "app_name": (
+        r"[a-z][a-z0-9-]{0,24}[a-z0-9]",
+        "2-26 characters: lowercase letter first, then lowercase letters, digits or '-', not ending in '-'",
+        "team-feedback",
+    ),
+    "description": (
+        r"[^\x00-\x1f\"\\`$<>{}]{1,200}",
+        "1-200 characters with no control characters, quotes, backslashes, backticks, '$', '<', '>' or braces",
+        "Collects team feedback",
+    ),
+    "lakebase_name": (
+        r"[a-z][a-z0-9-]{0,61}[a-z0-9]",
+        "2-63 characters: lowercase letter first, then lowercase letters, digits or '-', not ending in '-'",
+        "team-feedback-db",
+    ),
+    "database_name": (
+        r"[a-z_][a-z0-9_]{0,62}",
+        "an unquoted PostgreSQL identifier: lowercase letter or '_', then lowercase letters, digits or '_', at most 63",
+        "databricks_postgres",
+    ),
+    "schema_name": (
+        r"[a-z_][a-z0-9_]{0,62}",
+        "an unquoted PostgreSQL identifier: lowercase letter or '_', then lowercase letters, digits or '_', at most 63; not 'public', not 'pg_*', not an SQL keyword",
+        "app_data",
+    ),
     "pool_max_size": (r"[1-9][0-9]?", "a whole number from 1 to 99", "5"),
     "max_instances": (r"[1-9]|10", "a whole number from 1 to 10", "2"),
 }

@@ -31,7 +31,16 @@ def app_python() -> Path:
         if not (env_dir / ".complete").exists():
             venv.EnvBuilder(with_pip=True, clear=True).create(env_dir)
             subprocess.run(
-                [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", str(REQUIREMENTS)],
+                [
+                    str(python),
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                    str(REQUIREMENTS),
+                ],
                 check=True,
             )
             (env_dir / ".complete").write_text("ok\n")

@@ -19,7 +19,14 @@ for line in (project / "app" / "requirements.txt").read_text().splitlines():
         assert requirement.specifier.contains(installed, prereleases=True), f"{line}: installed {installed}"
 
 sys.path.insert(0, str(project / "app"))
-for module in ("database", "database.settings", "database.credentials", "database.connection", "database.schema", "database.items"):
+for module in (
+    "database",
+    "database.settings",
+    "database.credentials",
+    "database.connection",
+    "database.schema",
+    "database.items",
+):
     importlib.import_module(module)
 if framework != "streamlit":  # a Streamlit script runs its page when imported; it is compiled instead
     main = importlib.import_module("main")

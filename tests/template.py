@@ -42,7 +42,9 @@ def valid_combinations() -> list[dict[str, Any]]:
 
 
 def combo_id(combo: dict[str, Any]) -> str:
-    return "-".join(str(v).lower() if not isinstance(v, bool) else ("create" if v else "existing") for v in combo.values())
+    return "-".join(
+        str(v).lower() if not isinstance(v, bool) else ("create" if v else "existing") for v in combo.values()
+    )
 
 
 def render(output_dir: Path, **answers: Any) -> Path:

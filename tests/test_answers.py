@@ -76,6 +76,7 @@ def test_refused_combination_names_the_valid_choices(tmp_path: Path) -> None:
 
 
 INJECTION = "x'''); __import__('pathlib').Path('PWNED').touch() #"
+INJECTION_DOUBLE_QUOTES = 'x"""); __import__("pathlib").Path("PWNED").touch() #'
 
 
 def test_python_injection_in_an_answer_is_inert(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -87,10 +88,20 @@ def test_python_injection_in_an_answer_is_inert(tmp_path: Path, monkeypatch: pyt
     assert app["description"] == INJECTION  # kept verbatim, as data
 
 
-def test_injection_attempt_in_a_validated_field_is_refused_and_inert(tmp_path: Path) -> None:
-    result = render_cli(tmp_path / "out", f"schema_name={INJECTION}")
-    assert result.returncode != 0 and "schema_name=" in result.stderr
-    assert not list(tmp_path.rglob("PWNED"))
+REFUSED_INJECTIONS = [
+    ("schema_name", INJECTION),
+    ("project_name", INJECTION),
+    ("schema_name", INJECTION_DOUBLE_QUOTES),
+    ("project_name", INJECTION_DOUBLE_QUOTES),
+    ("description", INJECTION_DOUBLE_QUOTES),
+]
+
+
+@pytest.mark.parametrize(("field", "attempt"), REFUSED_INJECTIONS)
+def test_injection_attempt_in_a_validated_field_is_refused_and_inert(tmp_path: Path, field: str, attempt: str) -> None:
+    result = render_cli(tmp_path / "out", f"{field}={attempt}")
+    assert result.returncode != 0 and f"{field}=" in result.stderr, result.stderr
+    assert not list(tmp_path.rglob("PWNED")), "the answer ran as code"
 
 
 def test_booleans_are_booleans_and_defaults_render(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from tests.template import (
 
 VALID = valid_combinations()
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+GITHUB_EXPRESSION = re.compile(r"\$\{\{ [a-z_.A-Z]+ \}\}")  # ${{ secrets.X }} in the Actions workflow
 VAR_USE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
 REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9_.-]+)")
 
@@ -48,7 +49,9 @@ def test_matrix_is_the_product_of_the_choices_minus_the_declared_refusals(tmp_pa
     rendered, refused_here = [], []
     for combo in all_combinations():
         out = tmp_path / combo_id(combo)
-        result = render_cli(out, *(f"{k}={'yes' if v is True else 'no' if v is False else v}" for k, v in combo.items()))
+        result = render_cli(
+            out, *(f"{k}={'yes' if v is True else 'no' if v is False else v}" for k, v in combo.items())
+        )
         if result.returncode == 0:
             rendered.append(combo)
         else:
@@ -65,7 +68,7 @@ def test_rendered_files_are_fully_rendered_and_lint_clean(project: tuple[dict[st
     combo, root = project
     for path in root.rglob("*"):
         if path.is_file():
-            text = path.read_text()
+            text = GITHUB_EXPRESSION.sub("", path.read_text())
             assert not JINJA_LEFTOVER.search(text), f"unrendered Jinja in {path.relative_to(root)}"
     assert not (root / "_variants").exists()
     assert (root / "app" / "static").exists() == (combo["framework"] in ("flask", "fastapi"))
@@ -76,7 +79,7 @@ def test_rendered_files_are_fully_rendered_and_lint_clean(project: tuple[dict[st
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     assert compileall.compile_dir(str(root), quiet=1, force=True)
     lint_config = yamllint_config.YamlLintConfig(file=str(root / ".yamllint.yaml"))
-    for name in ("databricks.yml", "app/app.yaml", ".yamllint.yaml"):
+    for name in ("databricks.yml", "app/app.yaml", ".yamllint.yaml", ".github/workflows/ci.yml"):
         problems = list(linter.run((root / name).read_text(), lint_config))
         assert not problems, f"{name}: {[str(p) for p in problems]}"
 
@@ -127,7 +130,9 @@ def test_app_yaml_runs_the_framework_and_reads_the_declared_resource(project: tu
     command = app_yaml["command"]
     assert isinstance(command, list) and any("$DATABRICKS_APP_PORT" in part for part in command)
     assert any("0.0.0.0" in part for part in command)
-    expected_runner = {"streamlit": "streamlit", "dash": "gunicorn", "flask": "gunicorn"}.get(combo["framework"], "uvicorn")
+    expected_runner = {"streamlit": "streamlit", "dash": "gunicorn", "flask": "gunicorn"}.get(
+        combo["framework"], "uvicorn"
+    )
     assert command[0] == expected_runner
     value_from = [e["valueFrom"] for e in app_yaml["env"] if "valueFrom" in e]
     assert value_from and set(value_from) <= declared

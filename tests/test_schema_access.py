@@ -26,7 +26,9 @@ def test_foreign_schema_fails_with_the_grant_that_fixes_it(tmp_path: Path, pg_se
 
     def start_app() -> subprocess.CompletedProcess[str]:
         code = OPEN[driver == "asyncpg"]
-        return subprocess.run([str(app_python()), "-c", code], cwd=root / "app", env=env, capture_output=True, text=True)
+        return subprocess.run(
+            [str(app_python()), "-c", code], cwd=root / "app", env=env, capture_output=True, text=True
+        )
 
     refused = start_app()
     assert refused.returncode != 0

@@ -1,0 +1,99 @@
+"""Day two: a project can be re-rendered from its recorded answers, updated from a newer template, and has CI."""
+
+import filecmp
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.template import ROOT, render
+
+GIT = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "-c", "init.defaultBranch=main"]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def same_tree(a: Path, b: Path) -> bool:
+    compare = filecmp.dircmp(a, b)
+    if compare.left_only or compare.right_only or compare.diff_files or compare.funny_files:
+        return False
+    return all(same_tree(a / sub, b / sub) for sub in compare.common_dirs)
+
+
+def test_recorded_answers_replay_to_the_same_project(tmp_path: Path) -> None:
+    first = render(
+        tmp_path / "first", project_name="Team Board", framework="dash", driver="psycopg2", max_instances="2"
+    )
+    second_root = tmp_path / "second"
+    second_root.mkdir()
+    replay = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--replay-file", str(first / ".cookiecutter.json"), str(ROOT)]
+        + ["-o", str(second_root)],
+        capture_output=True,
+        text=True,
+    )
+    assert replay.returncode == 0, replay.stderr
+    assert same_tree(first, second_root / first.name)
+
+
+def test_cruft_update_brings_template_changes_and_keeps_local_ones(tmp_path: Path) -> None:
+    oldest = git(ROOT, "rev-list", "--max-parents=0", "HEAD")  # the template's first commit
+    current = git(ROOT, "rev-parse", "HEAD")
+    cruft = [sys.executable, "-m", "cruft"]
+    subprocess.run(
+        [
+            *cruft,
+            "create",
+            str(ROOT),
+            "--checkout",
+            oldest,
+            "--no-input",
+            "--extra-context",
+            '{"project_name": "Team Board"}',
+        ],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    project = tmp_path / "team_board"
+    assert not (project / ".github").exists()  # the first template had no CI workflow
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "rendered from the first template")
+    items = project / "app" / "database" / "items.py"
+    items.write_text(items.read_text() + "\n# A team's own addition, which an update must keep.\n")
+    git(project, "commit", "-qam", "local change")
+
+    update = subprocess.run(
+        [*cruft, "update", "--skip-apply-ask", "--checkout", current], cwd=project, capture_output=True, text=True
+    )
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert "A team's own addition" in items.read_text()
+    assert (project / ".github" / "workflows" / "ci.yml").exists()
+    assert (project / ".yamllint.yaml").exists()
+    assert '"commit": "' + current in (project / ".cruft.json").read_text()
+    assert "def healthy()" in (project / "app" / "database" / "__init__.py").read_text()
+
+
+def test_rendered_ci_workflow_lints_tests_and_deploys_dev_from_main(tmp_path: Path) -> None:
+    root = render(tmp_path)
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "ci.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert triggers["push"]["branches"] == ["main"] and "pull_request" in triggers
+    test_steps = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
+    assert "ruff check . && ruff format --check ." in test_steps and "pytest" in test_steps
+    assert any("requirements-dev.txt" in run for run in test_steps)
+    assert workflow["jobs"]["test"]["env"]["PGPASSWORD"] and "postgres" in workflow["jobs"]["test"]["services"]
+    deploy = workflow["jobs"]["deploy-dev"]
+    assert deploy["needs"] == "test" and "refs/heads/main" in deploy["if"]
+    runs = [step.get("run", "") for step in deploy["steps"]]
+    assert runs[-3:] == [
+        "databricks bundle validate -t dev",
+        "databricks bundle deploy -t dev",
+        "databricks bundle run lakebase_app -t dev",
+    ]
+    for name in ("DATABRICKS_HOST", "DATABRICKS_CLIENT_ID", "DATABRICKS_CLIENT_SECRET"):
+        assert deploy["env"][name] == "${{ secrets." + name + " }}"
