@@ -1,0 +1,75 @@
+"""Start a rendered project the way `./run-local.sh` does (local/run.py, embedded PostgreSQL), for tests."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.appenv import app_python
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalApp:
+    url: str
+    startup_seconds: float
+    log: Path
+    postgres_home: Path
+
+
+@contextmanager
+def running_local_app(root: Path, workdir: Path, timeout: float = 90) -> Iterator[LocalApp]:
+    """Run local/run.py; yield once the first page answers 200; stop it and check PostgreSQL stopped too."""
+    port = free_port()
+    python = app_python()
+    # As root, run.py keeps PostgreSQL in $TMPDIR for 'nobody': a directory 'nobody' can reach.
+    pg_tmp = Path(tempfile.mkdtemp(prefix="lakebase-local-"))
+    pg_tmp.chmod(0o755)
+    env = {"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(workdir), "TMPDIR": str(pg_tmp)}
+    log_path = workdir / f"run-{port}.log"
+    started = time.monotonic()
+    with log_path.open("w") as log:
+        run = subprocess.Popen(
+            [str(python), "local/run.py", "--port", str(port)],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            while True:
+                assert run.poll() is None, log_path.read_text()
+                try:
+                    with urllib.request.urlopen(url + "/", timeout=5) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                assert time.monotonic() - started < timeout, log_path.read_text()
+                time.sleep(0.2)
+            yield LocalApp(url, time.monotonic() - started, log_path, pg_tmp)
+        finally:
+            run.send_signal(signal.SIGTERM)
+            try:
+                run.wait(timeout=30)
+            finally:
+                if run.poll() is None:
+                    os.killpg(run.pid, signal.SIGKILL)
+    left_running = list(pg_tmp.rglob("postmaster.pid"))
+    shutil.rmtree(pg_tmp, ignore_errors=True)
+    assert not left_running, "the embedded PostgreSQL was left running"
