@@ -1,0 +1,118 @@
+"""Every framework's rendered UI in a real headless Chromium: create an item through the page, see it listed.
+
+The setup installs Debian's chromium and chromium-driver when they are missing. The browser only
+talks to the app on 127.0.0.1. Screenshots are kept in artifacts/screenshots/.
+"""
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from tests.localapp import running_local_app
+from tests.template import ROOT, render
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+SCREENSHOTS = ROOT / "artifacts" / "screenshots"
+
+
+def ensure_chromium() -> None:
+    if CHROMIUM.exists() and CHROMEDRIVER.exists():
+        return
+    assert shutil.which("apt-get") and os.geteuid() == 0, "needs Debian's chromium and chromium-driver (apt-get)"
+    lock = Path("/tmp/lakebase-app-apt.lock")
+    with lock.open("w") as handle:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX)  # parallel workers install once
+        if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
+            subprocess.run(
+                ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+                check=True,
+                env=env,
+                capture_output=True,
+            )
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    ensure_chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def by_label_text(driver: WebDriver, css: str, text: str) -> Callable[[WebDriver], bool]:
+    return lambda _: any(text in element.text for element in driver.find_elements(By.CSS_SELECTOR, css))
+
+
+def add_item(driver: WebDriver, framework: str, title: str) -> None:
+    wait = WebDriverWait(driver, 30)
+    if framework in ("flask", "fastapi"):
+        box = wait.until(lambda d: d.find_element(By.ID, "title"))
+        box.send_keys(title)
+        driver.find_element(By.CSS_SELECTOR, "#new-item button[type=submit]").click()
+        wait.until(by_label_text(driver, "#items li span", title))
+    elif framework == "dash":
+        box = wait.until(lambda d: d.find_element(By.ID, "new-title"))
+        box.send_keys(title)
+        driver.find_element(By.ID, "add").click()
+        wait.until(by_label_text(driver, "#items-table", title))
+    elif framework == "gradio":
+        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea, input[type=text]"))
+        box.send_keys(title)
+        driver.find_element(By.XPATH, "//button[normalize-space()='Add']").click()
+        wait.until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+    else:  # streamlit
+        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='New item']"))
+        box.send_keys(title, Keys.TAB)
+        time.sleep(0.3)  # let Streamlit take the value before the form is submitted
+        driver.find_element(By.XPATH, "//button[.//*[normalize-space()='Add']]").click()
+        wait.until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+
+
+@pytest.mark.parametrize("framework", ["flask", "fastapi", "dash", "gradio", "streamlit"])
+def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser: WebDriver, framework: str) -> None:
+    driver = "asyncpg" if framework in ("fastapi", "gradio") else "psycopg3"
+    root = render(tmp_path, framework=framework, driver=driver, project_name=f"Browser {framework}")
+    title = f"bought milk via {framework}"
+    with running_local_app(root, tmp_path) as app:
+        started = time.monotonic()
+        browser.get(app.url + "/")
+        add_item(browser, framework, title)
+        browser.refresh()  # listed from the database, not just echoed by the page
+        WebDriverWait(browser, 30).until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / f"{framework}.png"))
+        print(f"{framework}: browser create+list {time.monotonic() - started:.1f} s")
