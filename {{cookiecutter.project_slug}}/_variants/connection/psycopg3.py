@@ -4,7 +4,7 @@ Every NEW connection logs in through ``TokenConnection.connect`` with the
 current Lakebase token; connections already open are left alone.
 """
 
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import psycopg
 from psycopg.rows import dict_row
@@ -17,12 +17,12 @@ Params = dict[str, Any]
 
 
 class TokenConnection(psycopg.Connection):
-    passwords: ClassVar[PasswordSource]
+    """Logs in with the current token of the ``password_source`` the pool passes along."""
 
     @classmethod
-    def connect(cls, conninfo: str = "", **kwargs: Any) -> Self:
+    def connect(cls, conninfo: str = "", *, password_source: PasswordSource, **kwargs: Any) -> Self:  # type: ignore[override]
         parent = super().connect
-        return login(lambda password: parent(conninfo, password=password, **kwargs), cls.passwords)
+        return login(lambda password: parent(conninfo, password=password, **kwargs), password_source)
 
 
 class Database:
@@ -30,8 +30,8 @@ class Database:
         self._settings = settings
         self._pool = ConnectionPool(
             conninfo="",
-            connection_class=type("LakebaseConnection", (TokenConnection,), {"passwords": passwords}),
-            kwargs=self._connect_kwargs(),
+            connection_class=TokenConnection,
+            kwargs={**self._connect_kwargs(), "password_source": passwords},
             min_size=settings.pool_min_size,
             max_size=settings.pool_max_size,
             max_lifetime=settings.pool_max_lifetime,
