@@ -56,9 +56,6 @@ def password_role_env(pg_server: Any, home: Path) -> tuple[str, dict[str, str]]:
     password = secrets.token_urlsafe(24)
     pg_server.create_service_principal_role(role)
     pg_server.set_password(role, password, datetime.now(UTC) + timedelta(hours=1))
-    with pg_server.connect_superuser() as admin:  # its own database: no schema left by another test
-        admin.execute(f'CREATE DATABASE "{role}"')
-        admin.execute(f'GRANT CONNECT, CREATE ON DATABASE "{role}" TO "{role}"')
-    env = {**pg_server.env_for_app(role), "PGDATABASE": role, "PGPASSWORD": password}
+    env = {**pg_server.env_for_app(role), "PGDATABASE": pg_server.create_database_for(role), "PGPASSWORD": password}
     env.update(PATH="/usr/bin:/bin", HOME=str(home))
     return role, env

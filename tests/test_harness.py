@@ -28,9 +28,7 @@ def _pg_token(w: WorkspaceClient) -> str:
 
 
 def _login_fails(pg, role: str, token: str) -> None:
-    with pytest.raises(
-        psycopg.OperationalError, match="password authentication failed"
-    ):
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
         pg.connect_as(role, token).close()
 
 
@@ -38,9 +36,7 @@ def test_server_is_set_up_like_lakebase(pg_server):
     with pg_server.connect_superuser() as conn:
         assert conn.execute("SHOW password_encryption").fetchone()[0] == "scram-sha-256"
         assert conn.execute("SHOW max_connections").fetchone()[0] == "200"
-        assert (
-            conn.execute("SELECT current_database()").fetchone()[0] == pg_server.dbname
-        )
+        assert conn.execute("SELECT current_database()").fetchone()[0] == pg_server.dbname
         if not pg_server.external:
             assert conn.execute("SHOW ssl").fetchone()[0] == "on"
             key = conn.execute("SHOW ssl_key_file").fetchone()[0]
@@ -48,33 +44,23 @@ def test_server_is_set_up_like_lakebase(pg_server):
     assert pg_server.tls, "TLS must work: Apps inject PGSSLMODE=require"
     # The superuser is trusted on the unix socket only: over TCP its (missing) password is checked.
     with pytest.raises(psycopg.OperationalError):
-        psycopg.connect(
-            pg_server.dsn_for("postgres", "wrong", connect_timeout=5)
-        ).close()
+        psycopg.connect(pg_server.dsn_for("postgres", "wrong", connect_timeout=5)).close()
 
 
-def test_sdk_from_env_mints_both_credentials_and_logs_in_over_tls(
-    sdk_env, workspace_stub, pg_server, monkeypatch
-):
-    w = (
-        WorkspaceClient()
-    )  # DATABRICKS_HOST / CLIENT_ID / CLIENT_SECRET from the environment
+def test_sdk_from_env_mints_both_credentials_and_logs_in_over_tls(sdk_env, workspace_stub, pg_server, monkeypatch):
+    w = WorkspaceClient()  # DATABRICKS_HOST / CLIENT_ID / CLIENT_SECRET from the environment
     assert w.config.auth_type == "oauth-m2m"
     before = dt.datetime.now(dt.UTC)
     cred = w.postgres.generate_database_credential(endpoint=ENDPOINT)
     exp = cred.expire_time.ToDatetime(tzinfo=dt.UTC)
-    assert (
-        before + dt.timedelta(seconds=3500) < exp < before + dt.timedelta(seconds=3700)
-    )
+    assert before + dt.timedelta(seconds=3500) < exp < before + dt.timedelta(seconds=3700)
     with pg_server.connect_as(sdk_env.role, cred.token) as conn:
         user, ssl = conn.execute(
             "SELECT current_user, ssl FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) WHERE pid = pg_backend_pid()"
         ).fetchone()
         assert (user, ssl) == (sdk_env.client_id, True)
 
-    dcred = w.database.generate_database_credential(
-        request_id=str(uuid.uuid4()), instance_names=["instance"]
-    )
+    dcred = w.database.generate_database_credential(request_id=str(uuid.uuid4()), instance_names=["instance"])
     exp2 = dt.datetime.fromisoformat(dcred.expiration_time)
     assert exp2 > before + dt.timedelta(seconds=3500)
     # libpq reads PGHOST/PGPORT/PGDATABASE/PGUSER/PGSSLMODE from the env, like an app on Databricks Apps.
@@ -86,11 +72,12 @@ def test_sdk_from_env_mints_both_credentials_and_logs_in_over_tls(
     assert workspace_stub.credential_calls("postgres") == 1
     assert workspace_stub.credential_calls("database") == 1
     assert workspace_stub.credential_calls() == 2
-    assert workspace_stub.issued_tokens == [cred.token, dcred.token]
+    # one password per role in PostgreSQL: while most of its TTL remains, the current token is handed out again
+    assert dcred.token == cred.token
+    assert dt.datetime.fromisoformat(dcred.expiration_time) == exp
+    assert workspace_stub.issued_tokens == [cred.token]
     paths = [p for p, _, _ in workspace_stub.calls]
     assert "/oidc/v1/token" in paths
-    # the older token was replaced by the newer one (one password per role in PostgreSQL)
-    _login_fails(pg_server, sdk_env.role, cred.token)
     for secret in workspace_stub.all_secrets():
         assert secret not in pg_server.read_log()
 
@@ -139,9 +126,7 @@ def test_role_has_no_password_before_a_credential(workspace_stub, sp_client, pg_
     _login_fails(pg_server, sp_client.role, sp_client.client_secret)
 
 
-def test_expire_now_blocks_new_logins_but_open_sessions_continue(
-    sdk_env, workspace_stub, pg_server
-):
+def test_expire_now_blocks_new_logins_but_open_sessions_continue(sdk_env, workspace_stub, pg_server):
     token = _pg_token(WorkspaceClient())
     conn = pg_server.connect_as(sdk_env.role, token, autocommit=True)
     try:
@@ -155,6 +140,31 @@ def test_expire_now_blocks_new_logins_but_open_sessions_continue(
         pass
 
 
+def test_current_token_is_reused_until_a_quarter_of_its_ttl_remains(sdk_env, workspace_stub, pg_server):
+    w = WorkspaceClient()
+    workspace_stub.ttl_seconds = 4
+    first = w.postgres.generate_database_credential(endpoint=ENDPOINT)
+    again = w.postgres.generate_database_credential(endpoint=ENDPOINT)
+    assert (again.token, again.expire_time.ToDatetime()) == (first.token, first.expire_time.ToDatetime())
+    time.sleep(3.2)  # less than 25% of the TTL left: a new token, and only the new one logs in
+    renewed = w.postgres.generate_database_credential(endpoint=ENDPOINT)
+    assert renewed.token != first.token
+    pg_server.connect_as(sdk_env.role, renewed.token).close()
+    _login_fails(pg_server, sdk_env.role, first.token)
+    assert workspace_stub.credential_calls() == 3
+    assert workspace_stub.issued_tokens == [first.token, renewed.token]
+
+
+def test_expire_now_makes_the_next_call_mint(sdk_env, workspace_stub, pg_server):
+    w = WorkspaceClient()
+    first = _pg_token(w)
+    workspace_stub.expire_now(sdk_env.client_id)
+    _login_fails(pg_server, sdk_env.role, first)
+    second = _pg_token(w)
+    assert second != first
+    pg_server.connect_as(sdk_env.role, second).close()
+
+
 def test_short_ttl_expires(sdk_env, workspace_stub, pg_server):
     workspace_stub.ttl_seconds = 2
     cred = WorkspaceClient().postgres.generate_database_credential(endpoint=ENDPOINT)
@@ -166,9 +176,7 @@ def test_short_ttl_expires(sdk_env, workspace_stub, pg_server):
 
 
 def test_sp_cannot_create_in_public_but_can_create_a_schema(sdk_env, pg_server):
-    with pg_server.connect_as(
-        sdk_env.role, _pg_token(WorkspaceClient()), autocommit=True
-    ) as conn:
+    with pg_server.connect_as(sdk_env.role, _pg_token(WorkspaceClient()), autocommit=True) as conn:
         with pytest.raises(errors.InsufficientPrivilege):
             conn.execute("CREATE TABLE public.t (id int)")
         schema = "app_" + uuid.uuid4().hex[:8]
@@ -180,12 +188,8 @@ def test_sp_cannot_create_in_public_but_can_create_a_schema(sdk_env, pg_server):
 
 def test_terminate_backends_kills_open_connections(sdk_env, pg_server):
     token = _pg_token(WorkspaceClient())
-    conn = pg_server.connect_as(
-        sdk_env.role, token, autocommit=True, application_name="victim"
-    )
-    other = pg_server.connect_as(
-        sdk_env.role, token, autocommit=True, application_name="bystander"
-    )
+    conn = pg_server.connect_as(sdk_env.role, token, autocommit=True, application_name="victim")
+    other = pg_server.connect_as(sdk_env.role, token, autocommit=True, application_name="bystander")
     try:
         assert pg_server.terminate_backends(application_name="victim") == 1
         with pytest.raises(psycopg.OperationalError):
@@ -210,9 +214,7 @@ def test_restart_and_stop_start(sdk_env, pg_server):
         assert pg_server.port == port
         with pytest.raises(psycopg.OperationalError):
             conn.execute("SELECT 1")
-        with pg_server.connect_as(
-            sdk_env.role, token
-        ) as c2:  # passwords survive a restart
+        with pg_server.connect_as(sdk_env.role, token) as c2:  # passwords survive a restart
             assert c2.execute("SELECT 1").fetchone() == (1,)
         pg_server.stop_server()
         with pytest.raises(psycopg.OperationalError):

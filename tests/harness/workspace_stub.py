@@ -13,8 +13,12 @@ Endpoints (what databricks-sdk 0.162 actually calls for M2M OAuth + Lakebase cre
 * ``GET  /api/2.0/preview/scim/v2/Me``  (``w.current_user.me()``)
 
 Each credential becomes the caller's PostgreSQL role password with ``VALID UNTIL now+ttl``.
-NOTE: unlike real Lakebase (where every unexpired token works), PostgreSQL keeps ONE password per role,
-so minting a new credential invalidates the previous token for new logins.
+Unlike real Lakebase (where every unexpired token works), PostgreSQL keeps ONE password per role, so minting
+a new credential would invalidate the previous token for new logins, and several processes of one app
+(gunicorn workers, app instances) would break each other. So a credential call RETURNS THE CURRENT TOKEN
+(same token, same expiry) while more than 25% of its TTL remains (and it does not outlive the TTL the call
+would get now), and mints a new one otherwise. Every call is still recorded in ``calls``; ``issued_tokens``
+lists each distinct token once. ``expire_now`` forgets the current token, so the next call mints.
 """
 
 from __future__ import annotations
@@ -116,6 +120,8 @@ class WorkspaceStub:
         self.fail_status = 500
         self.clients: dict[str, Client] = {}
         self._bearer: dict[str, tuple[str, float]] = {}
+        # client id -> (token, issued at, expires at): the role's current PostgreSQL password
+        self._current: dict[str, tuple[str, dt.datetime, dt.datetime]] = {}
         self._lock = threading.RLock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -155,9 +161,7 @@ class WorkspaceStub:
         self.stop()
 
     # ------------------------------------------------------------------ test API
-    def register_client(
-        self, client_id: str, client_secret: str, role: str | None = None
-    ) -> Client:
+    def register_client(self, client_id: str, client_secret: str, role: str | None = None) -> Client:
         """A service principal; its Postgres role (default: the client id) is created in the server."""
         c = Client(client_id, client_secret, role or client_id)
         self.pg.create_service_principal_role(c.role)
@@ -169,9 +173,7 @@ class WorkspaceStub:
         """Register a service principal with a random UUID client id and secret."""
         return self.register_client(str(uuid.uuid4()), "dose" + secrets.token_hex(16))
 
-    def env_for_app(
-        self, client: Client | str, appname: str = "lakebase-app"
-    ) -> dict[str, str]:
+    def env_for_app(self, client: Client | str, appname: str = "lakebase-app") -> dict[str, str]:
         """Everything the Apps runtime injects for this SP: DATABRICKS_* plus PG* (no PGPASSWORD)."""
         c = self.clients[client] if isinstance(client, str) else client
         env = {
@@ -187,15 +189,13 @@ class WorkspaceStub:
     def credential_calls(self, kind: str | None = None) -> int:
         """Number of credential calls answered with a token; kind: None, "postgres" or "database"."""
         with self._lock:
-            return sum(
-                1
-                for path, cid, _ in self.calls
-                if path in KINDS and (kind is None or KINDS[path] == kind)
-            )
+            return sum(1 for path, cid, _ in self.calls if path in KINDS and (kind is None or KINDS[path] == kind))
 
     def expire_now(self, client_id: str) -> None:
-        """The client's current token stops working for NEW logins (open sessions stay)."""
-        self.pg.expire_password(self.clients[client_id].role)
+        """The client's current token stops working for NEW logins (open sessions stay); the next call mints."""
+        with self._lock:
+            self._current.pop(client_id, None)
+            self.pg.expire_password(self.clients[client_id].role)
 
     def all_secrets(self) -> list[str]:
         """Every secret this stub knows or issued (to assert none leaks into logs/files)."""
@@ -284,9 +284,7 @@ class WorkspaceStub:
             }
         with self._lock:
             c = self.clients.get(cid or "")
-        if c is None or not secrets.compare_digest(
-            c.client_secret.encode(), (secret or "").encode()
-        ):
+        if c is None or not secrets.compare_digest(c.client_secret.encode(), (secret or "").encode()):
             return 401, {
                 "error": "invalid_client",
                 "error_description": "Client authentication failed",
@@ -340,9 +338,7 @@ class WorkspaceStub:
         except ValueError:
             return 400, {"error_code": "MALFORMED_REQUEST", "message": "Invalid JSON"}
         kind = KINDS[path]
-        if kind == "postgres" and not str(req.get("endpoint", "")).startswith(
-            "projects/"
-        ):
+        if kind == "postgres" and not str(req.get("endpoint", "")).startswith("projects/"):
             return 400, {
                 "error_code": "INVALID_PARAMETER_VALUE",
                 "message": "endpoint must look like projects/{project}/branches/{branch}/endpoints/{endpoint}",
@@ -369,11 +365,21 @@ class WorkspaceStub:
             wanted = dt.datetime.fromisoformat(req["expire_time"])
             ttl = min(ttl, (wanted - now).total_seconds())
         expires = now + dt.timedelta(seconds=ttl)
-        token = self._mint(c, expires)
-        self.pg.set_password(c.role, token, expires)
-        with self._lock:
-            self.issued_tokens.append(token)
-        self._record(path, c.client_id)
+        with self._lock:  # one decision per client at a time: concurrent callers share one token
+            current = self._current.get(c.client_id)
+            if current is not None:
+                token, issued, current_expires = current
+                left = (current_expires - now).total_seconds()
+                if left > 0.25 * (current_expires - issued).total_seconds() and current_expires <= expires:
+                    expires = current_expires  # reuse: same token, same expiry
+                else:
+                    current = None
+            if current is None:
+                token = self._mint(c, expires)
+                self.pg.set_password(c.role, token, expires)
+                self._current[c.client_id] = (token, now, expires)
+                self.issued_tokens.append(token)
+            self._record(path, c.client_id)
         field = "expire_time" if kind == "postgres" else "expiration_time"
         return 200, {"token": token, field: _rfc3339(expires)}
 
