@@ -1,22 +1,24 @@
 """Connection pool on asyncpg.
 
 The pool opens every NEW connection through ``_login``, with the current
-Lakebase token. A connection is pinged before use
-because asyncpg only notices a server-side close when it next talks.
+Lakebase token. Work whose connection died before COMMIT (asyncpg notices a
+server-side close only when it next talks) runs again on a fresh connection.
 """
 
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
-from .credentials import PasswordSource, login_async
+from .credentials import PasswordSource, login_async, login_refused
+from .retry import ConnectionLost, run_again_if_lost
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
+T = TypeVar("T")
+# What a connection that died (or a server that is away) raises.
 _LOST = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
 
 
@@ -62,53 +64,84 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
 
-    @asynccontextmanager
-    async def _connection(self, timeout: float | None = None) -> AsyncIterator[asyncpg.Connection]:
+    async def _run(
+        self, work: Callable[[asyncpg.Connection], Awaitable[T]], timeout: float | None = None, writes: bool = True
+    ) -> T:
+        """``work`` on a pooled connection; in a transaction committed when it returns, if it ``writes``."""
         if self._pool is None:
             raise RuntimeError("Database.open() was not awaited")
+        pool = self._pool
         wait = self._settings.connect_timeout if timeout is None else timeout
-        for _ in range(self._settings.pool_max_size + 1):
-            conn = await self._pool.acquire(timeout=wait)
+
+        async def attempt() -> T:
             try:
-                await conn.execute("SELECT 1")
-            except _LOST:
-                conn.terminate()  # the pool opens a fresh one in its place
-                await self._pool.release(conn)
-                continue
+                conn = await pool.acquire(timeout=wait)
+            except _LOST as error:
+                if login_refused(error):
+                    raise
+                raise ConnectionLost from error  # the server is unreachable: try again until the deadline
             try:
-                yield conn
+                transaction = conn.transaction() if writes else None
+                try:
+                    if transaction is not None:
+                        await transaction.start()
+                    result = await work(conn)
+                except _LOST as error:  # died under the statement: COMMIT was never sent
+                    raise ConnectionLost from error
+                except BaseException:
+                    if transaction is not None and not conn.is_closed():
+                        await transaction.rollback()
+                    raise
+                if transaction is not None:
+                    await transaction.commit()  # a failure here is ambiguous, so it is not retried
+                return result
             finally:
-                await self._pool.release(conn)
-            return
-        raise ConnectionError("no live database connection could be had")
+                await pool.release(conn)  # the pool replaces a closed connection
+
+        return await run_again_if_lost(attempt, within=wait)
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         query, names = _numbered(sql)
-        async with self._connection() as conn:
-            return [dict(row) for row in await conn.fetch(query, *[(params or {})[n] for n in names])]
+        args = [(params or {})[n] for n in names]
+        return await self._run(lambda conn: _rows(conn.fetch(query, *args)), writes=False)
 
     async def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
         query, names = _numbered(sql)
-        async with self._connection() as conn:
-            row = await conn.fetchrow(query, *[(params or {})[n] for n in names])
-            return dict(row) if row is not None else None
+        args = [(params or {})[n] for n in names]
+        return await self._run(lambda conn: _row(conn.fetchrow(query, *args)))
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
         query, names = _numbered(sql)
-        async with self._connection() as conn:
-            status = await conn.execute(query, *[(params or {})[n] for n in names])
-            return int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0
+        args = [(params or {})[n] for n in names]
+        return await self._run(lambda conn: _count(conn.execute(query, *args)))
 
     async def execute_script(self, statements: list[str]) -> None:
         """Run statements in one transaction."""
-        async with self._connection() as conn, conn.transaction():
+
+        async def run_all(conn: asyncpg.Connection) -> None:
             for statement in statements:
                 await conn.execute(statement)
 
+        await self._run(run_all)
+
     async def ping(self, timeout: float = 2.0) -> bool:
         try:
-            async with self._connection(timeout=timeout) as conn:
-                await conn.fetchval("SELECT 1")
+            await self._run(lambda conn: conn.fetchval("SELECT 1"), timeout=timeout, writes=False)
             return True
         except Exception:
             return False
+
+
+async def _rows(records: Awaitable[list[asyncpg.Record]]) -> list[dict[str, Any]]:
+    return [dict(record) for record in await records]
+
+
+async def _row(record: Awaitable[asyncpg.Record | None]) -> dict[str, Any] | None:
+    row = await record
+    return dict(row) if row is not None else None
+
+
+async def _count(status: Awaitable[str]) -> int:
+    """Rows affected, from a command tag such as ``DELETE 1``."""
+    tag = await status
+    return int(tag.rsplit(" ", 1)[-1]) if tag[-1:].isdigit() else 0

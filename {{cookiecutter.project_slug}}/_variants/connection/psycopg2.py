@@ -3,24 +3,27 @@
 psycopg2's own pools raise instead of waiting when all connections are busy and
 cannot change the password per connection, so this module keeps a small pool:
 callers wait for a free slot, each NEW connection logs in with the current
-Lakebase token, and a connection is checked before it is handed out.
+Lakebase token, and work whose connection died before COMMIT runs again.
 """
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
-from .credentials import PasswordSource, login
+from .credentials import PasswordSource, login, login_refused
+from .retry import ConnectionLost, run_again_if_lost
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
 Connection = psycopg2.extensions.connection
+Cursor = psycopg2.extensions.cursor
+T = TypeVar("T")
 
 
 class PoolTimeout(RuntimeError):
@@ -53,15 +56,7 @@ class Database:
         )
 
     def _usable(self, conn: Connection, opened: float) -> bool:
-        if conn.closed or time.monotonic() - opened > self._settings.pool_max_lifetime:
-            return False
-        try:  # the server may have closed it (restart, idle timeout, terminated backend)
-            with conn.cursor() as cur:
-                cur.execute("SELECT 1")
-            conn.rollback()
-            return True
-        except psycopg2.Error:
-            return False
+        return not conn.closed and time.monotonic() - opened < self._settings.pool_max_lifetime
 
     def _checkout(self) -> tuple[Connection, float]:
         while True:
@@ -79,7 +74,12 @@ class Database:
         if not self._slots.acquire(timeout=self._settings.connect_timeout if timeout is None else timeout):
             raise PoolTimeout("no database connection became free in time")
         try:
-            conn, opened = self._checkout()
+            try:
+                conn, opened = self._checkout()
+            except psycopg2.OperationalError as error:
+                if login_refused(error):
+                    raise
+                raise ConnectionLost from error  # the server is unreachable: try again until the deadline
             try:
                 yield conn
                 conn.commit()
@@ -95,8 +95,7 @@ class Database:
             self._slots.release()
 
     def open(self) -> None:
-        with self._connection():
-            pass
+        self._run(lambda cur: None)  # log in once, so a bad setting fails at start-up
 
     def close(self) -> None:
         with self._idle_lock:
@@ -104,32 +103,57 @@ class Database:
         for conn, _ in idle:
             conn.close()
 
+    def _run(self, work: Callable[[Cursor], T], timeout: float | None = None, dict_rows: bool = False) -> T:
+        """One transaction on a pooled connection, committed when ``work`` returns."""
+        wait = self._settings.connect_timeout if timeout is None else timeout
+        factory = psycopg2.extras.RealDictCursor if dict_rows else None
+
+        def attempt() -> T:
+            with self._connection(timeout=wait) as conn:
+                try:
+                    with conn.cursor(cursor_factory=factory) as cur:
+                        return work(cur)
+                except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
+                    if conn.closed:  # the backend died under the statement, before COMMIT
+                        raise ConnectionLost from error
+                    raise
+
+        return run_again_if_lost(attempt, within=wait)
+
     def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        with self._connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        def fetch(cur: Cursor) -> list[dict[str, Any]]:
             cur.execute(sql, params)
             return [dict(row) for row in cur.fetchall()]
 
+        return self._run(fetch, dict_rows=True)
+
     def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
-        with self._connection() as conn, conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+        def fetch(cur: Cursor) -> dict[str, Any] | None:
             cur.execute(sql, params)
             row = cur.fetchone()
             return dict(row) if row is not None else None
 
+        return self._run(fetch, dict_rows=True)
+
     def execute(self, sql: str, params: Params | None = None) -> int:
-        with self._connection() as conn, conn.cursor() as cur:
+        def run(cur: Cursor) -> int:
             cur.execute(sql, params)
             return cur.rowcount
 
+        return self._run(run)
+
     def execute_script(self, statements: list[str]) -> None:
         """Run statements in one transaction."""
-        with self._connection() as conn, conn.cursor() as cur:
+
+        def run_all(cur: Cursor) -> None:
             for statement in statements:
                 cur.execute(statement)
 
+        self._run(run_all)
+
     def ping(self, timeout: float = 2.0) -> bool:
         try:
-            with self._connection(timeout=timeout) as conn, conn.cursor() as cur:
-                cur.execute("SELECT 1")
+            self._run(lambda cur: cur.execute("SELECT 1"), timeout=timeout)
             return True
         except Exception:
             return False

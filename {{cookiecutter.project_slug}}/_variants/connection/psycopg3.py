@@ -4,16 +4,19 @@ Every NEW connection logs in through ``TokenConnection.connect`` with the
 current Lakebase token; connections already open are left alone.
 """
 
-from typing import Any, Self
+from collections.abc import Callable
+from typing import Any, Self, TypeVar
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from .credentials import PasswordSource, login
+from .retry import ConnectionLost, run_again_if_lost
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
+T = TypeVar("T")
 
 
 class TokenConnection(psycopg.Connection):
@@ -61,28 +64,42 @@ class Database:
     def close(self) -> None:
         self._pool.close()
 
+    def _run(self, work: Callable[[psycopg.Connection], T], timeout: float | None = None) -> T:
+        """One transaction on a pooled connection, committed when ``work`` returns."""
+        wait = self._settings.connect_timeout if timeout is None else timeout
+
+        def attempt() -> T:
+            with self._pool.connection(timeout=wait) as conn:
+                try:
+                    return work(conn)
+                except psycopg.OperationalError as error:
+                    if conn.broken:  # the backend died under the statement, before COMMIT
+                        raise ConnectionLost from error
+                    raise
+
+        return run_again_if_lost(attempt, within=wait)
+
     def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        with self._pool.connection() as conn:
-            return conn.execute(sql, params).fetchall()
+        return self._run(lambda conn: conn.execute(sql, params).fetchall())
 
     def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
-        with self._pool.connection() as conn:
-            return conn.execute(sql, params).fetchone()
+        return self._run(lambda conn: conn.execute(sql, params).fetchone())
 
     def execute(self, sql: str, params: Params | None = None) -> int:
-        with self._pool.connection() as conn:
-            return conn.execute(sql, params).rowcount
+        return self._run(lambda conn: conn.execute(sql, params).rowcount)
 
     def execute_script(self, statements: list[str]) -> None:
         """Run statements in one transaction."""
-        with self._pool.connection() as conn, conn.transaction():
+
+        def run_all(conn: psycopg.Connection) -> None:
             for statement in statements:
                 conn.execute(statement)
 
+        self._run(run_all)
+
     def ping(self, timeout: float = 2.0) -> bool:
         try:
-            with self._pool.connection(timeout=timeout) as conn:
-                conn.execute("SELECT 1")
+            self._run(lambda conn: conn.execute("SELECT 1"), timeout=timeout)
             return True
         except Exception:
             return False

@@ -5,19 +5,24 @@ Lakebase token; ``pool_pre_ping`` replaces connections the server closed.
 SQL is passed to psycopg as written (``%(name)s`` parameters), like the other drivers.
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlalchemy import create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from .credentials import PasswordSource, login
+from .credentials import PasswordSource, login, login_refused
+from .retry import ConnectionLost, run_again_if_lost
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
+T = TypeVar("T")
 
 
 class Database:
     def __init__(self, settings: Settings, passwords: PasswordSource) -> None:
+        self._settings = settings
         self._engine: Engine = create_engine(
             "postgresql+psycopg://",
             pool_size=settings.pool_max_size,
@@ -41,36 +46,59 @@ class Database:
         def _login_with_current_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
             return login(lambda password: dialect.connect(*cargs, **cparams, password=password), passwords)
 
+    def _run(self, work: Callable[[Connection], T], timeout: float | None = None) -> T:
+        """One transaction on a pooled connection, committed when ``work`` returns."""
+        wait = self._settings.connect_timeout if timeout is None else timeout
+
+        def attempt() -> T:
+            connected = False
+            try:
+                with self._engine.begin() as conn:
+                    connected = True
+                    try:
+                        return work(conn)
+                    except DBAPIError as error:
+                        if error.connection_invalidated:  # the backend died under the statement, before COMMIT
+                            raise ConnectionLost from error
+                        raise
+            except OperationalError as error:
+                if connected or login_refused(error):
+                    raise
+                raise ConnectionLost from error  # the server is unreachable: try again until the deadline
+
+        return run_again_if_lost(attempt, within=wait)
+
     def open(self) -> None:
-        with self._engine.connect():
-            pass
+        self._run(lambda conn: None)  # log in once, so a bad setting fails at start-up
 
     def close(self) -> None:
         self._engine.dispose()
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        with self._engine.begin() as conn:
-            return [dict(row) for row in conn.exec_driver_sql(sql, params).mappings()]
+        return self._run(lambda conn: [dict(row) for row in conn.exec_driver_sql(sql, params).mappings()])
 
     def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
-        with self._engine.begin() as conn:
+        def fetch(conn: Connection) -> dict[str, Any] | None:
             row = conn.exec_driver_sql(sql, params).mappings().first()
             return dict(row) if row is not None else None
 
+        return self._run(fetch)
+
     def execute(self, sql: str, params: Params | None = None) -> int:
-        with self._engine.begin() as conn:
-            return conn.exec_driver_sql(sql, params).rowcount
+        return self._run(lambda conn: conn.exec_driver_sql(sql, params).rowcount)
 
     def execute_script(self, statements: list[str]) -> None:
         """Run statements in one transaction."""
-        with self._engine.begin() as conn:
+
+        def run_all(conn: Connection) -> None:
             for statement in statements:
                 conn.exec_driver_sql(statement)
 
+        self._run(run_all)
+
     def ping(self, timeout: float = 2.0) -> bool:
         try:
-            with self._engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
+            self._run(lambda conn: conn.exec_driver_sql("SELECT 1"), timeout=timeout)
             return True
         except Exception:
             return False
