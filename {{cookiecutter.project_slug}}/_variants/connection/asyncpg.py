@@ -5,6 +5,7 @@ Lakebase token. Work whose connection died before COMMIT (asyncpg notices a
 server-side close only when it next talks) runs again on a fresh connection.
 """
 
+import contextlib
 import re
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
@@ -18,8 +19,15 @@ from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
 T = TypeVar("T")
-# What a connection that died (or a server that is away) raises.
-_LOST = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
+# What a connection that died (or a server that is away) raises; InternalClientError is a
+# connection left mid-protocol by a server-side termination.
+_LOST = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
 
 
 @lru_cache(maxsize=256)
@@ -80,23 +88,30 @@ class Database:
                 if login_refused(error):
                     raise
                 raise ConnectionLost from error  # the server is unreachable: try again until the deadline
+            transaction = conn.transaction() if writes else None
+            committing = False
             try:
-                transaction = conn.transaction() if writes else None
-                try:
-                    if transaction is not None:
-                        await transaction.start()
-                    result = await work(conn)
-                except _LOST as error:  # died under the statement: COMMIT was never sent
-                    raise ConnectionLost from error
-                except BaseException:
-                    if transaction is not None and not conn.is_closed():
-                        await transaction.rollback()
-                    raise
                 if transaction is not None:
-                    await transaction.commit()  # a failure here is ambiguous, so it is not retried
+                    await transaction.start()
+                result = await work(conn)
+                if transaction is not None:
+                    committing = True
+                    await transaction.commit()
                 return result
+            except _LOST as error:
+                # The pool drops the dead connection on release and opens a fresh one in its place.
+                # Nothing was written unless COMMIT went out and the server did not say it refused it.
+                if not committing or isinstance(error, asyncpg.OperatorInterventionError):
+                    raise ConnectionLost from error
+                raise
+            except BaseException:
+                if transaction is not None and not committing and not conn.is_closed():
+                    with contextlib.suppress(*_LOST):
+                        await transaction.rollback()
+                raise
             finally:
-                await pool.release(conn)  # the pool replaces a closed connection
+                with contextlib.suppress(*_LOST):
+                    await pool.release(conn)
 
         return await run_again_if_lost(attempt, within=wait)
 

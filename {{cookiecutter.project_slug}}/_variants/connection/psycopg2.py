@@ -81,8 +81,7 @@ class Database:
                     raise
                 raise ConnectionLost from error  # the server is unreachable: try again until the deadline
             try:
-                yield conn
-                conn.commit()
+                yield conn  # the caller commits
             except BaseException:
                 if not conn.closed:
                     conn.rollback()
@@ -103,18 +102,27 @@ class Database:
         for conn, _ in idle:
             conn.close()
 
-    def _run(self, work: Callable[[Cursor], T], timeout: float | None = None, dict_rows: bool = False) -> T:
-        """One transaction on a pooled connection, committed when ``work`` returns."""
+    def _run(
+        self, work: Callable[[Cursor], T], timeout: float | None = None, dict_rows: bool = False, writes: bool = True
+    ) -> T:
+        """One transaction on a pooled connection, committed when ``work`` returns; ``writes`` if it may write."""
         wait = self._settings.connect_timeout if timeout is None else timeout
         factory = psycopg2.extras.RealDictCursor if dict_rows else None
 
         def attempt() -> T:
             with self._connection(timeout=wait) as conn:
+                committing = False
                 try:
                     with conn.cursor(cursor_factory=factory) as cur:
-                        return work(cur)
+                        result = work(cur)
+                    committing = True
+                    conn.commit()
+                    return result
                 except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-                    if conn.closed:  # the backend died under the statement, before COMMIT
+                    # The backend died. Nothing was written unless COMMIT went out and no answer
+                    # came back (an answer such as "terminating connection" means it rolled back); a
+                    # read can always run again.
+                    if conn.closed and (not writes or not committing or error.pgcode is not None):
                         raise ConnectionLost from error
                     raise
 
@@ -125,7 +133,7 @@ class Database:
             cur.execute(sql, params)
             return [dict(row) for row in cur.fetchall()]
 
-        return self._run(fetch, dict_rows=True)
+        return self._run(fetch, dict_rows=True, writes=False)
 
     def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
         def fetch(cur: Cursor) -> dict[str, Any] | None:
@@ -153,7 +161,7 @@ class Database:
 
     def ping(self, timeout: float = 2.0) -> bool:
         try:
-            self._run(lambda cur: cur.execute("SELECT 1"), timeout=timeout)
+            self._run(lambda cur: cur.execute("SELECT 1"), timeout=timeout, writes=False)
             return True
         except Exception:
             return False

@@ -64,23 +64,30 @@ class Database:
     def close(self) -> None:
         self._pool.close()
 
-    def _run(self, work: Callable[[psycopg.Connection], T], timeout: float | None = None) -> T:
-        """One transaction on a pooled connection, committed when ``work`` returns."""
+    def _run(self, work: Callable[[psycopg.Connection], T], timeout: float | None = None, writes: bool = True) -> T:
+        """One transaction on a pooled connection, committed when ``work`` returns; ``writes`` if it may write."""
         wait = self._settings.connect_timeout if timeout is None else timeout
 
         def attempt() -> T:
             with self._pool.connection(timeout=wait) as conn:
+                committing = False
                 try:
-                    return work(conn)
+                    result = work(conn)
+                    committing = True
+                    conn.commit()
+                    return result
                 except psycopg.OperationalError as error:
-                    if conn.broken:  # the backend died under the statement, before COMMIT
+                    # The backend died. Nothing was written unless COMMIT went out and no answer
+                    # came back (an answer such as "terminating connection" means it rolled back); a
+                    # read can always run again.
+                    if conn.broken and (not writes or not committing or error.sqlstate is not None):
                         raise ConnectionLost from error
                     raise
 
         return run_again_if_lost(attempt, within=wait)
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        return self._run(lambda conn: conn.execute(sql, params).fetchall())
+        return self._run(lambda conn: conn.execute(sql, params).fetchall(), writes=False)
 
     def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
         return self._run(lambda conn: conn.execute(sql, params).fetchone())
@@ -99,7 +106,7 @@ class Database:
 
     def ping(self, timeout: float = 2.0) -> bool:
         try:
-            self._run(lambda conn: conn.execute("SELECT 1"), timeout=timeout)
+            self._run(lambda conn: conn.execute("SELECT 1"), timeout=timeout, writes=False)
             return True
         except Exception:
             return False

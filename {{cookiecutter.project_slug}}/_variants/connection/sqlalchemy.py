@@ -46,19 +46,27 @@ class Database:
         def _login_with_current_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
             return login(lambda password: dialect.connect(*cargs, **cparams, password=password), passwords)
 
-    def _run(self, work: Callable[[Connection], T], timeout: float | None = None) -> T:
-        """One transaction on a pooled connection, committed when ``work`` returns."""
+    def _run(self, work: Callable[[Connection], T], timeout: float | None = None, writes: bool = True) -> T:
+        """One transaction on a pooled connection, committed when ``work`` returns; ``writes`` if it may write."""
         wait = self._settings.connect_timeout if timeout is None else timeout
 
         def attempt() -> T:
             connected = False
             try:
-                with self._engine.begin() as conn:
+                with self._engine.connect() as conn:
                     connected = True
+                    committing = False
                     try:
-                        return work(conn)
+                        result = work(conn)
+                        committing = True
+                        conn.commit()
+                        return result
                     except DBAPIError as error:
-                        if error.connection_invalidated:  # the backend died under the statement, before COMMIT
+                        # The backend died. Nothing was written unless COMMIT went out and no answer
+                        # came back (an answer such as "terminating connection" means it rolled back); a
+                        # read can always run again.
+                        answered = getattr(error.orig, "sqlstate", None) is not None
+                        if error.connection_invalidated and (not writes or not committing or answered):
                             raise ConnectionLost from error
                         raise
             except OperationalError as error:
@@ -75,7 +83,7 @@ class Database:
         self._engine.dispose()
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        return self._run(lambda conn: [dict(row) for row in conn.exec_driver_sql(sql, params).mappings()])
+        return self._run(lambda conn: [dict(row) for row in conn.exec_driver_sql(sql, params).mappings()], writes=False)
 
     def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
         def fetch(conn: Connection) -> dict[str, Any] | None:
@@ -98,7 +106,7 @@ class Database:
 
     def ping(self, timeout: float = 2.0) -> bool:
         try:
-            self._run(lambda conn: conn.exec_driver_sql("SELECT 1"), timeout=timeout)
+            self._run(lambda conn: conn.exec_driver_sql("SELECT 1"), timeout=timeout, writes=False)
             return True
         except Exception:
             return False
