@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .retry import ConnectionLost, run_again_if_lost
+from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -89,10 +89,11 @@ class Database:
                     raise
                 raise ConnectionLost from error  # the server is unreachable: try again until the deadline
             transaction = conn.transaction() if writes else None
-            committing = False
+            xid, committing = None, False
             try:
                 if transaction is not None:
                     await transaction.start()
+                    xid = await conn.fetchval(CURRENT_TRANSACTION)
                 result = await work(conn)
                 if transaction is not None:
                     committing = True
@@ -100,10 +101,13 @@ class Database:
                 return result
             except _LOST as error:
                 # The pool drops the dead connection on release and opens a fresh one in its place.
-                # Nothing was written unless COMMIT went out and the server did not say it refused it.
-                if not committing or isinstance(error, asyncpg.OperatorInterventionError):
-                    raise ConnectionLost from error
-                raise
+                if committing and xid is not None:  # COMMIT went out: did it land?
+                    outcome = await self._commit_outcome(xid)
+                    if outcome is None:
+                        raise
+                    if outcome:
+                        return result
+                raise ConnectionLost from error  # nothing was written: run it again
             except BaseException:
                 if transaction is not None and not committing and not conn.is_closed():
                     with contextlib.suppress(*_LOST):
@@ -114,6 +118,10 @@ class Database:
                     await pool.release(conn)
 
         return await run_again_if_lost(attempt, within=wait)
+
+    async def _commit_outcome(self, xid: str) -> bool | None:
+        query, _ = _numbered(TRANSACTION_STATUS)
+        return await commit_outcome(lambda: self._run(lambda conn: conn.fetchval(query, xid), writes=False))
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         query, names = _numbered(sql)

@@ -17,7 +17,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
-from .retry import ConnectionLost, run_again_if_lost
+from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -111,22 +111,36 @@ class Database:
 
         def attempt() -> T:
             with self._connection(timeout=wait) as conn:
-                committing = False
+                xid, committing = None, False
                 try:
+                    if writes:
+                        with conn.cursor() as cur:
+                            cur.execute(CURRENT_TRANSACTION)
+                            xid = cur.fetchone()[0]
                     with conn.cursor(cursor_factory=factory) as cur:
                         result = work(cur)
                     committing = True
                     conn.commit()
                     return result
                 except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-                    # The backend died. Nothing was written unless COMMIT went out and no answer
-                    # came back (an answer such as "terminating connection" means it rolled back); a
-                    # read can always run again.
-                    if conn.closed and (not writes or not committing or error.pgcode is not None):
-                        raise ConnectionLost from error
-                    raise
+                    if not conn.closed:
+                        raise
+                    if committing and xid is not None:  # COMMIT went out: did it land?
+                        outcome = self._commit_outcome(xid)
+                        if outcome is None:
+                            raise
+                        if outcome:
+                            return result
+                    raise ConnectionLost from error  # nothing was written: run it again
 
         return run_again_if_lost(attempt, within=wait)
+
+    def _commit_outcome(self, xid: str) -> bool | None:
+        def status(cur: Cursor) -> str | None:
+            cur.execute(TRANSACTION_STATUS, {"xid": xid})
+            return cur.fetchone()[0]
+
+        return commit_outcome(lambda: self._run(status, writes=False))
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         def fetch(cur: Cursor) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from .credentials import PasswordSource, login
-from .retry import ConnectionLost, run_again_if_lost
+from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -70,21 +70,32 @@ class Database:
 
         def attempt() -> T:
             with self._pool.connection(timeout=wait) as conn:
-                committing = False
+                xid, committing = None, False
                 try:
+                    if writes:
+                        xid = conn.execute(CURRENT_TRANSACTION).fetchone()["xid"]
                     result = work(conn)
                     committing = True
                     conn.commit()
                     return result
                 except psycopg.OperationalError as error:
-                    # The backend died. Nothing was written unless COMMIT went out and no answer
-                    # came back (an answer such as "terminating connection" means it rolled back); a
-                    # read can always run again.
-                    if conn.broken and (not writes or not committing or error.sqlstate is not None):
-                        raise ConnectionLost from error
-                    raise
+                    if not conn.broken:
+                        raise
+                    if committing and xid is not None:  # COMMIT went out: did it land?
+                        outcome = self._commit_outcome(xid)
+                        if outcome is None:
+                            raise
+                        if outcome:
+                            return result
+                    raise ConnectionLost from error  # nothing was written: run it again
 
         return run_again_if_lost(attempt, within=wait)
+
+    def _commit_outcome(self, xid: str) -> bool | None:
+        def status(conn: psycopg.Connection) -> str | None:
+            return conn.execute(TRANSACTION_STATUS, {"xid": xid}).fetchone()["status"]
+
+        return commit_outcome(lambda: self._run(status, writes=False))
 
     def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
         return self._run(lambda conn: conn.execute(sql, params).fetchall(), writes=False)

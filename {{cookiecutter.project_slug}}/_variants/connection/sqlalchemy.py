@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .credentials import PasswordSource, login, login_refused
-from .retry import ConnectionLost, run_again_if_lost
+from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -55,26 +55,36 @@ class Database:
             try:
                 with self._engine.connect() as conn:
                     connected = True
-                    committing = False
+                    xid, committing = None, False
                     try:
+                        if writes:
+                            xid = conn.exec_driver_sql(CURRENT_TRANSACTION).scalar()
                         result = work(conn)
                         committing = True
                         conn.commit()
                         return result
                     except DBAPIError as error:
-                        # The backend died. Nothing was written unless COMMIT went out and no answer
-                        # came back (an answer such as "terminating connection" means it rolled back); a
-                        # read can always run again.
-                        answered = getattr(error.orig, "sqlstate", None) is not None
-                        if error.connection_invalidated and (not writes or not committing or answered):
-                            raise ConnectionLost from error
-                        raise
+                        if not error.connection_invalidated:
+                            raise
+                        if committing and xid is not None:  # COMMIT went out: did it land?
+                            outcome = self._commit_outcome(xid)
+                            if outcome is None:
+                                raise
+                            if outcome:
+                                return result
+                        raise ConnectionLost from error  # nothing was written: run it again
             except OperationalError as error:
                 if connected or login_refused(error):
                     raise
                 raise ConnectionLost from error  # the server is unreachable: try again until the deadline
 
         return run_again_if_lost(attempt, within=wait)
+
+    def _commit_outcome(self, xid: str) -> bool | None:
+        def status(conn: Connection) -> str | None:
+            return conn.exec_driver_sql(TRANSACTION_STATUS, {"xid": xid}).scalar()
+
+        return commit_outcome(lambda: self._run(status, writes=False))
 
     def open(self) -> None:
         self._run(lambda conn: None)  # log in once, so a bad setting fails at start-up

@@ -3,7 +3,8 @@
 
 A backend can vanish under a statement (terminated, server restart, scale to zero). When
 that happens before COMMIT was sent, nothing was written, so the work runs again on a
-fresh connection; a failure during COMMIT itself is ambiguous and is not retried.
+fresh connection. When COMMIT got no answer, the server is asked what became of the
+transaction (``pg_xact_status``): committed work is not done twice.
 """
 
 {% if is_async -%}
@@ -15,6 +16,9 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+CURRENT_TRANSACTION = "SELECT pg_current_xact_id()::text AS xid"
+TRANSACTION_STATUS = "SELECT pg_xact_status(%(xid)s::text::xid8) AS status"
+
 
 class ConnectionLost(Exception):
     """Raised from inside a unit of work whose connection died before it committed."""
@@ -25,6 +29,16 @@ def _backoff(attempt: int) -> float:
 
 
 {% if is_async -%}
+async def commit_outcome(read_status: Callable[[], Awaitable[str | None]]) -> bool | None:
+    """Whether a transaction whose COMMIT got no answer committed; None if the server cannot say yet."""
+    for _ in range(20):
+        status = await read_status()
+        if status != "in progress":
+            return status == "committed"
+        await asyncio.sleep(0.1)  # its backend is still going away
+    return None
+
+
 async def run_again_if_lost(work: Callable[[], Awaitable[T]], within: float) -> T:
     deadline = time.monotonic() + within
     attempt = 0
@@ -37,6 +51,16 @@ async def run_again_if_lost(work: Callable[[], Awaitable[T]], within: float) -> 
             await asyncio.sleep(_backoff(attempt))
             attempt += 1
 {%- else -%}
+def commit_outcome(read_status: Callable[[], str | None]) -> bool | None:
+    """Whether a transaction whose COMMIT got no answer committed; None if the server cannot say yet."""
+    for _ in range(20):
+        status = read_status()
+        if status != "in progress":
+            return status == "committed"
+        time.sleep(0.1)  # its backend is still going away
+    return None
+
+
 def run_again_if_lost(work: Callable[[], T], within: float) -> T:
     deadline = time.monotonic() + within
     attempt = 0
