@@ -40,7 +40,6 @@ from pathlib import Path
 
 import psycopg
 import yaml
-from psycopg import sql
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,18 +52,6 @@ ENDPOINT = "projects/p/branches/production/endpoints/primary"
 API_FRAMEWORKS = {"fastapi", "flask"}
 READERS = 8  # owners whose lists the GETs read (seeded with SEED_ITEMS each)
 SEED_ITEMS = 5
-SCHEMA_DDL = [
-    "CREATE SCHEMA IF NOT EXISTS app_data",
-    """CREATE TABLE IF NOT EXISTS app_data.items (
-        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        owner text NOT NULL,
-        title text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 200),
-        done boolean NOT NULL DEFAULT false,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        updated_at timestamptz NOT NULL DEFAULT now()
-    )""",
-    "CREATE INDEX IF NOT EXISTS items_owner_id_idx ON app_data.items (owner, id)",
-]
 
 # ---------------------------------------------------------------------------------------------
 # the connect-per-request baselines (what the seed docs show), same SQL as database/items.py
@@ -480,13 +467,18 @@ class Bench:
 
     @staticmethod
     def new_database(pg: PostgresServer, role: str) -> str:
-        name = f"bench_{uuid.uuid4().hex[:10]}"
-        with pg.connect_superuser("postgres") as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            admin.execute(
-                sql.SQL("GRANT CONNECT, CREATE ON DATABASE {} TO {}").format(sql.Identifier(name), sql.Identifier(role))
-            )
-        return name
+        return pg.create_database_for(role)
+
+    def bootstrap_schema(self, pg: PostgresServer, role: str, password: str, database: str) -> None:
+        """Create the app's schema with the rendered app's own bootstrap, for the baselines that have none."""
+        env = {**pg.env_for_app(role), "PGDATABASE": database, "PGPASSWORD": password, "PATH": "/usr/bin:/bin"}
+        subprocess.run(
+            [str(self.python), "-c", "from database import open_database; open_database().close()"],
+            cwd=self.project("flask", "psycopg3") / "app",
+            env=env,
+            check=True,
+            capture_output=True,
+        )
 
     def spawn(
         self,
@@ -560,9 +552,7 @@ class Bench:
         """The connect-per-request baseline, with a static password role."""
         role, password = self.static_role(pg)
         database = self.new_database(pg, role)
-        with psycopg.connect(pg.dsn_for(role, password, dbname=database), autocommit=True) as conn:
-            for statement in SCHEMA_DDL:
-                conn.execute(statement)
+        self.bootstrap_schema(pg, role, password, database)
         app_dir = self.work / f"naive-{framework}-{uuid.uuid4().hex[:6]}"
         app_dir.mkdir(parents=True)
         (app_dir / "main.py").write_text(NAIVE_FASTAPI if framework == "fastapi" else NAIVE_FLASK)
@@ -615,9 +605,8 @@ class Bench:
         """N clients on a pool, no HTTP; psycopg3 in 2 processes of pool 5 (like gunicorn), asyncpg 1 of 5."""
         role, password = self.static_role(pg)
         database = self.new_database(pg, role)
+        self.bootstrap_schema(pg, role, password, database)
         with psycopg.connect(pg.dsn_for(role, password, dbname=database), autocommit=True) as conn:
-            for statement in SCHEMA_DDL:
-                conn.execute(statement)
             for k in range(READERS):
                 for j in range(SEED_ITEMS):
                     conn.execute(
