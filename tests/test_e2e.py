@@ -387,12 +387,15 @@ def test_recovers_when_postgres_comes_back(answers, tmp_path, pg_server, workspa
         finally:
             pg_server.start_server()
         back = time.monotonic()
-        deadline = back + 15
-        while requests.get(f"{app.url}/healthz", timeout=30).status_code != 200:
+        deadline = back + 20
+        # Every process must recover by itself (gunicorn runs 2 workers, each pool retries with its own
+        # backoff, which grows while the server is away): wait for 5 healthy answers in a row.
+        in_a_row = 0
+        while in_a_row < 5:
+            in_a_row = in_a_row + 1 if requests.get(f"{app.url}/healthz", timeout=30).status_code == 200 else 0
             assert time.monotonic() < deadline, app.log_text()[-4000:]
-            time.sleep(0.5)
+            if in_a_row == 0:
+                time.sleep(0.5)
         print(f"E2E healthy again {time.monotonic() - back:.1f}s after PostgreSQL restarted")
-        for _ in range(4):
-            assert requests.get(f"{app.url}/healthz", timeout=30).status_code == 200
         assert [t for _, t, _ in api.list(ALICE)] == ["before the outage"]
         assert app.proc.poll() is None
