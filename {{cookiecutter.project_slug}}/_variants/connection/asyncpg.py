@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost
+from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost, settle
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -101,13 +101,8 @@ class Database:
                 return result
             except _LOST as error:
                 # The pool drops the dead connection on release and opens a fresh one in its place.
-                if committing and xid is not None:  # COMMIT went out: did it land?
-                    outcome = await self._commit_outcome(xid)
-                    if outcome is None:
-                        raise
-                    if outcome:
-                        return result
-                raise ConnectionLost from error  # nothing was written: run it again
+                await settle(error, xid, committing, self._commit_outcome)
+                return result  # it committed before the connection died
             except BaseException:
                 if transaction is not None and not committing and not conn.is_closed():
                     with contextlib.suppress(*_LOST):

@@ -17,7 +17,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
-from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost
+from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost, settle
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -125,13 +125,8 @@ class Database:
                 except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
                     if not conn.closed:
                         raise
-                    if committing and xid is not None:  # COMMIT went out: did it land?
-                        outcome = self._commit_outcome(xid)
-                        if outcome is None:
-                            raise
-                        if outcome:
-                            return result
-                    raise ConnectionLost from error  # nothing was written: run it again
+                    settle(error, xid, committing, self._commit_outcome)
+                    return result  # it committed before the connection died
 
         return run_again_if_lost(attempt, within=wait)
 

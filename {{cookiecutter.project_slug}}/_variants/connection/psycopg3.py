@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from .credentials import PasswordSource, login
-from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost
+from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, commit_outcome, run_again_if_lost, settle
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -81,13 +81,8 @@ class Database:
                 except psycopg.OperationalError as error:
                     if not conn.broken:
                         raise
-                    if committing and xid is not None:  # COMMIT went out: did it land?
-                        outcome = self._commit_outcome(xid)
-                        if outcome is None:
-                            raise
-                        if outcome:
-                            return result
-                    raise ConnectionLost from error  # nothing was written: run it again
+                    settle(error, xid, committing, self._commit_outcome)
+                    return result  # it committed before the connection died
 
         return run_again_if_lost(attempt, within=wait)
 

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .credentials import PasswordSource, login, login_refused
-from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost
+from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost, settle
 from .settings import SCHEMA, Settings
 
 Params = dict[str, Any]
@@ -66,13 +66,8 @@ class Database:
                     except DBAPIError as error:
                         if not error.connection_invalidated:
                             raise
-                        if committing and xid is not None:  # COMMIT went out: did it land?
-                            outcome = self._commit_outcome(xid)
-                            if outcome is None:
-                                raise
-                            if outcome:
-                                return result
-                        raise ConnectionLost from error  # nothing was written: run it again
+                        settle(error, xid, committing, self._commit_outcome)
+                        return result  # it committed before the connection died
             except OperationalError as error:
                 if connected or login_refused(error):
                     raise

@@ -29,6 +29,20 @@ def _backoff(attempt: int) -> float:
 
 
 {% if is_async -%}
+async def settle(
+    error: BaseException, xid: str | None, committing: bool, outcome: Callable[[str], Awaitable[bool | None]]
+) -> None:
+    """After the connection died under a unit of work: return if the work committed all the same, raise
+    ConnectionLost if nothing was written (run it again), or re-raise ``error`` if nobody can tell."""
+    if committing and xid is not None:  # COMMIT went out: did it land?
+        committed = await outcome(xid)
+        if committed:
+            return
+        if committed is None:
+            raise error
+    raise ConnectionLost from error
+
+
 async def commit_outcome(read_status: Callable[[], Awaitable[str | None]]) -> bool | None:
     """Whether a transaction whose COMMIT got no answer committed; None if the server cannot say yet."""
     for _ in range(20):
@@ -51,6 +65,18 @@ async def run_again_if_lost(work: Callable[[], Awaitable[T]], within: float) -> 
             await asyncio.sleep(_backoff(attempt))
             attempt += 1
 {%- else -%}
+def settle(error: BaseException, xid: str | None, committing: bool, outcome: Callable[[str], bool | None]) -> None:
+    """After the connection died under a unit of work: return if the work committed all the same, raise
+    ConnectionLost if nothing was written (run it again), or re-raise ``error`` if nobody can tell."""
+    if committing and xid is not None:  # COMMIT went out: did it land?
+        committed = outcome(xid)
+        if committed:
+            return
+        if committed is None:
+            raise error
+    raise ConnectionLost from error
+
+
 def commit_outcome(read_status: Callable[[], str | None]) -> bool | None:
     """Whether a transaction whose COMMIT got no answer committed; None if the server cannot say yet."""
     for _ in range(20):
