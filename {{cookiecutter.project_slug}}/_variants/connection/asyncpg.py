@@ -43,6 +43,12 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     return re.sub(r"%\((\w+)\)s", number, sql), tuple(names)
 
 
+def _bind(sql: str, params: Params | None) -> tuple[str, list[Any]]:
+    """asyncpg's query and positional arguments for ``%(name)s`` SQL and its parameters."""
+    query, names = _numbered(sql)
+    return query, [(params or {})[name] for name in names]
+
+
 class Database:
     def __init__(self, settings: Settings, passwords: PasswordSource) -> None:
         self._settings = settings
@@ -115,22 +121,19 @@ class Database:
         return await run_again_if_lost(attempt, within=wait)
 
     async def _commit_outcome(self, xid: str) -> bool | None:
-        query, _ = _numbered(TRANSACTION_STATUS)
-        return await commit_outcome(lambda: self._run(lambda conn: conn.fetchval(query, xid), writes=False))
+        query, args = _bind(TRANSACTION_STATUS, {"xid": xid})
+        return await commit_outcome(lambda: self._run(lambda conn: conn.fetchval(query, *args), writes=False))
 
     async def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        query, names = _numbered(sql)
-        args = [(params or {})[n] for n in names]
+        query, args = _bind(sql, params)
         return await self._run(lambda conn: _rows(conn.fetch(query, *args)), writes=False)
 
     async def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
-        query, names = _numbered(sql)
-        args = [(params or {})[n] for n in names]
+        query, args = _bind(sql, params)
         return await self._run(lambda conn: _row(conn.fetchrow(query, *args)))
 
     async def execute(self, sql: str, params: Params | None = None) -> int:
-        query, names = _numbered(sql)
-        args = [(params or {})[n] for n in names]
+        query, args = _bind(sql, params)
         return await self._run(lambda conn: _count(conn.execute(query, *args)))
 
     async def execute_script(self, statements: list[str]) -> None:
