@@ -187,7 +187,8 @@ import psycopg2.pool
 
 LIST = "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %s ORDER BY id"
 INSERT = "INSERT INTO items (owner, title) VALUES (%s, %s) RETURNING id, title, done, created_at, updated_at"
-pool = psycopg2.pool.ThreadedConnectionPool(1, 5, "", options="-c search_path=app_data")
+# minconn = maxconn: the pool closes every connection handed back beyond minconn (psycopg2/pool.py)
+pool = psycopg2.pool.ThreadedConnectionPool(5, 5, "", options="-c search_path=app_data")
 slots = threading.BoundedSemaphore(5)  # the pool raises instead of waiting when all 5 are out
 
 
