@@ -7,7 +7,7 @@ Each app does CRUD through its real interface as two users, keeps its rows per u
 
 from __future__ import annotations
 
-import re
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +24,6 @@ pytestmark = pytest.mark.e2e
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
-LOCAL_USER = "local.user@example.com"
 SCHEMA = "app_data"
 MAX_CREDENTIAL_CALLS = 6
 
@@ -42,6 +41,12 @@ def deployment(pg_server, workspace_stub):
 def rows_in_db(pg_server: Any, dbname: str) -> list[tuple[str, str, bool]]:
     with pg_server.connect_superuser(dbname) as conn:
         return [tuple(r) for r in conn.execute(f"SELECT owner, title, done FROM {SCHEMA}.items ORDER BY id")]
+
+
+def ids_by_title(pg_server: Any, dbname: str, owner: str) -> dict[str, int]:
+    with pg_server.connect_superuser(dbname) as conn:
+        rows = conn.execute(f"SELECT title, id FROM {SCHEMA}.items WHERE owner = %s", [owner.lower()])
+        return {title: item_id for title, item_id in rows}
 
 
 def table_owner(pg_server: Any, dbname: str) -> str | None:
@@ -90,107 +95,150 @@ class HttpApi:
 
 
 class DashUi:
-    """dash: the `change_items` callback through /_dash-update-component."""
+    """dash: its two callbacks through /_dash-update-component (change: add / toggle / delete a row; show: the list)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         deps = requests.get(f"{url}/_dash-dependencies", timeout=30).json()
-        self.output = next(d["output"] for d in deps if "items-data.data" in d["output"])
+        self.change_output = next(
+            d["output"] for d in deps if "changes.data" in d["output"] and "message" in d["output"]
+        )
+        self.show_output = next(d["output"] for d in deps if d["output"].startswith("items.children"))
         self.clicks = 0
 
-    def _call(self, user: str, trigger: str | None, **state: Any) -> tuple[list[dict], str]:
+    def post(self, user: str | None, body: dict[str, Any]) -> requests.Response:
+        headers = {"X-Forwarded-Email": user} if user else {}
+        return requests.post(f"{self.url}/_dash-update-component", json=body, headers=headers, timeout=30)
+
+    def change(self, user: str | None, trigger: str, item: Any = None, value: Any = None, title: Any = None) -> str:
+        """Fire the change callback as the browser does; returns the message shown ('' when none)."""
         self.clicks += 1
-        inputs = [
-            {"id": b, "property": "n_clicks", "value": self.clicks if b == trigger else 0}
-            for b in ("add", "save", "delete")
-        ]
+        rows = [] if item is None else [item]
+        pattern = {"item": item, "type": trigger}
         body = {
-            "output": self.output,
-            "outputs": [{"id": "items-data", "property": "data"}, {"id": "message", "property": "children"}],
-            "inputs": inputs,
-            "state": [
-                {"id": "new-title", "property": "value", "value": state.get("new_title")},
-                {"id": "edit-id", "property": "value", "value": state.get("edit_id")},
-                {"id": "edit-title", "property": "value", "value": state.get("edit_title")},
-                {"id": "edit-done", "property": "value", "value": ["done"] if state.get("done") else []},
+            "output": self.change_output,
+            "outputs": [
+                {"id": "changes", "property": "data"},
+                {"id": "message", "property": "children"},
+                {"id": "new-title", "property": "value"},
             ],
-            "changedPropIds": [f"{trigger}.n_clicks"] if trigger else [],
+            "inputs": [
+                {"id": "add", "property": "n_clicks", "value": self.clicks if trigger == "add" else 0},
+                [
+                    {"id": {"item": i, "type": "done"}, "property": "value", "value": value}
+                    for i in rows
+                    if trigger == "done"
+                ],
+                [
+                    {"id": {"item": i, "type": "delete"}, "property": "n_clicks", "value": 1}
+                    for i in rows
+                    if trigger == "delete"
+                ],
+            ],
+            "state": [
+                {"id": "new-title", "property": "value", "value": title},
+                {"id": "changes", "property": "data", "value": 0},
+            ],
+            "changedPropIds": [
+                "add.n_clicks"
+                if trigger == "add"
+                else json.dumps(pattern, sort_keys=True, separators=(",", ":"))
+                + (".value" if trigger == "done" else ".n_clicks")
+            ],
         }
-        r = requests.post(
-            f"{self.url}/_dash-update-component", json=body, headers={"X-Forwarded-Email": user}, timeout=30
-        )
+        r = self.post(user, body)
+        assert r.status_code in (200, 204), (r.status_code, r.text[:2000])
+        response = r.json()["response"] if r.status_code == 200 else {}
+        if trigger == "add" and "changes" in response:
+            assert response["new-title"]["value"] == "", response  # the input is cleared after Add
+        return response.get("message", {}).get("children") or ""
+
+    def list(self, user: str | None) -> list[tuple[int, str, bool]]:
+        body = {
+            "output": self.show_output,
+            "outputs": {"id": "items", "property": "children"},
+            "inputs": [{"id": "changes", "property": "data", "value": 0}],
+            "changedPropIds": [],
+        }
+        r = self.post(user, body)
         assert r.status_code == 200, (r.status_code, r.text[:2000])
-        response = r.json()["response"]
-        return response["items-data"]["data"], response["message"]["children"]
+        rows = []
+        for li in r.json()["response"]["items"]["children"]:
+            children = li["props"]["children"]
+            if isinstance(children, str):
+                raise AssertionError(children)  # a message instead of a list
+            box = children[0]["props"]
+            rows.append((int(box["id"]["item"]), box["options"][0]["label"], box["value"] == ["done"]))
+        return rows
 
     def create(self, user: str, title: str) -> int:
-        _, message = self._call(user, "add", new_title=title)
-        match = re.fullmatch(r"Added item (\d+)\.", message)
-        assert match, message
-        return int(match.group(1))
+        assert self.change(user, "add", title=title) == ""
+        return max(i for i, t, _ in self.list(user) if t == title)
 
     def create_refused(self, user: str, title: str) -> None:
-        _, message = self._call(user, "add", new_title=title)
+        message = self.change(user, "add", title=title)
         assert "title" in message, message
 
-    def list(self, user: str) -> list[tuple[int, str, bool]]:
-        rows, _ = self._call(user, None)
-        return [(int(r["id"]), r["title"], bool(r["done"])) for r in rows]
-
     def update(self, user: str, item_id: int, title: str, done: bool) -> bool:
-        _, message = self._call(user, "save", edit_id=item_id, edit_title=title, done=done)
-        return not message
+        return not self.change(user, "done", item=item_id, value=["done"] if done else [])
 
     def delete(self, user: str, item_id: int) -> bool:
-        _, message = self._call(user, "delete", edit_id=item_id)
-        return not message
+        return not self.change(user, "delete", item=item_id)
 
 
 class GradioUi:
-    """gradio: gradio_client (in the app env) calling the named endpoints, a header per user."""
+    """gradio: gradio_client (in the app env) calling the named endpoints, a header per user. The page shows no
+    ids, so the test reads them from the database (``ids``: title -> id of a user's rows)."""
 
-    def __init__(self, driver: apprunner.Driver) -> None:
+    def __init__(self, driver: apprunner.Driver, ids: Callable[[str], dict[str, int]]) -> None:
         self.driver = driver
+        self.ids = ids
 
-    def _predict(self, user: str, api_name: str, *args: Any) -> list[tuple[int, str, bool]]:
-        value = self.driver.call("predict", user=user, api_name=api_name, args=list(args))
-        data = value["data"] if isinstance(value, dict) else value
-        return [(int(r[0]), r[1], r[2] in (True, "true", "True")) for r in data or []]
+    def predict(self, user: str | None, api_name: str, *args: Any) -> Any:
+        return self.driver.call("predict", user=user, api_name=api_name, args=list(args))
+
+    def _rows(self, user: str, result: Any) -> list[tuple[int, str, bool]]:
+        table = result[0]
+        data = table["data"] if isinstance(table, dict) else table
+        ids = self.ids(user)
+        assert all(len(r) == 3 for r in data or []), data  # title, done, updated: no id column
+        return [(ids[r[0]], r[0], r[1] in (True, "true", "True")) for r in data or []]
 
     def create(self, user: str, title: str) -> int:
-        rows = self._predict(user, "/create_item", title)
-        return max(i for i, t, _ in rows if t == title)
+        result = self.predict(user, "/create_item", title)
+        assert result[-1] == "", result  # the input is cleared after Add
+        return self.ids(user)[title]
 
     def create_refused(self, user: str, title: str) -> None:
         with pytest.raises(apprunner.DriverError):
-            self._predict(user, "/create_item", title)
+            self.predict(user, "/create_item", title)
 
     def list(self, user: str) -> list[tuple[int, str, bool]]:
-        return self._predict(user, "/list_items")
+        return self._rows(user, self.predict(user, "/list_items"))
 
     def update(self, user: str, item_id: int, title: str, done: bool) -> bool:
         try:
-            self._predict(user, "/update_item", item_id, title, done)
+            self.predict(user, "/set_done", item_id, done)
         except apprunner.DriverError:
             return False
         return True
 
     def delete(self, user: str, item_id: int) -> bool:
         try:
-            self._predict(user, "/delete_item", item_id)
+            self.predict(user, "/delete_item", item_id)
         except apprunner.DriverError:
             return False
         return True
 
 
 class StreamlitUi:
-    """streamlit: AppTest on main.py in a subprocess with the app's env; no headers, so LOCAL_USER owns rows."""
+    """streamlit: AppTest on main.py in a subprocess with the app's env; the driver hands st.context the user."""
 
     def __init__(self, driver: apprunner.Driver) -> None:
         self.driver = driver
 
     def _state(self, op: str, **args: Any) -> dict[str, Any]:
-        state = self.driver.call(op, **args)
+        state = self.driver.call(op, user=ALICE, **args)
         assert not state["exceptions"], state["exceptions"]
         return state
 
@@ -204,7 +252,7 @@ class StreamlitUi:
         return max(i for i, t, _ in self._items(state) if t == title)
 
     def create_refused(self, user: str, title: str) -> None:
-        state = self.driver.call("add", title=title)
+        state = self.driver.call("add", user=user, title=title)
         # the refusal is shown in the session that submitted; the new session lists what is stored
         assert not state["exceptions"], state["exceptions"]
         assert any("title" in e for e in state["acting_session"]["errors"]), state["acting_session"]
@@ -264,7 +312,7 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
                 ui = DashUi(app.url)
             elif framework == "gradio":
                 driver = apprunner.driver("gradio", tmp_path, env, project / "app", app.url)
-                ui = GradioUi(driver)
+                ui = GradioUi(driver, lambda user: ids_by_title(pg_server, dbname, user))
             else:
                 driver = apprunner.driver("streamlit", tmp_path, env, project / "app", str(project / "app" / "main.py"))
                 ui = StreamlitUi(driver)
@@ -273,7 +321,7 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
             if framework != "streamlit":
                 assert requests.get(f"{app.url}/healthz", timeout=30).status_code == 200, app.log_text()[-4000:]
 
-            users = [ALICE, BOB] if framework != "streamlit" else [LOCAL_USER]
+            users = [ALICE, BOB] if framework != "streamlit" else [ALICE]
             first = users[0]
             a1 = ui.create(first, "alice one")
             a2 = ui.create(first, "alice two")
