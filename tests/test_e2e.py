@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -270,6 +271,97 @@ class StreamlitUi:
         return True
 
 
+# ---------------------------------------------------------------------------------------------- the contract
+# Hostile inputs every interface must refuse without touching a row (the rendered README's "API contract").
+# The harness sets DATABRICKS_APP_NAME as the Apps runtime does, so a request without X-Forwarded-Email is
+# refused, never served as a local user.
+BAD_TITLES = ["a\x00b", "x" * 201, "", "   ", "line\nbreak"]
+BAD_IDS = [2**63, 99999999999999999999, 0, -1, "abc", 1.5]
+
+
+def http_contract(url: str, alice_item: int) -> None:
+    alice, bob = {"X-Forwarded-Email": ALICE}, {"X-Forwarded-Email": BOB}
+    api = f"{url}/api/items"
+
+    def refused(r: requests.Response, status: int, field: str | None) -> None:
+        assert r.status_code == status, (r.request.method, r.request.url, r.status_code, r.text)
+        body = r.json()
+        assert set(body) == {"error", "field"} and isinstance(body["error"], str) and body["error"], body
+        assert body["field"] == field, (r.request.method, r.request.url, body)
+
+    refused(requests.get(api, timeout=30), 401, None)  # no signed-in user on Databricks
+    refused(requests.post(api, json={"title": "anonymous"}, timeout=30), 401, None)
+    refused(requests.delete(f"{api}/{alice_item}", timeout=30), 401, None)
+    for bad in BAD_IDS:
+        refused(requests.delete(f"{api}/{bad}", headers=alice, timeout=30), 400, "id")
+        refused(requests.put(f"{api}/{bad}", json={"title": "t", "done": True}, headers=alice, timeout=30), 400, "id")
+    for title in [*BAD_TITLES, 5, None, ["t"]]:
+        refused(requests.post(api, json={"title": title}, headers=alice, timeout=30), 400, "title")
+    as_json = {**alice, "Content-Type": "application/json"}
+    refused(
+        requests.post(api, data='{"title": "\\ud800"}', headers=as_json, timeout=30), 400, "title"
+    )  # lone surrogate
+    for done in ("false", 1, None):
+        body = {"title": "t", "done": done}
+        refused(requests.put(f"{api}/{alice_item}", json=body, headers=alice, timeout=30), 400, "done")
+    refused(requests.put(f"{api}/{alice_item}", json={"title": "t"}, headers=alice, timeout=30), 400, "done")
+    refused(requests.post(api, json={"title": "t", "owner": BOB}, headers=alice, timeout=30), 400, "owner")
+    for raw in ("{", "", "[]", '"title"', "\xff"):
+        refused(requests.post(api, data=raw.encode("latin-1"), headers=as_json, timeout=30), 400, "body")
+    refused(requests.post(api, data="title=t", headers=alice, timeout=30), 400, "body")  # a form, not JSON
+    refused(
+        requests.put(f"{api}/{alice_item}", json={"title": "mine", "done": False}, headers=bob, timeout=30), 404, "id"
+    )
+    refused(requests.delete(f"{api}/{alice_item}", headers=bob, timeout=30), 404, "id")
+    refused(requests.patch(f"{api}/{alice_item}", json={}, headers=alice, timeout=30), 405, None)
+    for item in requests.get(api, headers=alice, timeout=30).json():
+        assert set(item) == {"id", "title", "done", "created_at", "updated_at"}, item
+        assert type(item["id"]) is int and type(item["done"]) is bool and type(item["title"]) is str, item
+        for stamp in (item["created_at"], item["updated_at"]):
+            assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0), stamp  # ISO 8601, UTC
+
+
+def dash_contract(ui: DashUi, alice_item: int) -> None:
+    assert "not signed in" in ui.change(None, "add", title="anonymous")
+    with pytest.raises(AssertionError, match="not signed in"):
+        ui.list(None)
+    for title in [*BAD_TITLES, 5, ["t"]]:
+        assert "title" in ui.change(ALICE, "add", title=title), title
+    for bad in BAD_IDS:
+        assert "id" in ui.change(ALICE, "delete", item=bad), bad
+    assert "done" in ui.change(ALICE, "done", item=alice_item, value="false")
+    assert "not in your list" in ui.change(BOB, "delete", item=alice_item)
+    assert "not in your list" in ui.change(BOB, "done", item=alice_item, value=[])
+    r = requests.post(
+        f"{ui.url}/_dash-update-component", data="{", headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:500])
+
+
+def gradio_contract(ui: GradioUi, alice_item: int) -> None:
+    def refused(user: str | None, api_name: str, *args: Any, says: str) -> None:
+        with pytest.raises(apprunner.DriverError) as refusal:
+            ui.predict(user, api_name, *args)
+        assert says in str(refusal.value), (api_name, args, str(refusal.value))
+
+    refused(None, "/list_items", says="not signed in")
+    refused(None, "/create_item", "anonymous", says="not signed in")
+    for title in BAD_TITLES:
+        refused(ALICE, "/create_item", title, says="title")
+    for bad in BAD_IDS:
+        refused(ALICE, "/delete_item", bad, says="id")
+    refused(ALICE, "/set_done", alice_item, "false", says="done")
+    refused(BOB, "/delete_item", alice_item, says="not in your list")
+    refused(BOB, "/set_done", alice_item, False, says="not in your list")
+
+
+def streamlit_contract(driver: apprunner.Driver) -> None:
+    assert any("not signed in" in e for e in driver.call("list", user=None)["errors"])
+    for title in ("a\x00b", "line\nbreak", "   "):
+        shown = driver.call("add", user=ALICE, title=title)["acting_session"]
+        assert any("title" in e for e in shown["errors"]), (title, shown)
+
+
 def eventually(probe: Callable[[], Any], seconds: float = 10) -> Any:
     deadline = time.monotonic() + seconds
     while True:
@@ -341,6 +433,15 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
                 expected.append((BOB, "bob one", False))
             assert rows_in_db(pg_server, dbname) == expected
             assert table_owner(pg_server, dbname) == client.role
+            if framework in ("flask", "fastapi"):
+                http_contract(app.url, a1)
+            elif framework == "dash":
+                dash_contract(ui, a1)
+            elif framework == "gradio":
+                gradio_contract(ui, a1)
+            else:
+                streamlit_contract(driver)
+            assert rows_in_db(pg_server, dbname) == expected  # nothing refused changed a row
 
             # rotation: the token stops working for new logins and every open connection is killed
             workspace_stub.expire_now(client.client_id)

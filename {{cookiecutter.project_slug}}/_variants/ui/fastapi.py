@@ -40,7 +40,7 @@ async def malformed(request: Request, error: RequestValidationError) -> JSONResp
 
 @app.exception_handler(HTTPException)
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:  # unknown path, wrong method
-    return refuse(error.status_code, str(error.detail))
+    return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
 
 
 async def signed_in(request: Request) -> str:
