@@ -33,7 +33,7 @@ _LOST = (
 # and %% a percent sign, as in psycopg. Any other % there is a mistake.
 _SQL = re.compile(
     r"""(?P<keep>[eE]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*"
-        |\$(?P<tag>[A-Za-z_]\w*)?\$.*?\$(?P=tag)\$|--[^\n]*|/\*.*?\*/)
+        |\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$|--[^\n]*|/\*.*?\*/)
       |%\((?P<name>\w+)\)s|(?P<percent>%%)|(?P<stray>%)""",
     re.VERBOSE | re.DOTALL,
 )
