@@ -739,8 +739,8 @@ class Bench:
         self.wait_ready(app)
         return app
 
-    def start_bare(self, pg: PostgresServer, framework: str, driver: str) -> App:
-        """The bare-pool baseline of this framework and driver, seeded like a rendered app, with a static password."""
+    def seeded_database(self, pg: PostgresServer) -> tuple[str, str, str]:
+        """A database of the static-password role with the app's schema and the readers' seed rows."""
         role, password = self.static_role(pg)
         database = self.new_database(pg, role)
         self.bootstrap_schema(pg, role, password, database)
@@ -751,6 +751,11 @@ class Bench:
                         "INSERT INTO app_data.items (owner, title) VALUES (%s, %s)",
                         (f"reader{k}@example.com", f"seed {j}"),
                     )
+        return role, password, database
+
+    def start_bare(self, pg: PostgresServer, framework: str, driver: str) -> App:
+        """The bare-pool baseline of this framework and driver, seeded like a rendered app, with a static password."""
+        role, password, database = self.seeded_database(pg)
         app_dir = self.work / f"bare-{framework}-{driver}-{uuid.uuid4().hex[:6]}"
         app_dir.mkdir(parents=True)
         (app_dir / "main.py").write_text(bare_app(framework, driver))
@@ -803,16 +808,7 @@ class Bench:
 
     def ceiling(self, pg: PostgresServer, driver: str, clients: int, seconds: float) -> LoadResult:
         """N clients on a pool, no HTTP; psycopg3 in 2 processes of pool 5 (like gunicorn), asyncpg 1 of 5."""
-        role, password = self.static_role(pg)
-        database = self.new_database(pg, role)
-        self.bootstrap_schema(pg, role, password, database)
-        with psycopg.connect(pg.dsn_for(role, password, dbname=database), autocommit=True) as conn:
-            for k in range(READERS):
-                for j in range(SEED_ITEMS):
-                    conn.execute(
-                        "INSERT INTO app_data.items (owner, title) VALUES (%s, %s)",
-                        (f"reader{k}@example.com", f"seed {j}"),
-                    )
+        role, password, database = self.seeded_database(pg)
         procs = 2 if driver == "psycopg3" else 1
         appname = f"b-ceiling-{driver}-{uuid.uuid4().hex[:6]}"
         env = {

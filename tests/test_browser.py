@@ -88,7 +88,7 @@ def add_item(driver: WebDriver, framework: str, title: str) -> None:
         box = wait.until(lambda d: d.find_element(By.ID, "new-title"))
         box.send_keys(title)
         driver.find_element(By.ID, "add").click()
-        wait.until(by_label_text(driver, "#items-table", title))
+        wait.until(by_label_text(driver, "#items", title))
     elif framework == "gradio":
         box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea, input[type=text]"))
         box.send_keys(title)
@@ -100,6 +100,10 @@ def add_item(driver: WebDriver, framework: str, title: str) -> None:
         time.sleep(0.3)  # let Streamlit take the value before the form is submitted
         driver.find_element(By.XPATH, "//button[.//*[normalize-space()='Add']]").click()
         wait.until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+    # the input is cleared after Add, ready for the next item (Streamlit re-renders it: look it up again)
+    css = {"flask": "#title", "fastapi": "#title", "dash": "#new-title", "gradio": "textarea, input[type=text]"}
+    box = driver.find_element(By.CSS_SELECTOR, css.get(framework, "input[aria-label='New item']"))
+    wait.until(lambda _: box.get_attribute("value") == "")
 
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "dash", "gradio", "streamlit"])

@@ -1,10 +1,11 @@
 """Who is asking: the one rule every page and API of this app follows.
 
 On Databricks the Apps proxy names the signed-in user in ``X-Forwarded-Email`` on every request
-(docs: dev-tools/databricks-apps/http-headers). A request without it did not come through the
-proxy, so it is refused there. The Apps runtime sets ``DATABRICKS_APP_NAME`` for every app
-(docs: dev-tools/databricks-apps/system-env); ``./run-local.sh`` does not. Only then, run
-locally, does a request without the header act as ``LOCAL_USER``, and the log says so.
+(https://docs.databricks.com/aws/en/dev-tools/databricks-apps/http-headers). A request without it
+did not come through the proxy, so it is refused there. The Apps runtime sets
+``DATABRICKS_APP_NAME`` in every app (https://docs.databricks.com/aws/en/dev-tools/databricks-apps/system-env);
+``./run-local.sh`` does not. Only then, run locally, does a request without the header act as
+``LOCAL_USER``, and the log says so.
 """
 
 import logging
