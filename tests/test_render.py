@@ -134,6 +134,8 @@ def test_app_yaml_runs_the_framework_and_reads_the_declared_resource(project: tu
         combo["framework"], "uvicorn"
     )
     assert command[0] == expected_runner
+    if expected_runner == "streamlit":  # https://docs.streamlit.io/develop/api-reference/configuration/config.toml
+        assert "--browser.gatherUsageStats=false" in command, "Streamlit must not send usage statistics"
     value_from = [e["valueFrom"] for e in app_yaml["env"] if "valueFrom" in e]
     assert value_from and set(value_from) <= declared
     assert {"autoscaling": "postgres", "provisioned": "database"}[combo["lakebase"]] in value_from
