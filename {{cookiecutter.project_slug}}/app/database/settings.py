@@ -23,7 +23,6 @@ class Settings:
     sslmode: str
     application_name: str
     lakebase_endpoint: str | None  # Autoscaling: projects/<p>/branches/<b>/endpoints/<e>
-    lakebase_instance: str | None  # Provisioned: the instance name
     local_password: str | None  # PGPASSWORD, only for local development
     pool_min_size: int
     pool_max_size: int
@@ -49,12 +48,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         )
     local_password = env.get("PGPASSWORD") or None
     endpoint = env.get("LAKEBASE_ENDPOINT") or None
-    instance = env.get("LAKEBASE_INSTANCE") or None
-    if not (local_password or endpoint or instance):
+{%- if cookiecutter.lakebase == "autoscaling" %}
+    if not (local_password or endpoint):
         raise SettingsError(
-            "no way to log in: set LAKEBASE_ENDPOINT (Autoscaling) or LAKEBASE_INSTANCE "
-            "(Provisioned) through app.yaml valueFrom, or PGPASSWORD for a local database"
+            "no way to log in: set LAKEBASE_ENDPOINT (app.yaml `valueFrom: postgres`), "
+            "or PGPASSWORD for a local database"
         )
+{%- else %}
+    # Lakebase Provisioned: without PGPASSWORD the app logs in with its workspace OAuth token (credentials.py).
+{%- endif %}
     pool_max_size = _int(env, "DB_POOL_MAX_SIZE", {{ cookiecutter.pool_max_size }})
     pool_min_size = min(_int(env, "DB_POOL_MIN_SIZE", 1), pool_max_size)
     if pool_max_size < 1 or pool_min_size < 0:
@@ -67,7 +69,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sslmode=env.get("PGSSLMODE", "require"),
         application_name=env.get("PGAPPNAME") or env.get("DATABRICKS_APP_NAME") or "{{ cookiecutter.app_name }}",
         lakebase_endpoint=endpoint,
-        lakebase_instance=instance,
         local_password=local_password,
         pool_min_size=pool_min_size,
         pool_max_size=pool_max_size,
