@@ -231,7 +231,9 @@ class WorkspaceStub:
     def access_token_calls(self, client_id: str | None = None) -> int:
         """Number of OAuth token requests answered with an access token (for one client, or all)."""
         with self._lock:
-            return sum(1 for path, cid, _ in self.calls if path == TOKEN_PATH and (client_id is None or cid == client_id))
+            return sum(
+                1 for path, cid, _ in self.calls if path == TOKEN_PATH and (client_id is None or cid == client_id)
+            )
 
     def expire_now(self, client_id: str) -> None:
         """The client's current token stops working for NEW logins (open sessions stay); the next call mints."""
