@@ -246,3 +246,50 @@ def test_a_preview_without_its_pull_request_number_stops(flavour: tuple[dict, Pa
     preview = br.resolve(config, "preview", SP, environ=existing)
     result = checks.run_postinit(root, preview)
     assert result.returncode == 1 and "pr_number" in result.stderr, result.stderr
+
+
+# ---------------------------------------------------------------------------------------------- the workflow
+def _steps(job: dict[str, Any]) -> tuple[list[str], list[str]]:
+    return [s["uses"] for s in job["steps"] if "uses" in s], [s["run"] for s in job["steps"] if "run" in s]
+
+
+def test_the_deploy_workflow_previews_pull_requests_and_deploys_prod_from_a_tag(flavour: tuple[dict, Path]) -> None:
+    combo, root = flavour
+    workflow = yaml.safe_load((root / ".github" / "workflows" / "deploy.yml").read_text())
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert workflow["permissions"]["id-token"] == "write"  # GitHub OIDC, no long-lived secret
+    assert workflow["env"]["DATABRICKS_AUTH_TYPE"] == "github-oidc"
+    assert "DATABRICKS_CLIENT_SECRET" not in workflow["env"]
+    assert "DATABRICKS_CLIENT_SECRET" in (root / "README.md").read_text()  # the documented fallback
+    for name, job in workflow["jobs"].items():
+        uses, _ = _steps(job)
+        cli = [u for u in uses if u.startswith("databricks/setup-cli@")]
+        assert cli == ["databricks/setup-cli@v1.13.0"], (name, cli)  # a released version, >= 1.4.0
+        assert job.get("environment") in ("prod", "preview"), name
+        if "permissions" in job:
+            assert job["permissions"]["id-token"] == "write", name
+
+    assert triggers["push"] == {"tags": ["v*"]}
+    prod = workflow["jobs"]["prod"]
+    assert prod["environment"] == "prod" and "refs/tags/v" in prod["if"] and "push" in prod["if"]
+    _, runs = _steps(prod)
+    assert "databricks bundle deploy -t prod" in "\n".join(runs)
+
+    if combo["lakebase"] == "provisioned":
+        assert set(workflow["jobs"]) == {"prod"} and "pull_request" not in triggers
+        return
+    assert set(triggers["pull_request"]["types"]) == {"opened", "synchronize", "reopened", "closed"}
+    assert triggers["schedule"]
+    preview, destroy, cleanup = (workflow["jobs"][k] for k in ("preview", "preview-destroy", "preview-cleanup"))
+    number = "${{ github.event.pull_request.number }}"
+    for job in (preview, destroy):
+        assert job["env"]["BUNDLE_VAR_pr_number"] == number and job["concurrency"] == f"preview-{number}"
+    assert "action != 'closed'" in preview["if"] and "action == 'closed'" in destroy["if"]
+    _, runs = _steps(preview)
+    assert "databricks bundle deploy -t preview" in runs[0]
+    assert "databricks apps get" in runs[1] and "echo" in runs[1] and "$url" in runs[1]  # prints its URL
+    _, runs = _steps(destroy)
+    assert runs[-1] == "databricks bundle destroy -t preview --auto-approve"
+    assert "schedule" in cleanup["if"]
+    _, runs = _steps(cleanup)
+    assert "gh pr list" in runs[-1] and "databricks bundle destroy -t preview --auto-approve" in runs[-1]

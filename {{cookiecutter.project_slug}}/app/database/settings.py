@@ -38,6 +38,22 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
 
 
+def _refuse_a_shared_database(env: dict[str, str], local_password: str | None) -> None:
+    """A person logging in to a real Lakebase must name the database as their own.
+
+    The app creates its schema as whoever logs in first. A person (PGUSER is an e-mail) doing that in a database a
+    deployed app uses would own the schema, and the app's service principal could no longer use it.
+    """
+    user, database = env["PGUSER"], env["PGDATABASE"]
+    if "@" not in user or local_password or env.get("LAKEBASE_OWN_DATABASE") == database:
+        return
+    raise SettingsError(
+        f"{user} is about to create schema {SCHEMA} in Lakebase database {database!r} as themselves; a deployed app "
+        "using that database could then not use it. Point PGDATABASE at a database of your own (README: Run locally "
+        "against Lakebase) and confirm it with LAKEBASE_OWN_DATABASE=<that database>"
+    )
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     missing = [name for name in ("PGHOST", "PGDATABASE", "PGUSER") if not env.get(name)]
@@ -57,6 +73,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 {%- else %}
     # Lakebase Provisioned: without PGPASSWORD the app logs in with its workspace OAuth token (credentials.py).
 {%- endif %}
+    _refuse_a_shared_database(env, local_password)
     pool_max_size = _int(env, "DB_POOL_MAX_SIZE", {{ cookiecutter.pool_max_size }})
     pool_min_size = min(_int(env, "DB_POOL_MIN_SIZE", 1), pool_max_size)
     if pool_max_size < 1 or pool_min_size < 0:
