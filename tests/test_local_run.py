@@ -98,3 +98,21 @@ def test_run_local_test_runs_the_projects_tests_against_the_embedded_database(tm
     subprocess.run(["rm", "-rf", str(pg_tmp)], check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout
+
+
+def test_run_local_sh_refuses_an_old_python_with_a_clear_message(tmp_path: Path) -> None:
+    root = render(tmp_path, project_name="Old Python")
+    old = tmp_path / "python3.10"
+    old.write_text("#!/bin/sh\n# answers like Python 3.10 to run-local.sh's version check\nexit 1\n")
+    old.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "run-local.sh"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": str(old)},
+    )
+    assert result.returncode == 1
+    assert "Python 3.11 or newer is needed" in result.stderr and str(old) in result.stderr, result.stderr
+    assert not (root / ".venv").exists()

