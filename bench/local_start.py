@@ -44,7 +44,7 @@ def time_to_first_page(project: Path, log: Path, timeout: float = 600) -> float:
         try:
             while True:
                 if run.poll() is not None:
-                    raise RuntimeError(f"run-local.sh exited {run.returncode}: see {log}")
+                    raise RuntimeError(f"run-local.sh exited {run.returncode}:\n{log.read_text()[-3000:]}")
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
                         if response.status == 200:
@@ -52,10 +52,11 @@ def time_to_first_page(project: Path, log: Path, timeout: float = 600) -> float:
                 except OSError:
                     pass
                 if time.monotonic() - started > timeout:
-                    raise RuntimeError(f"no first page after {timeout} s: see {log}")
+                    raise RuntimeError(f"no first page after {timeout} s:\n{log.read_text()[-3000:]}")
                 time.sleep(0.2)
         finally:
-            os.killpg(run.pid, signal.SIGINT)
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGINT)
             try:
                 run.wait(timeout=30)
             except subprocess.TimeoutExpired:
