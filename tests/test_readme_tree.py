@@ -1,6 +1,7 @@
 """The READMEs describe what is rendered: the template README's file tree equals a rendered project, and no
 README or rendered test names a file the project does not have."""
 
+import json
 import re
 from pathlib import Path
 
@@ -8,15 +9,17 @@ import pytest
 
 from tests.template import ROOT, render
 
-FRAMEWORKS = ["streamlit", "flask"]  # one without and one with the conditional static page
+# Between them, every conditional file is absent once and present once (static/ page, asyncpg's test).
+COMBOS = [{"framework": "streamlit"}, {"framework": "fastapi", "driver": "asyncpg"}]
+IDS = ["-".join(combo.values()) for combo in COMBOS]
 
 
-def documented_tree(readme: str, framework: str) -> set[str]:
+def documented_tree(readme: str, answers: dict[str, str]) -> set[str]:
     """Files listed in the README's tree block, as paths relative to the project.
 
     Grammar: one entry per line, indented two spaces per level under `<project_slug>/`; an entry is a name (a
     directory ends in `/`) or several names joined by ", ", then an optional note. A note that starts with
-    `(a, b)` limits the entry to those frameworks.
+    `(a, b)` limits the entry to projects where one of the answers is `a` or `b`.
     """
     section = readme[readme.index("## What a rendered project holds") :]
     block = section[section.index("```\n") + 4 :]
@@ -28,7 +31,7 @@ def documented_tree(readme: str, framework: str) -> set[str]:
         names, note = re.fullmatch(r"([^\s,]+(?:, [^\s,]+)*)(?:\s+(.*))?", line.strip()).groups()
         del parents[level - 1 :]
         only = re.match(r"\(([a-z, ]+)\)", note or "")
-        if only and framework not in [f.strip() for f in only[1].split(",")]:
+        if only and not {value.strip() for value in only[1].split(",")} & set(answers.values()):
             continue
         for name in names.split(", "):
             if name.endswith("/"):
@@ -46,13 +49,14 @@ def rendered_files(root: Path) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_readme_file_tree_is_what_renders(tmp_path: Path, framework: str) -> None:
-    root = render(tmp_path, framework=framework)
-    documented = documented_tree((ROOT / "README.md").read_text(), framework)
+@pytest.mark.parametrize("answers", COMBOS, ids=IDS)
+def test_readme_file_tree_is_what_renders(tmp_path: Path, answers: dict[str, str]) -> None:
+    root = render(tmp_path, **answers)
+    rendered = json.loads((root / ".cookiecutter.json").read_text())["cookiecutter"]
+    documented = documented_tree((ROOT / "README.md").read_text(), {k: str(v) for k, v in rendered.items()})
     actual = rendered_files(root)
     assert documented == actual, (
-        f"README.md's tree is out of date for {framework}: rendered but not documented "
+        f"README.md's tree is out of date for {answers}: rendered but not documented "
         f"{sorted(actual - documented)}; documented but not rendered {sorted(documented - actual)}"
     )
 
@@ -61,14 +65,15 @@ def test_readme_file_tree_is_what_renders(tmp_path: Path, framework: str) -> Non
 PATH_IN_BACKTICKS = re.compile(r"`(\.?[a-z_][\w.-]*/[\w./-]*|[\w.-]+\.(?:py|sh|yml|yaml|txt|toml|json|html))`")
 
 
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_rendered_docs_name_only_files_the_project_has(tmp_path: Path, framework: str) -> None:
-    root = render(tmp_path, framework=framework)
+@pytest.mark.parametrize("answers", COMBOS, ids=IDS)
+def test_rendered_docs_name_only_files_the_project_has(tmp_path: Path, answers: dict[str, str]) -> None:
+    root = render(tmp_path, **answers)
     names = {path.name for path in root.rglob("*")}
     made_at_run_time = [d for d in (root / ".gitignore").read_text().split() if d.endswith("/")]  # .venv/ ...
     for doc in [root / "README.md", *sorted((root / "tests").glob("*.py"))]:
         for mentioned in PATH_IN_BACKTICKS.findall(doc.read_text()):
             if mentioned.startswith(("http", "projects/", *made_at_run_time)):
                 continue  # URLs, Lakebase resource names, what the project makes when it runs
-            exists = (root / mentioned).exists() or ("/" not in mentioned and mentioned in names)
-            assert exists, f"{doc.relative_to(root)} names `{mentioned}`, which a {framework} project does not have"
+            # relative to the project, or to app/ (the import root: `database/items.py`), or a bare file name
+            exists = any((base / mentioned).exists() for base in (root, root / "app")) or mentioned in names
+            assert exists, f"{doc.relative_to(root)} names `{mentioned}`, which a {answers} project does not have"

@@ -134,6 +134,8 @@ def test_app_yaml_runs_the_framework_and_reads_the_declared_resource(project: tu
         combo["framework"], "uvicorn"
     )
     assert command[0] == expected_runner
+    if expected_runner == "streamlit":  # https://docs.streamlit.io/develop/api-reference/configuration/config.toml
+        assert "--browser.gatherUsageStats=false" in command, "Streamlit must not send usage statistics"
     value_from = [e["valueFrom"] for e in app_yaml["env"] if "valueFrom" in e]
     assert value_from and set(value_from) <= declared
     assert {"autoscaling": "postgres", "provisioned": "database"}[combo["lakebase"]] in value_from
@@ -176,4 +178,5 @@ def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], 
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\b7 passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout
+    expected = 7 + 3 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
+    assert re.search(rf"\b{expected} passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout
