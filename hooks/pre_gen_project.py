@@ -3,7 +3,11 @@
 Every answer arrives as JSON data (``tojson`` inside a raw string; JSON writes each
 double quote in a value as \\", so no answer can end the string), never as Python
 source: an answer that tries to close the string and add code stays inert text.
-A refusal exits non-zero; cookiecutter then removes the output directory.
+A refusal exits non-zero; cookiecutter then removes the project directory it created before
+this hook ran. That directory is named by ``__project_dir`` (cookiecutter.json): the slug when it
+passes the project_slug rule below, a throwaway ``refused-...`` name otherwise, so a slug such as
+``a/b``, ``..``, an empty or a 300-character one never reaches the file system. Keep both rules equal
+(tests/test_answers.py checks they agree).
 """
 
 import json

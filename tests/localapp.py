@@ -1,6 +1,7 @@
 """Start a rendered project the way `./run-local.sh` does (local/run.py, embedded PostgreSQL), for tests."""
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -28,6 +29,11 @@ class LocalApp:
     startup_seconds: float
     log: Path
     postgres_home: Path
+
+    @property
+    def postgres_port(self) -> int:
+        """The embedded server's port, from run.py's first line ("PostgreSQL on 127.0.0.1:<port> ...")."""
+        return int(re.search(r"PostgreSQL on 127\.0\.0\.1:(\d+)", self.log.read_text())[1])
 
 
 @contextmanager
@@ -70,6 +76,6 @@ def running_local_app(root: Path, workdir: Path, timeout: float = 90) -> Iterato
             finally:
                 if run.poll() is None:
                     os.killpg(run.pid, signal.SIGKILL)
-    left_running = list(pg_tmp.rglob("postmaster.pid"))
+    left_running = list(pg_tmp.rglob("postmaster.pid")) + list(root.glob(".local-postgres/data/postmaster.pid"))
     shutil.rmtree(pg_tmp, ignore_errors=True)
     assert not left_running, "the embedded PostgreSQL was left running"

@@ -1,13 +1,21 @@
 """Bad answers are refused clearly, leave no directory, and injection attempts stay inert."""
 
 import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from cookiecutter.environment import StrictEnvironment
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
 from databricks.bundles.apps import App
 
-from tests.template import render, render_cli
+from tests.template import CONFIG, ROOT, render, render_cli
 
 BAD_ANSWERS = [
     ("project_name", "", "empty"),
@@ -110,3 +118,154 @@ def test_booleans_are_booleans_and_defaults_render(tmp_path: Path) -> None:
     root = render(tmp_path)
     assert root.name == "lakebase_app"
     assert "postgres_projects" in (root / "databricks.yml").read_text()
+
+
+# Every free-text question (not a choice, not yes/no, not private): the hostile answers below go to each.
+FREE_TEXT = [key for key, value in CONFIG.items() if not key.startswith("_") and isinstance(value, str)]
+HOSTILE = {
+    "slash": "a/b",
+    "dot-dot": "../up",
+    "backslash": "a\\b",
+    "command substitution": "$(touch PWNED)",
+    "backticks": "`touch PWNED`",
+    "shell separator": "x; touch PWNED #",
+    "python triple quote": "x'''); __import__('os').system('touch PWNED') #",
+    "python double triple quote": 'x"""); __import__("os").system("touch PWNED") #',
+    "empty": "",
+    "300 characters": "x" * 300,
+}
+CASES = [(field, why) for field in FREE_TEXT for why in HOSTILE]
+
+
+def test_every_free_text_question_is_covered() -> None:
+    assert set(FREE_TEXT) == {
+        "project_name",
+        "project_slug",
+        "app_name",
+        "description",
+        "lakebase_name",
+        "database_name",
+        "schema_name",
+        "pool_max_size",
+        "max_instances",
+    }
+
+
+def _refused_cleanly(result_stderr: str, field: str, out: Path, cwd: Path) -> None:
+    assert f"ERROR: {field}=" in result_stderr and "for example" in result_stderr, result_stderr
+    assert not out.exists() or not any(out.iterdir()), f"a refused generation left {list(out.rglob('*'))}"
+    assert not any(cwd.iterdir()), "a refused generation wrote into the working directory"
+
+
+def _inert_and_valid(project: Path, field: str, value: str) -> None:
+    assert re.fullmatch(r"[a-z][a-z0-9_]{0,39}", project.name)
+    answers = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
+    assert answers[field] == value
+    yaml.safe_load((project / "databricks.yml").read_text())
+    yaml.safe_load((project / "app" / "app.yaml").read_text())
+    tomllib.loads((project / "pyproject.toml").read_text())
+    for source in project.rglob("*.py"):
+        compile(source.read_text(), str(source), "exec")
+
+
+@pytest.mark.parametrize("field", FREE_TEXT)
+def test_hostile_answers_are_refused_cleanly_or_stay_inert(
+    tmp_path: Path, field: str, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused: the hook's message, nothing on disk. Accepted: valid files, the value kept as plain text."""
+    outcomes = {}
+    for why, value in HOSTILE.items():
+        cwd, out = tmp_path / why / "cwd", tmp_path / why / "out"
+        cwd.mkdir(parents=True)
+        monkeypatch.chdir(cwd)
+        try:
+            project = Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(out), extra_context={field: value}))
+        except FailedHookException:
+            _refused_cleanly(capfd.readouterr().err, field, out, cwd)
+            outcomes[why] = "refused"
+        else:
+            _inert_and_valid(project, field, value)
+            outcomes[why] = "accepted"
+        assert not list(tmp_path.rglob("PWNED")), f"{why}: an answer ran as a command or as code"
+    print(field, outcomes)
+    if field != "description":  # identifiers, names and numbers take none of these
+        assert set(outcomes.values()) == {"refused"}, outcomes
+
+
+@pytest.mark.parametrize(
+    ("field", "why"), [("project_name", "empty"), ("project_name", "300 characters"), ("project_slug", "slash")]
+)
+def test_command_line_refusal_ends_with_the_hooks_message_not_a_traceback(tmp_path: Path, field: str, why: str) -> None:
+    cwd, out = tmp_path / "cwd", tmp_path / "out"
+    cwd.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(ROOT), "--no-input", "-o", str(out), f"{field}={HOSTILE[why]}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+    _refused_cleanly(result.stderr, field, out, cwd)
+
+
+SLUG_RULE = r"[a-z][a-z0-9_]{0,39}"  # hooks/pre_gen_project.py RULES["project_slug"]
+
+
+@pytest.mark.parametrize(
+    "slug",
+    ["a", "a__b", "a1_", "z" * 40, "z" * 41, "", "A", "1a", "_a", "a-b", "a.b", "..", "a/b", "a b", "é", "a\nb"],
+)
+def test_directory_name_is_the_slug_exactly_when_the_hook_accepts_it(slug: str) -> None:
+    """cookiecutter makes the project directory before the hook runs: only a valid slug may name it."""
+    hook_rules = (ROOT / "hooks" / "pre_gen_project.py").read_text()
+    assert f'r"{SLUG_RULE}"' in hook_rules, "the hook's slug rule changed: update SLUG_RULE and __project_dir"
+    env = StrictEnvironment(context={"cookiecutter": CONFIG})
+    directory = env.from_string(CONFIG["__project_dir"]).render(cookiecutter={"project_slug": slug})
+    if re.fullmatch(SLUG_RULE, slug):
+        assert directory == slug
+    else:
+        assert re.fullmatch(r"refused-[a-z]{12}", directory), directory
+
+
+def _interactive(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess[str]:
+    """Answer cookiecutter's real prompts on standard input, one line per question, as a person types them."""
+    env = {k: v for k, v in os.environ.items() if k != "COOKIECUTTER_CONFIG"}
+    env["COOKIECUTTER_CONFIG"] = str(tmp_path / "no-user-config.yaml")
+    (tmp_path / "no-user-config.yaml").write_text("{}\n")
+    return subprocess.run(
+        [sys.executable, "-m", "cookiecutter", str(ROOT), "-o", str(tmp_path / "out")],
+        input="".join(line + "\n" for line in lines),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+QUESTIONS = [key for key, value in CONFIG.items() if not key.startswith("_")]
+
+
+def test_pressing_enter_everywhere_renders_a_project(tmp_path: Path) -> None:
+    result = _interactive(tmp_path, [""] * len(QUESTIONS))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"[{len(QUESTIONS)}/{len(QUESTIONS)}]" in result.stdout  # every question was asked
+    (project,) = (tmp_path / "out").iterdir()
+    answers = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
+    assert (answers["lakebase"], answers["create_database"]) == ("autoscaling", True)
+
+
+def test_a_provisioned_project_is_rendered_by_answering_the_prompts(tmp_path: Path) -> None:
+    """The create-or-reuse question comes first and says Provisioned needs 'no': no refusal on the way."""
+    answers = {"project_name": "Team Feedback", "create_database": "no", "lakebase": "2"}
+    assert QUESTIONS.index("create_database") < QUESTIONS.index("lakebase")
+    result = _interactive(tmp_path, [answers.get(question, "") for question in QUESTIONS])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Provisioned" in result.stdout and "ERROR" not in result.stdout + result.stderr
+    project = tmp_path / "out" / "team_feedback"
+    rendered = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
+    assert (rendered["lakebase"], rendered["create_database"]) == ("provisioned", False)
+    bundle = yaml.safe_load((project / "databricks.yml").read_text())
+    (app,) = bundle["resources"]["apps"].values()
+    assert [r for r in app["resources"] if "database" in r], app["resources"]

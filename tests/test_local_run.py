@@ -1,11 +1,15 @@
 """`./run-local.sh`'s core: a rendered app starts on this machine against an embedded PostgreSQL."""
 
 import json
+import subprocess
+import tempfile
 import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from tests.appenv import app_python
 from tests.localapp import running_local_app
 from tests.template import render
 
@@ -33,3 +37,82 @@ def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, fram
             assert [item["title"] for item in json.loads(get(f"{app.url}/api/items")[1])] == ["runs locally"]
         if framework != "streamlit":
             assert get(f"{app.url}/healthz")[0] == 200
+
+
+@pytest.fixture
+def reachable_project(tmp_path: Path):
+    """A project where an unprivileged user can reach it (pytest's tmp dirs are 0700 to root): the usual case of a
+    developer's own checkout, so its data goes to the project's own .local-postgres/."""
+    base = Path(tempfile.mkdtemp(prefix="lakebase-project-"))
+    base.chmod(0o755)
+    root = render(base, framework="flask", driver="psycopg3", project_name="Local Data")
+    yield root
+    subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+def test_local_postgres_is_16_or_newer_and_keeps_its_data_in_the_project(reachable_project: Path) -> None:
+    root = reachable_project
+    with running_local_app(root, root.parent) as app:
+        dsn = f"host=127.0.0.1 port={app.postgres_port} user=postgres password=local-only dbname=postgres"
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            version = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
+            data_dir = conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
+    print(f"local PostgreSQL server_version_num={version}, data in {data_dir}")
+    assert version >= 160000  # Lakebase runs PostgreSQL 16 and 17
+    assert Path(data_dir) == root / ".local-postgres" / "data"
+    assert ".local-postgres/" in (root / ".gitignore").read_text().splitlines()
+
+
+def test_a_second_start_reports_pg_ctls_own_words(reachable_project: Path) -> None:
+    root = reachable_project
+    python = app_python()
+    with running_local_app(root, root.parent):
+        second = subprocess.run(
+            [str(python), "local/run.py", "--port", "1"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(root.parent)},
+        )
+    assert second.returncode == 1
+    assert "Traceback" not in second.stderr and "CalledProcessError" not in second.stderr, second.stderr
+    assert "error: pg_ctl failed" in second.stderr, second.stderr
+    assert "postmaster.pid" in second.stdout + second.stderr  # PostgreSQL's own reason: the lock file
+
+
+def test_run_local_test_runs_the_projects_tests_against_the_embedded_database(tmp_path: Path) -> None:
+    root = render(tmp_path, framework="fastapi", driver="asyncpg", project_name="Local Tests")
+    python = app_python()
+    pg_tmp = Path(tempfile.mkdtemp(prefix="lakebase-local-"))
+    pg_tmp.chmod(0o755)
+    env = {"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(tmp_path), "TMPDIR": str(pg_tmp)}
+    result = subprocess.run(
+        [str(python), "local/run.py", "test", "-q", "-rs", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    subprocess.run(["rm", "-rf", str(pg_tmp)], check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout
+
+
+def test_run_local_sh_refuses_an_old_python_with_a_clear_message(tmp_path: Path) -> None:
+    root = render(tmp_path, project_name="Old Python")
+    old = tmp_path / "python3.10"
+    old.write_text("#!/bin/sh\n# answers like Python 3.10 to run-local.sh's version check\nexit 1\n")
+    old.chmod(0o755)
+    result = subprocess.run(
+        ["bash", "run-local.sh"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": str(old)},
+    )
+    assert result.returncode == 1
+    assert "Python 3.11 or newer is needed" in result.stderr and str(old) in result.stderr, result.stderr
+    assert not (root / ".venv").exists()

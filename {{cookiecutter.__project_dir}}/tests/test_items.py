@@ -4,8 +4,8 @@
 """The example feature against a real PostgreSQL.
 
 Needs PGHOST, PGPORT, PGDATABASE, PGUSER and PGPASSWORD for a role that may create a
-schema in that database (for example the local database of `scripts/local` or any
-disposable PostgreSQL). Without them these tests are skipped, and say so.
+schema in that database: `./run-local.sh test` sets them for the embedded PostgreSQL of
+`local/run.py`; any disposable PostgreSQL works too. Without them these tests are skipped, and say so.
 """
 
 {% if is_async -%}

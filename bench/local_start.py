@@ -1,0 +1,92 @@
+"""How long `./run-local.sh` takes from the command to the first page, cold (creating .venv) and warm.
+
+    .venv/bin/python bench/local_start.py [--frameworks fastapi streamlit]
+
+Renders a project per framework into a temporary directory, runs its `./run-local.sh` exactly as a user
+does (cold: no .venv, pip downloads everything; warm: the second start), polls http://127.0.0.1:<port>/
+until it answers 200, prints the seconds, stops it with SIGINT (Ctrl-C) and checks PostgreSQL stopped.
+Only 127.0.0.1 is contacted, besides the package index pip uses for the cold start.
+"""
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.template import render  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def time_to_first_page(project: Path, log: Path, timeout: float = 600) -> float:
+    port = free_port()
+    started = time.monotonic()
+    with log.open("a") as out:
+        run = subprocess.Popen(
+            ["bash", "run-local.sh", "--port", str(port)],
+            cwd=project,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            while True:
+                if run.poll() is not None:
+                    raise RuntimeError(f"run-local.sh exited {run.returncode}:\n{log.read_text()[-3000:]}")
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+                        if response.status == 200:
+                            return time.monotonic() - started
+                except OSError:
+                    pass
+                if time.monotonic() - started > timeout:
+                    raise RuntimeError(f"no first page after {timeout} s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.2)
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGINT)
+            try:
+                run.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frameworks", nargs="+", default=["fastapi", "streamlit"])
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="lakebase-local-start-"))
+    base.chmod(0o755)  # as root, PostgreSQL runs as 'nobody', who must reach the project's .local-postgres/
+    try:
+        for framework in args.frameworks:
+            driver = "asyncpg" if framework == "fastapi" else "psycopg3"
+            project = render(base, framework=framework, driver=driver, project_name=f"Start {framework}")
+            log = base / f"{framework}.log"
+            cold = time_to_first_page(project, log)
+            warm = time_to_first_page(project, log)
+            left = list(project.rglob("postmaster.pid")) + list(
+                Path(tempfile.gettempdir()).glob(f"{project.name}-*/data/postmaster.pid")
+            )
+            print(
+                f"{framework:10s} cold (creates .venv) {cold:6.1f} s   warm {warm:5.1f} s   postgres left running: {bool(left)}"
+            )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
