@@ -1,0 +1,77 @@
+"""Start-up time of rendered apps against an up-to-date database: process start to the first 200 on /healthz.
+
+Usage:
+    .venv/bin/python bench/startup.py [--combos fastapi:asyncpg,flask:psycopg3] [--runs 5]
+
+Each app runs its app.yaml command with only the Apps runtime's environment (tests.apprunner), against the
+harness PostgreSQL (TLS + scram) and the workspace stub. The first start brings the database up to date and
+is not counted; the next ``--runs`` starts are, and the median is printed. Not a test: it prints numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests import apprunner  # noqa: E402
+from tests.harness.postgres import PostgresServer  # noqa: E402
+from tests.harness.workspace_stub import WorkspaceStub  # noqa: E402
+from tests.template import render  # noqa: E402
+
+
+def until_healthy(app: apprunner.App, timeout: float = 60) -> float:
+    """Seconds from the process start to the first 200 on /healthz."""
+    while time.monotonic() - app.started < timeout:
+        if app.proc.poll() is not None:
+            raise RuntimeError(f"the app exited:\n{app.log_text()[-4000:]}")
+        try:
+            if requests.get(app.url + "/healthz", timeout=10).status_code == 200:
+                return time.monotonic() - app.started
+        except requests.RequestException:
+            pass
+        time.sleep(0.02)
+    raise RuntimeError(f"/healthz not 200 after {timeout} s:\n{app.log_text()[-4000:]}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--combos", default="fastapi:asyncpg,flask:psycopg3")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    apprunner.app_python()  # build the app environment before timing anything
+    with tempfile.TemporaryDirectory() as tmp, PostgresServer(tls=True) as pg, WorkspaceStub(pg) as stub:
+        print("| app | first start (migrates) s | median of later starts s | all later starts s |")
+        print("| --- | --- | --- | --- |")
+        for combo in args.combos.split(","):
+            framework, driver = combo.split(":")
+            project = render(Path(tmp) / combo.replace(":", "-"), framework=framework, driver=driver)
+            client = stub.new_client()
+            dbname = pg.create_database_for(client.role)
+            times = []
+            for run in range(args.runs + 1):
+                port = apprunner.free_port()
+                env = apprunner.runtime_env(project, stub, client, port, Path(tmp) / "home", dbname)
+                app = apprunner.start(project, env, Path(tmp) / f"{framework}-{driver}-{run}.log")
+                try:
+                    times.append(until_healthy(app))
+                finally:
+                    apprunner.stop(app)
+            later = times[1:]
+            print(
+                f"| {framework}+{driver} | {times[0]:.2f} | {statistics.median(later):.2f} | "
+                f"{', '.join(f'{t:.2f}' for t in later)} |",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
