@@ -19,6 +19,7 @@ VARIANTS = {
 # path in the rendered project -> (the answer that decides, the values that keep it)
 KEEP_ONLY_FOR = {
     "app/static": ("framework", {"flask", "fastapi"}),  # the HTML page over the JSON API
+    "app/database/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
 }
 
 
@@ -29,7 +30,8 @@ def main() -> None:
     shutil.rmtree(project / "_variants")
     for path, (answer, keep) in KEEP_ONLY_FOR.items():
         if ANSWERS[answer] not in keep:
-            shutil.rmtree(project / path)
+            target = project / path
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from typing import Any
 import flask
 from dash import Dash, Input, Output, State, ctx, dcc, html
 
-from database import database, healthy, items
+from database import database, healthy, items, problem
 from database.settings import LOCAL_USER
 
 app = Dash(__name__, title={{ cookiecutter.project_name | tojson }})
@@ -15,7 +15,7 @@ server = app.server
 @server.get("/healthz")
 def healthz() -> tuple[Any, int]:
     ok = healthy()
-    return flask.jsonify(database="ok" if ok else "unavailable"), 200 if ok else 503
+    return flask.jsonify(database="ok" if ok else problem()), 200 if ok else 503
 
 
 app.layout = html.Main(

@@ -10,7 +10,7 @@ from fastapi import FastAPI, Header, HTTPException, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel
 
-from database import database, healthy, items
+from database import database, healthy, items, problem
 from database.settings import LOCAL_USER
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }})
@@ -42,7 +42,7 @@ def page() -> FileResponse:
 {{ async_ }}def healthz(response: Response) -> dict[str, str]:
     ok = {{ await_ }}healthy()
     response.status_code = 200 if ok else 503
-    return {"database": "ok" if ok else "unavailable"}
+    return {"database": "ok" if ok else problem()}
 
 
 @app.get("/api/items")

@@ -4,7 +4,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-from database import database, healthy, items
+from database import database, healthy, items, problem
 from database.settings import LOCAL_USER
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
@@ -34,7 +34,7 @@ def page() -> Any:
 @app.get("/healthz")
 def healthz() -> tuple[Any, int]:
     ok = healthy()
-    return jsonify(database="ok" if ok else "unavailable"), 200 if ok else 503
+    return jsonify(database="ok" if ok else problem()), 200 if ok else 503
 
 
 @app.get("/api/items")

@@ -8,7 +8,7 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI, Response
 
-from database import database, healthy, items
+from database import database, healthy, items, problem
 from database.settings import LOCAL_USER
 
 COLUMNS = ["id", "title", "done", "updated_at"]
@@ -76,7 +76,7 @@ app = FastAPI()
 {{ async_ }}def healthz(response: Response) -> dict[str, str]:
     ok = {{ await_ }}healthy()
     response.status_code = 200 if ok else 503
-    return {"database": "ok" if ok else "unavailable"}
+    return {"database": "ok" if ok else problem()}
 
 
 app = gr.mount_gradio_app(app, demo, path="/")

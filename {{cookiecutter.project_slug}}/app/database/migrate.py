@@ -1,0 +1,245 @@
+{%- set driver = cookiecutter.driver -%}
+{%- set is_async = driver == "asyncpg" -%}
+"""Versioned, forward-only schema migrations (Alembic), run at every start-up and from a shell.
+
+From app/, with the same environment as the app (PG*, and the Lakebase credential or PGPASSWORD):
+
+    python -m database.migrate upgrade       # apply what is not applied yet (what every start-up does)
+    python -m database.migrate current       # the revision the database is at
+    python -m database.migrate history       # every migration this code has
+    python -m database.migrate revision -m "add a due date"{{ " [--autogenerate]" if driver == "sqlalchemy" }}
+
+Alembic reaches PostgreSQL through SQLAlchemy's dialect for this app's driver, and each login
+goes through credentials.py like the pool's. Many instances may start at once: a session
+advisory lock lets one migrate while the others wait, then find nothing left to do.
+"""
+
+import argparse
+{%- if is_async %}
+import asyncio
+{%- endif %}
+import importlib.util
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+{%- if is_async %}
+from sqlalchemy import Connection, event, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+{%- else %}
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
+{%- endif %}
+from sqlalchemy.pool import NullPool
+
+from .credentials import PasswordSource, login, password_source
+from .schema import ACCESS, CREATE, LOCK, UNLOCK, MigrationFailed, check_access
+from .settings import SCHEMA, Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+{%- if driver == "psycopg2" %}
+DIALECT = "postgresql+psycopg2://"
+{%- elif is_async %}
+DIALECT = "postgresql+asyncpg://"
+{%- else %}
+DIALECT = "postgresql+psycopg://"
+{%- endif %}
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")  # 0002_add_a_due_date.py
+    if importlib.util.find_spec("ruff"):  # in the dev environment: new migration files come out lint-clean
+        config.set_section_option("post_write_hooks", "hooks", "ruff_fix, ruff_format")
+        for hook, options in (("ruff_fix", "check --fix --quiet"), ("ruff_format", "format --quiet")):
+            config.set_section_option("post_write_hooks", f"{hook}.type", "module")
+            config.set_section_option("post_write_hooks", f"{hook}.module", "ruff")
+            config.set_section_option("post_write_hooks", f"{hook}.options", f"{options} REVISION_SCRIPT_FILENAME")
+    return config
+
+
+def _connect_args(s: Settings) -> dict[str, Any]:
+{%- if is_async %}
+    return {
+        "host": s.host,
+        "port": s.port,
+        "database": s.database,
+        "user": s.user,
+        "ssl": None if s.sslmode == "disable" else s.sslmode,
+        "timeout": s.connect_timeout,
+        "server_settings": {"search_path": SCHEMA, "application_name": s.application_name},
+    }
+{%- else %}
+    return {
+        "host": s.host,
+        "port": s.port,
+        "dbname": s.database,
+        "user": s.user,
+        "sslmode": s.sslmode,
+        "application_name": s.application_name,
+        "connect_timeout": max(1, round(s.connect_timeout)),
+        "options": f"-c search_path={SCHEMA}",
+    }
+{%- endif %}
+
+
+def engine(settings: Settings, passwords: PasswordSource) -> {{ "AsyncEngine" if is_async else "Engine" }}:
+    """An engine without a pool (migrations need one connection, once) that logs in like the app."""
+    created = {{ "create_async_engine" if is_async else "create_engine" }}(
+        DIALECT, poolclass=NullPool, connect_args=_connect_args(settings)
+    )
+
+    @event.listens_for(created{{ ".sync_engine" if is_async }}, "do_connect")
+    def _login_with_current_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        return login(lambda password: dialect.connect(*cargs, **cparams, password=password), passwords)
+
+    return created
+
+
+def _known(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _describe(script: ScriptDirectory, revision: str) -> str:
+    found = script.get_revision(revision)
+    return f"{Path(found.path).name} ({found.doc})" if found is not None else revision
+
+
+def _upgrade(conn: Connection, config: Config) -> None:
+    """Apply every pending migration, each in its own transaction, under the advisory lock."""
+    check_access(conn.execute(text(ACCESS), {"schema": SCHEMA}).mappings().one())
+    conn.execute(text(LOCK))  # waits while another instance migrates
+    try:
+        conn.execute(text(CREATE))
+        current = MigrationContext.configure(conn, opts={"version_table_schema": SCHEMA}).get_current_heads()
+        conn.commit()  # Alembic must start outside a transaction to commit each migration on its own
+        script = ScriptDirectory.from_config(config)
+        newer = [revision for revision in current if not _known(script, revision)]
+        if newer:
+            # An older instance during a rolling deploy. Migrations are written to be additive
+            # (expand first, drop later; see README), so the code this instance runs still works.
+            log.warning(
+                "the database is at revision %s, newer than this code (head %s): serving, "
+                "assuming the change is additive",
+                ", ".join(newer),
+                script.get_current_head(),
+            )
+            return
+        lower = current[0] if current else "base"
+        pending = [s.revision for s in reversed(list(script.iterate_revisions("heads", lower)))]
+        applied: list[str] = []
+        config.attributes.update(
+            connection=conn, on_version_apply=lambda step, **kw: applied.append(step.up_revision_id)
+        )
+        try:
+            command.upgrade(config, "heads")
+        except DBAPIError as error:
+            if error.connection_invalidated:
+                raise  # the connection was lost, not the migration wrong: the next start-up tries again
+            failed = _describe(script, pending[len(applied)]) if len(applied) < len(pending) else "?"
+            reason = str(getattr(error, "orig", None) or error).strip()
+            raise MigrationFailed(f"migration {failed} failed and was rolled back: {reason}") from error
+        for revision in applied:
+            log.info("applied migration %s", _describe(script, revision))
+    finally:
+        conn.rollback()
+        if not conn.invalidated:
+            conn.execute(text(UNLOCK))
+            conn.commit()
+
+
+{% if is_async -%}
+async def on_connection(work: Callable[[Connection], Any], settings: Settings, passwords: PasswordSource) -> Any:
+    """Run ``work`` (synchronous, as Alembic is) on one new connection that logs in like the app."""
+    created = engine(settings, passwords)
+    try:
+        async with created.connect() as conn:
+            return await conn.run_sync(work)
+    finally:
+        await created.dispose()
+
+
+async def upgrade(settings: Settings, passwords: PasswordSource) -> None:
+    """Bring the schema up to date (start-up); raises MigrationFailed when a migration fails."""
+    await on_connection(lambda conn: _upgrade(conn, alembic_config()), settings, passwords)
+{%- else -%}
+def on_connection(work: Callable[[Connection], Any], settings: Settings, passwords: PasswordSource) -> Any:
+    """Run ``work`` on one new connection that logs in like the app."""
+    created = engine(settings, passwords)
+    try:
+        with created.connect() as conn:
+            return work(conn)
+    finally:
+        created.dispose()
+
+
+def upgrade(settings: Settings, passwords: PasswordSource) -> None:
+    """Bring the schema up to date (start-up); raises MigrationFailed when a migration fails."""
+    on_connection(lambda conn: _upgrade(conn, alembic_config()), settings, passwords)
+{%- endif %}
+
+
+def next_revision_id(config: Config) -> str:
+    """Numbered revisions (0001, 0002, ...) read in order, unlike Alembic's random ids."""
+    numbers = [int(s.revision) for s in ScriptDirectory.from_config(config).walk_revisions() if s.revision.isdigit()]
+    return f"{max(numbers, default=0) + 1:04d}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m database.migrate", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("upgrade", help="apply every migration not applied yet, under the advisory lock")
+    commands.add_parser("current", help="show the revision the database is at")
+    commands.add_parser("history", help="list this code's migrations (no database needed)")
+    revision = commands.add_parser("revision", help="write the next migration file under migrations/versions")
+    revision.add_argument("-m", "--message", required=True, help="what the migration does")
+{%- if driver == "sqlalchemy" %}
+    revision.add_argument(
+        "--autogenerate", action="store_true", help="write what differs between database/models.py and the database"
+    )
+{%- endif %}
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    config = alembic_config()
+    if args.command == "history":
+        command.history(config)
+        return 0
+    if args.command == "revision" and not getattr(args, "autogenerate", False):
+        command.revision(config, message=args.message, rev_id=next_revision_id(config))
+        return 0
+
+    def work(conn: Connection) -> None:
+        if args.command == "upgrade":
+            _upgrade(conn, config)
+            return
+        config.attributes["connection"] = conn
+        if args.command == "current":
+            command.current(config)
+        else:  # the database must be up to date for autogenerate to compare it with the models
+            command.revision(config, message=args.message, autogenerate=True, rev_id=next_revision_id(config))
+
+    settings = load_settings()
+    try:
+        {{ "asyncio.run(on_connection(work, settings, password_source(settings)))" if is_async else "on_connection(work, settings, password_source(settings))" }}
+    except MigrationFailed as error:
+        log.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

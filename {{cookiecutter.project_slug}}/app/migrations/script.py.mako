@@ -1,0 +1,17 @@
+"""${message}
+
+Forward-only: to undo it, write another migration. Each migration runs in its own transaction.
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+"""
+
+import sqlalchemy as sa  # noqa: F401  (for operations such as op.add_column)
+from alembic import op  # noqa: F401
+${imports if imports else ""}
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+
+
+def upgrade() -> None:
+    ${upgrades if upgrades else "pass"}
