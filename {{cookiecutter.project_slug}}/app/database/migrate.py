@@ -96,9 +96,7 @@ def _connect_args(s: Settings) -> dict[str, Any]:
 
 def engine(settings: Settings, passwords: PasswordSource) -> {{ "AsyncEngine" if is_async else "Engine" }}:
     """An engine without a pool (migrations need one connection, once) that logs in like the app."""
-    created = {{ "create_async_engine" if is_async else "create_engine" }}(
-        DIALECT, poolclass=NullPool, connect_args=_connect_args(settings)
-    )
+    created = {{ "create_async_engine" if is_async else "create_engine" }}(DIALECT, poolclass=NullPool, connect_args=_connect_args(settings))
 
     @event.listens_for(created{{ ".sync_engine" if is_async }}, "do_connect")
     def _login_with_current_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:

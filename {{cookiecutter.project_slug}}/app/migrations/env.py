@@ -6,9 +6,9 @@ like the app, takes the advisory lock and creates the schema before Alembic star
 
 from alembic import context
 
-{%- if cookiecutter.driver == "sqlalchemy" %}
+{% if cookiecutter.driver == "sqlalchemy" -%}
 from database.models import metadata
-{%- endif %}
+{% endif -%}
 from database.settings import SCHEMA
 
 VERSION_TABLE = "alembic_version"
