@@ -221,13 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     def work(conn: Connection) -> None:
-        if args.command == "upgrade":
+        if args.command != "current":  # autogenerate compares the models with an up-to-date database
             _upgrade(conn, config)
-            return
         config.attributes["connection"] = conn
         if args.command == "current":
             command.current(config)
-        else:  # the database must be up to date for autogenerate to compare it with the models
+        elif args.command == "revision":
             command.revision(config, message=args.message, autogenerate=True, rev_id=next_revision_id(config))
 
     settings = load_settings()
