@@ -26,6 +26,7 @@ for module in (
     "database.connection",
     "database.schema",
     "database.items",
+    "database.migrate",
 ):
     importlib.import_module(module)
 if framework != "streamlit":  # a Streamlit script runs its page when imported; it is compiled instead

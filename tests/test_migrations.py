@@ -132,10 +132,11 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
                     [str(app_python()), *args[1:]], cwd=app, env=env, capture_output=True, text=True, timeout=120
                 )
                 assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
-        elif "Column(" in body:  # add the model's new lines to the items table (and the import the step names)
+        elif body.startswith("items = Table("):  # the model's new table definition, and the import the step names
             text = models.read_text().replace("    Table,\n", "    SmallInteger,\n    Table,\n")
-            anchor = '    Index("items_owner_id_idx", "owner", "id"),\n'
-            models.write_text(text.replace(anchor, anchor + textwrap.indent(body, "    ")))
+            start = text.index("items = Table(")
+            end = text.index("\n)\n", start) + 3
+            models.write_text(text[:start] + body + text[end:])
         elif body.startswith("def upgrade"):  # the SQL that replaces the new file's empty upgrade()
             (migration,) = versions.glob("0002_*.py")
             text = migration.read_text()
@@ -178,6 +179,9 @@ def test_readme_schema_change_then_two_instances_start_at_once(
     shutil.copytree(before, after)
     _, dev_env = password_role_env(pg_server, tmp_path)
     migration = follow_walkthrough(after, dev_env)
+    if answers["driver"] == "sqlalchemy":  # autogenerate wrote exactly the model's change
+        operations = re.findall(r"op\.(\w+)\(", migration.read_text())
+        assert operations == ["add_column", "create_index", "execute"], migration.read_text()
     assert query(pg_server, dev_env["PGDATABASE"], "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
     check = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(migration)], capture_output=True)
     assert check.returncode == 0, check.stdout
