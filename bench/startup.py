@@ -1,7 +1,10 @@
 """Start-up time of rendered apps against an up-to-date database: process start to the first 200 on /healthz.
 
 Usage:
-    .venv/bin/python bench/startup.py [--combos fastapi:asyncpg,flask:psycopg3] [--runs 5]
+    .venv/bin/python bench/startup.py [--combos fastapi:asyncpg,flask:psycopg3] [--runs 5] [--template DIR]
+
+--template renders from another copy of this repository (for example ``mkdir /tmp/prev && git archive
+7c86458 | tar -x -C /tmp/prev``, the last template without migrations) to compare start-up before and after.
 
 Each app runs its app.yaml command with only the Apps runtime's environment (tests.apprunner), against the
 harness PostgreSQL (TLS + scram) and the workspace stub. The first start brings the database up to date and
@@ -21,6 +24,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from cookiecutter.main import cookiecutter  # noqa: E402
+
 from tests import apprunner  # noqa: E402
 from tests.harness.postgres import PostgresServer  # noqa: E402
 from tests.harness.workspace_stub import WorkspaceStub  # noqa: E402
@@ -45,6 +50,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--combos", default="fastapi:asyncpg,flask:psycopg3")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--template", type=Path, help="render from this template checkout instead of this one")
     args = parser.parse_args()
     apprunner.app_python()  # build the app environment before timing anything
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(tls=True) as pg, WorkspaceStub(pg) as stub:
@@ -52,7 +58,14 @@ def main() -> int:
         print("| --- | --- | --- | --- |")
         for combo in args.combos.split(","):
             framework, driver = combo.split(":")
-            project = render(Path(tmp) / combo.replace(":", "-"), framework=framework, driver=driver)
+            out = Path(tmp) / combo.replace(":", "-")
+            if args.template:
+                answers = {"framework": framework, "driver": driver}
+                project = Path(
+                    cookiecutter(str(args.template), no_input=True, output_dir=str(out), extra_context=answers)
+                )
+            else:
+                project = render(out, framework=framework, driver=driver)
             client = stub.new_client()
             dbname = pg.create_database_for(client.role)
             times = []

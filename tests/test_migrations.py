@@ -274,3 +274,35 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     assert query(pg_server, dbname, columns) == schema_before  # the ADD COLUMN was rolled back too
     assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0001",)]
     assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
+
+
+NOT_ADDITIVE = '''"""Rename a column: the previous release's queries would fail on the result.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+additive = False
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE items RENAME COLUMN title TO name")
+'''
+
+
+def test_older_code_does_not_serve_after_a_migration_that_is_not_additive(tmp_path: Path, pg_server: Any) -> None:
+    old = render(tmp_path / "v1", framework="flask", driver="psycopg3")
+    new = tmp_path / "v2" / old.name
+    shutil.copytree(old, new)
+    (new / "app" / "migrations" / "versions" / "0002_rename.py").write_text(NOT_ADDITIVE)
+    _, env = password_role_env(pg_server, tmp_path)
+    assert run_in_app(old, env, 'items.create_item(db, "alice@example.com", "one")', False).returncode == 0
+    assert run_in_app(new, env, "pass", False).returncode == 0
+    assert query(pg_server, env["PGDATABASE"], "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
+    refused = run_in_app(old, env, "pass", False)
+    assert refused.returncode != 0
+    assert "MigrationFailed" in refused.stderr and "migration 0002 declared itself not additive" in refused.stderr

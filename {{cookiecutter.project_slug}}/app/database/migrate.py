@@ -41,7 +41,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from .credentials import PasswordSource, login, password_source
-from .schema import ACCESS, CREATE, LOCK, UNLOCK, MigrationFailed, check_access
+from .schema import (
+    ACCESS,
+    CREATE,
+    LOCK,
+    NOT_ADDITIVE,
+    UNLOCK,
+    VERSION_TABLE,
+    MigrationFailed,
+    check_access,
+    mark_not_additive,
+)
 from .settings import SCHEMA, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -117,32 +127,51 @@ def _describe(script: ScriptDirectory, revision: str) -> str:
     return f"{Path(found.path).name} ({found.doc})" if found is not None else revision
 
 
+def _serve_older_code(conn: Connection, script: ScriptDirectory, newer: list[str]) -> None:
+    """An instance of an older release (a rolling deploy) meets a database migrated by a newer one.
+
+    Migrations are additive unless they declare ``additive = False``; the newest such revision is
+    recorded on the version table, so this code, which has never seen it, can tell.
+    """
+    breaking = conn.execute(text(NOT_ADDITIVE), {"table": f"{SCHEMA}.{VERSION_TABLE}"}).scalar()
+    conn.commit()
+    head = script.get_current_head()
+    if breaking and not _known(script, breaking):
+        raise MigrationFailed(
+            f"the database is at revision {', '.join(newer)}, newer than this code (head {head}), and "
+            f"migration {breaking} declared itself not additive: this version must not serve; deploy the new one"
+        )
+    log.warning(
+        "the database is at revision %s, newer than this code (head %s): serving, as its migrations are additive",
+        ", ".join(newer),
+        head,
+    )
+
+
 def _upgrade(conn: Connection, config: Config) -> None:
     """Apply every pending migration, each in its own transaction, under the advisory lock."""
     check_access(conn.execute(text(ACCESS), {"schema": SCHEMA}).mappings().one())
     conn.execute(text(LOCK))  # waits while another instance migrates
     try:
         conn.execute(text(CREATE))
-        current = MigrationContext.configure(conn, opts={"version_table_schema": SCHEMA}).get_current_heads()
+        versions = {"version_table": VERSION_TABLE, "version_table_schema": SCHEMA}
+        current = MigrationContext.configure(conn, opts=versions).get_current_heads()
         conn.commit()  # Alembic must start outside a transaction to commit each migration on its own
         script = ScriptDirectory.from_config(config)
         newer = [revision for revision in current if not _known(script, revision)]
         if newer:
-            # An older instance during a rolling deploy. Migrations are written to be additive
-            # (expand first, drop later; see README), so the code this instance runs still works.
-            log.warning(
-                "the database is at revision %s, newer than this code (head %s): serving, "
-                "assuming the change is additive",
-                ", ".join(newer),
-                script.get_current_head(),
-            )
+            _serve_older_code(conn, script, newer)
             return
         lower = current[0] if current else "base"
         pending = [s.revision for s in reversed(list(script.iterate_revisions("heads", lower)))]
         applied: list[str] = []
-        config.attributes.update(
-            connection=conn, on_version_apply=lambda step, **kw: applied.append(step.up_revision_id)
-        )
+
+        def record(ctx: MigrationContext, step: Any, **kw: Any) -> None:  # inside the migration's transaction
+            applied.append(step.up_revision_id)
+            if getattr(step.up_revision.module, "additive", True) is False:
+                ctx.connection.execute(text(mark_not_additive(step.up_revision_id)))
+
+        config.attributes.update(connection=conn, on_version_apply=record)
         try:
             command.upgrade(config, "heads")
         except DBAPIError as error:

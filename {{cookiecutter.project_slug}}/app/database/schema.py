@@ -4,6 +4,7 @@ The tables themselves are made by the migrations (``app/migrations/versions``, r
 ``database.migrate``); this module holds the SQL that must run before Alembic does.
 """
 
+import re
 from typing import Any
 
 from .settings import SCHEMA
@@ -21,6 +22,17 @@ LEFT JOIN pg_namespace AS n ON n.nspname = :schema
 LOCK = f"SELECT pg_advisory_lock(hashtext('{SCHEMA}.bootstrap'))"
 UNLOCK = f"SELECT pg_advisory_unlock(hashtext('{SCHEMA}.bootstrap'))"
 CREATE = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"  # the version table lives in it, so it comes first
+
+# The newest migration that declared ``additive = False`` is kept as the version table's comment, so that
+# code older than it (which does not have its file) can tell it must not serve.
+NOT_ADDITIVE = "SELECT substring(obj_description(to_regclass(:table), 'pg_class') FROM '^not additive: (.*)$')"
+VERSION_TABLE = "alembic_version"  # Alembic's, in the app's schema
+
+
+def mark_not_additive(revision: str) -> str:
+    if not re.fullmatch(r"\w+", revision, re.ASCII):  # COMMENT takes no parameters: only a plain id goes in
+        raise ValueError(f"revision id {revision!r} must be letters, digits and _")
+    return f"COMMENT ON TABLE {SCHEMA}.{VERSION_TABLE} IS 'not additive: {revision}'"
 
 
 class MigrationFailed(RuntimeError):

@@ -9,9 +9,8 @@ from alembic import context
 {% if cookiecutter.driver == "sqlalchemy" -%}
 from database.models import metadata
 {% endif -%}
+from database.schema import VERSION_TABLE
 from database.settings import SCHEMA
-
-VERSION_TABLE = "alembic_version"
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -11,6 +11,9 @@ from alembic import op  # noqa: F401
 ${imports if imports else ""}
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
+# False when the previous release's code breaks on the result (a drop, a rename, a NOT NULL column without
+# a default): instances still running it then stop serving (503) instead of failing requests.
+additive = True
 
 
 def upgrade() -> None:
