@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -46,6 +47,27 @@ def until_healthy(app: apprunner.App, timeout: float = 60) -> float:
     raise RuntimeError(f"/healthz not 200 after {timeout} s:\n{app.log_text()[-4000:]}")
 
 
+OPEN = {
+    False: "from database import open_database\nopen_database().close()",
+    True: "import asyncio\nfrom database import open_database\n"
+    "async def main():\n    await (await open_database()).close()\nasyncio.run(main())",
+}
+TIMED = "import time\nstarted = time.perf_counter()\n{code}\nprint(time.perf_counter() - started)"
+
+
+def open_seconds(project: Path, env: dict[str, str], is_async: bool) -> float:
+    """Seconds for a fresh process to import the database package and open it (pool + schema check/migrations)."""
+    done = subprocess.run(
+        [str(apprunner.app_python()), "-c", TIMED.format(code=OPEN[is_async])],
+        cwd=project / "app",
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.split()[-1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--combos", default="fastapi:asyncpg,flask:psycopg3")
@@ -54,8 +76,8 @@ def main() -> int:
     args = parser.parse_args()
     apprunner.app_python()  # build the app environment before timing anything
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(tls=True) as pg, WorkspaceStub(pg) as stub:
-        print("| app | first start (migrates) s | median of later starts s | all later starts s |")
-        print("| --- | --- | --- | --- |")
+        print("| app | first start (migrates) s | median of later starts s | all later starts s | open_database() s |")
+        print("| --- | --- | --- | --- | --- |")
         for combo in args.combos.split(","):
             framework, driver = combo.split(":")
             out = Path(tmp) / combo.replace(":", "-")
@@ -78,9 +100,10 @@ def main() -> int:
                 finally:
                     apprunner.stop(app)
             later = times[1:]
+            opens = [open_seconds(project, env, driver == "asyncpg") for _ in range(args.runs)]
             print(
                 f"| {framework}+{driver} | {times[0]:.2f} | {statistics.median(later):.2f} | "
-                f"{', '.join(f'{t:.2f}' for t in later)} |",
+                f"{', '.join(f'{t:.2f}' for t in later)} | {statistics.median(opens):.3f} |",
                 flush=True,
             )
     return 0
