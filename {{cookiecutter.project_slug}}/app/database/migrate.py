@@ -18,6 +18,7 @@ import argparse
 {%- if is_async %}
 import asyncio
 {%- endif %}
+import contextlib
 import importlib.util
 import logging
 import sys
@@ -174,17 +175,18 @@ def _upgrade(conn: Connection, config: Config) -> None:
         config.attributes.update(connection=conn, on_version_apply=record)
         try:
             command.upgrade(config, "heads")
-        except DBAPIError as error:
-            if error.connection_invalidated:
+        except Exception as error:
+            if isinstance(error, DBAPIError) and error.connection_invalidated:
                 raise  # the connection was lost, not the migration wrong: the next start-up tries again
             failed = _describe(script, pending[len(applied)]) if len(applied) < len(pending) else "?"
-            reason = str(getattr(error, "orig", None) or error).strip()
+            orig = getattr(error, "orig", None)  # the database's own error, without SQLAlchemy's wrapping
+            reason = str(orig).strip() if orig is not None else f"{type(error).__name__}: {error}"
             raise MigrationFailed(f"migration {failed} failed and was rolled back: {reason}") from error
         for revision in applied:
             log.info("applied migration %s", _describe(script, revision))
     finally:
-        conn.rollback()
-        if not conn.invalidated:
+        with contextlib.suppress(DBAPIError):  # a lost connection released the lock with its session
+            conn.rollback()
             conn.execute(text(UNLOCK))
             conn.commit()
 
