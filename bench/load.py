@@ -160,6 +160,148 @@ def create_item():
     return jsonify(row), 201
 '''
 
+# ---------------------------------------------------------------------------------------------
+# the bare-pool baselines: the driver's own pool as its docs show it, a static PGPASSWORD (libpq's PG*
+# variables), no token, no retry, no validation; the same SQL, framework and server command as the
+# rendered app. What the rendered app costs on top of them is its connection layer and its contract.
+
+BARE_DRIVERS = {
+    "psycopg3": """
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+LIST = "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %s ORDER BY id"
+INSERT = "INSERT INTO items (owner, title) VALUES (%s, %s) RETURNING id, title, done, created_at, updated_at"
+pool = ConnectionPool("", min_size=1, max_size=5, kwargs={"options": "-c search_path=app_data", "row_factory": dict_row})
+
+
+def fetch(sql, params):
+    with pool.connection() as conn:
+        return conn.execute(sql, params).fetchall()
+""",
+    "psycopg2": """
+import threading
+
+import psycopg2.extras
+import psycopg2.pool
+
+LIST = "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %s ORDER BY id"
+INSERT = "INSERT INTO items (owner, title) VALUES (%s, %s) RETURNING id, title, done, created_at, updated_at"
+# minconn = maxconn: the pool closes every connection handed back beyond minconn (psycopg2/pool.py)
+pool = psycopg2.pool.ThreadedConnectionPool(5, 5, "", options="-c search_path=app_data")
+slots = threading.BoundedSemaphore(5)  # the pool raises instead of waiting when all 5 are out
+
+
+def fetch(sql, params):
+    with slots:
+        conn = pool.getconn()
+        try:
+            with conn.cursor(cursor_factory=psycopg2.extras.RealDictCursor) as cur:
+                cur.execute(sql, params)
+                rows = cur.fetchall()
+            conn.commit()
+            return rows
+        finally:
+            pool.putconn(conn)
+""",
+    "sqlalchemy": """
+from sqlalchemy import create_engine
+
+LIST = "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %s ORDER BY id"
+INSERT = "INSERT INTO items (owner, title) VALUES (%s, %s) RETURNING id, title, done, created_at, updated_at"
+engine = create_engine(
+    "postgresql+psycopg://", pool_size=5, max_overflow=0, connect_args={"options": "-c search_path=app_data"}
+)
+
+
+def fetch(sql, params):
+    with engine.begin() as conn:
+        return [dict(row) for row in conn.exec_driver_sql(sql, params).mappings()]
+""",
+    "asyncpg": """
+import asyncio
+
+import asyncpg
+
+LIST = "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = $1 ORDER BY id"
+INSERT = "INSERT INTO items (owner, title) VALUES ($1, $2) RETURNING id, title, done, created_at, updated_at"
+pool = None
+opening = asyncio.Lock()
+
+
+async def fetch(sql, params):
+    global pool
+    if pool is None:
+        async with opening:
+            if pool is None:
+                pool = await asyncpg.create_pool(min_size=1, max_size=5, server_settings={"search_path": "app_data"})
+    async with pool.acquire() as conn:
+        return [dict(row) for row in await conn.fetch(sql, *params)]
+""",
+}
+
+BARE_FRAMEWORKS = {
+    "flask": """
+from flask import Flask, jsonify, request
+
+app = Flask(__name__)
+
+
+def owner():
+    return (request.headers.get("X-Forwarded-Email") or "").strip().lower()
+
+
+@app.get("/healthz")
+def healthz():
+    fetch("SELECT 1 AS one", ())
+    return jsonify(database="ok")
+
+
+@app.get("/api/items")
+def list_items():
+    return jsonify(fetch(LIST, (owner(),)))
+
+
+@app.post("/api/items")
+def create_item():
+    return jsonify(fetch(INSERT, (owner(), request.get_json()["title"].strip()))[0]), 201
+""",
+    "fastapi": """
+from fastapi import FastAPI, Header
+from pydantic import BaseModel
+
+app = FastAPI()
+
+
+class NewItem(BaseModel):
+    title: str
+
+
+@app.get("/healthz")
+ASYNC def healthz():
+    AWAIT fetch("SELECT 1 AS one", ())
+    return {"database": "ok"}
+
+
+@app.get("/api/items")
+ASYNC def list_items(owner: str = Header("", alias="X-Forwarded-Email")):
+    return AWAIT fetch(LIST, (owner.strip().lower(),))
+
+
+@app.post("/api/items", status_code=201)
+ASYNC def create_item(new: NewItem, owner: str = Header("", alias="X-Forwarded-Email")):
+    return (AWAIT fetch(INSERT, (owner.strip().lower(), new.title.strip())))[0]
+""",
+}
+
+
+def bare_app(framework: str, driver: str) -> str:
+    is_async = driver == "asyncpg"
+    web = BARE_FRAMEWORKS[framework].replace("ASYNC ", "async " if is_async else "")
+    web = web.replace("AWAIT ", "await " if is_async else "")
+    return f'"""Bare-pool baseline: {framework} + {driver}\'s own pool."""\n' + BARE_DRIVERS[driver] + web
+
+
 NAIVE_APP_YAML = {
     "fastapi": {"command": ["uvicorn", "main:app", "--host=0.0.0.0", "--port=$DATABRICKS_APP_PORT"], "env": []},
     "flask": {
@@ -271,12 +413,15 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     events: list[tuple[float, bool]] = field(default_factory=list)  # (monotonic end, ok)
     errors: Counter = field(default_factory=Counter)
+    quantiles: dict[str, float] = field(default_factory=dict)  # seconds, as wrk reports them ("50%", "99%")
 
     @property
     def rps(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
 
     def pct(self, q: float) -> float:
+        if f"{q * 100:.0f}%" in self.quantiles:
+            return self.quantiles[f"{q * 100:.0f}%"] * 1000
         if not self.latencies:
             return float("nan")
         lat = sorted(self.latencies)
@@ -284,6 +429,8 @@ class LoadResult:
 
 
 def request_bytes(mode: str, i: int, n: int) -> bytes:
+    if mode == "reads":
+        return b"GET /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Email: reader0@example.com\r\n\r\n"
     if mode == "items":
         if (i + n) % 5 == 0:
             body = json.dumps({"title": f"item {i}-{n}"}).encode()
@@ -375,6 +522,33 @@ async def _load(ports: list[int], mode: str, clients: int, seconds: float, timeo
 
 def run_load(ports: list[int], mode: str, clients: int, seconds: float, timeout: float = 30.0) -> LoadResult:
     return asyncio.run(_load(ports, mode, clients, seconds, timeout))
+
+
+def run_wrk(port: int, clients: int, seconds: float, user: str = "reader0@example.com") -> LoadResult:
+    """GET /api/items as ``user`` with wrk (2 threads, keep-alive); the asyncio loader when wrk is missing."""
+    if not shutil.which("wrk"):
+        return run_load([port], "reads", clients, seconds)
+    command = ["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-H", f"X-Forwarded-Email: {user}"]
+    out = subprocess.run(
+        [*command, f"http://127.0.0.1:{port}/api/items"], capture_output=True, text=True, timeout=seconds + 60
+    ).stdout
+    result = LoadResult(clients, seconds)
+    total = failed = 0
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[1] == "requests" and words[0].isdigit():
+            total = int(words[0])
+        elif line.strip().startswith("Non-2xx or 3xx responses:"):
+            failed += int(words[-1])
+            result.errors["non-2xx"] += int(words[-1])
+        elif line.strip().startswith("Socket errors:"):
+            failed += sum(int(w.strip(",")) for w in words if w.strip(",").isdigit())
+            result.errors["socket"] += 1
+        elif len(words) == 2 and words[0] in ("50%", "99%"):
+            unit = next(u for u in ("us", "ms", "s") if words[1].endswith(u))
+            result.quantiles[words[0]] = float(words[1][: -len(unit)]) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+    result.ok, result.failed = total - failed, failed
+    return result
 
 
 def http(url: str, method: str = "GET", body: dict | None = None, headers: dict | None = None, timeout=10) -> int:
@@ -565,6 +739,36 @@ class Bench:
         self.wait_ready(app)
         return app
 
+    def seeded_database(self, pg: PostgresServer) -> tuple[str, str, str]:
+        """A database of the static-password role with the app's schema and the readers' seed rows."""
+        role, password = self.static_role(pg)
+        database = self.new_database(pg, role)
+        self.bootstrap_schema(pg, role, password, database)
+        with psycopg.connect(pg.dsn_for(role, password, dbname=database), autocommit=True) as conn:
+            for k in range(READERS):
+                for j in range(SEED_ITEMS):
+                    conn.execute(
+                        "INSERT INTO app_data.items (owner, title) VALUES (%s, %s)",
+                        (f"reader{k}@example.com", f"seed {j}"),
+                    )
+        return role, password, database
+
+    def start_bare(self, pg: PostgresServer, framework: str, driver: str) -> App:
+        """The bare-pool baseline of this framework and driver, seeded like a rendered app, with a static password."""
+        role, password, database = self.seeded_database(pg)
+        app_dir = self.work / f"bare-{framework}-{driver}-{uuid.uuid4().hex[:6]}"
+        app_dir.mkdir(parents=True)
+        (app_dir / "main.py").write_text(bare_app(framework, driver))
+        env = {**pg.env_for_app(role), "PGDATABASE": database, "PGPASSWORD": password}
+        appname = f"b-bare-{framework}-{driver}-{uuid.uuid4().hex[:6]}"
+        app = self.spawn(
+            f"{framework}:{driver} bare pool", app_dir, NAIVE_APP_YAML[framework], env, appname, "items", None
+        )
+        app.bound = 5 * (2 if framework == "flask" else 1)
+        app.seeded = True  # type: ignore[attr-defined]
+        self.wait_ready(app)
+        return app
+
     _static: dict[int, tuple[str, str]] = {}
 
     def static_role(self, pg: PostgresServer) -> tuple[str, str]:
@@ -588,8 +792,9 @@ class Bench:
             time.sleep(0.1)
 
     def seed(self, app: App) -> None:
-        if app.mode != "items":
+        if app.mode != "items" or getattr(app, "seeded", False):
             return
+        app.seeded = True  # type: ignore[attr-defined]
         for k in range(READERS):
             for j in range(SEED_ITEMS):
                 status = http(
@@ -603,16 +808,7 @@ class Bench:
 
     def ceiling(self, pg: PostgresServer, driver: str, clients: int, seconds: float) -> LoadResult:
         """N clients on a pool, no HTTP; psycopg3 in 2 processes of pool 5 (like gunicorn), asyncpg 1 of 5."""
-        role, password = self.static_role(pg)
-        database = self.new_database(pg, role)
-        self.bootstrap_schema(pg, role, password, database)
-        with psycopg.connect(pg.dsn_for(role, password, dbname=database), autocommit=True) as conn:
-            for k in range(READERS):
-                for j in range(SEED_ITEMS):
-                    conn.execute(
-                        "INSERT INTO app_data.items (owner, title) VALUES (%s, %s)",
-                        (f"reader{k}@example.com", f"seed {j}"),
-                    )
+        role, password, database = self.seeded_database(pg)
         procs = 2 if driver == "psycopg3" else 1
         appname = f"b-ceiling-{driver}-{uuid.uuid4().hex[:6]}"
         env = {
@@ -716,7 +912,9 @@ class Bench:
         return res, peak
 
     # -------------------------------------------------------------- scenarios
-    def combos(self) -> list[tuple[str, str]]:
+    def combos(self, default: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+        if self.args.combos is None:
+            return default or [("fastapi", "asyncpg"), ("flask", "psycopg3")]
         return [tuple(c.split(":")) for c in self.args.combos.split(",")]  # type: ignore[misc]
 
     def scenario1(self, pg, stub, sampler) -> None:
@@ -739,6 +937,10 @@ class Bench:
                 )
             )
             _stop_proc(app.proc)
+            bare = self.start_bare(pg, framework, driver)
+            bres, bpeak = self.measure(stub, sampler, [bare], a.clients, a.seconds)
+            rows.append(self.row(bare.label, bres, bpeak, bare.bound, "- (static pw)", "GET+POST /api/items"))
+            _stop_proc(bare.proc)
             naive = self.start_naive(pg, framework)
             nres, npeak = self.measure(stub, sampler, [naive], a.clients, a.seconds)
             rows.append(
@@ -754,15 +956,53 @@ class Bench:
                 )
             )  # type: ignore[attr-defined]
             ratio = res.rps / nres.rps if nres.rps else float("inf")
-            ratios.append((framework, driver, ratio, res.rps / cres.rps if cres.rps else 0))
+            ratios.append((framework, driver, ratio, res.rps / cres.rps if cres.rps else 0, res.rps / bres.rps))
             del t0
         note = "\n".join(
-            f"- {f}:{d}: {r:.1f}x connect-per-request; {c * 100:.0f}% of the raw-driver ceiling"
-            for f, d, r, c in ratios
+            f"- {f}:{d}: {r:.1f}x connect-per-request; {b:.2f} of its bare pool; {c * 100:.0f}% of the raw-driver ceiling"
+            for f, d, r, c, b in ratios
         )
         self.table(f"1. Pool vs connect-per-request, {a.clients} clients", rows, note)
-        for f, d, r, _ in ratios:
+        for f, d, r, _, _ in ratios:
             self.check("1", f"{f}:{d} >= 5x connect-per-request ({r:.1f}x)", r >= 5, False)
+
+    def scenario8(self, pg, stub, sampler) -> None:
+        """Rendered app vs a bare pool of the same driver, side by side: same framework, server command, SQL."""
+        rounds = 1 if self.args.short else self.args.rounds
+        pairs = self.combos(default=[(c["framework"], c["driver"]) for c in valid_combinations()])
+        pairs = sorted({p for p in pairs if p[0] in API_FRAMEWORKS})
+        rows, notes = [], []
+        for framework, driver in pairs:
+            rendered = self.start_rendered(stub, framework, driver)
+            bare = self.start_bare(pg, framework, driver)
+            try:
+                self.seed(rendered)
+                runs: dict[str, list[LoadResult]] = {"rendered": [], "bare": []}
+                for r in range(rounds):  # alternate who goes first: a busy neighbour hurts both alike
+                    order = [("rendered", rendered), ("bare", bare)]
+                    for kind, app in order if r % 2 == 0 else order[::-1]:
+                        run_load([app.port], "reads", 8, 1.0)  # warm the pool and the workers
+                        runs[kind].append(run_wrk(app.port, self.args.clients, self.args.seconds))
+            finally:
+                _stop_proc(rendered.proc)
+                _stop_proc(bare.proc)
+            for kind, app in (("rendered", rendered), ("bare", bare)):
+                for k, res in enumerate(runs[kind]):
+                    rows.append(self.row(f"{app.label}, round {k + 1}", res, "-", app.bound, "-", "GET /api/items"))
+            ratios = [a.rps / b.rps for a, b in zip(runs["rendered"], runs["bare"], strict=True) if b.rps]
+            ratio = sorted(ratios)[len(ratios) // 2] if ratios else 0.0
+            notes.append(
+                f"- {framework}:{driver}: {ratio:.2f} of its bare pool (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+            )
+            self.check("8", f"{framework}:{driver} >= 0.9 of a bare {driver} pool ({ratio:.2f})", ratio >= 0.9, False)
+            failed = sum(res.failed for res in runs["rendered"])
+            self.check("8", f"{framework}:{driver} zero failed GETs ({failed})", failed == 0, True)
+        loader = "wrk -t2" if shutil.which("wrk") else "the asyncio loader (wrk not installed)"
+        self.table(
+            f"8. Rendered app vs a bare pool of its driver, GET /api/items, {self.args.clients} clients, {loader}",
+            rows,
+            "\n".join(notes),
+        )
 
     def scenario2(self, pg, stub, sampler) -> None:
         clients = 64 if self.args.short else 200
@@ -1072,7 +1312,12 @@ def machine() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--short", action="store_true", help="CI-sized: scenarios 2-5 and 7, few seconds each")
-    parser.add_argument("--combos", default="fastapi:asyncpg,flask:psycopg3")
+    parser.add_argument(
+        "--combos",
+        default=None,
+        help="framework:driver,... (default fastapi:asyncpg,flask:psycopg3; 8: every API pair)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="scenario 8: alternating rounds per pair")
     parser.add_argument("--clients", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--scenarios", default=None, help="comma-separated, e.g. 1,2,6")
@@ -1080,7 +1325,7 @@ def main() -> int:
     args.clients = args.clients or (16 if args.short else 32)
     args.seconds = args.seconds or (3.0 if args.short else 10.0)
     scenarios = (
-        args.scenarios.split(",") if args.scenarios else (["2", "3", "4", "5", "7"] if args.short else list("1234567"))
+        args.scenarios.split(",") if args.scenarios else (["2", "3", "4", "5", "7"] if args.short else list("12345678"))
     )
 
     def interrupted(signum, frame):

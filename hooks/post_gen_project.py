@@ -19,6 +19,7 @@ VARIANTS = {
 # path in the rendered project -> (the answer that decides, the values that keep it)
 KEEP_ONLY_FOR = {
     "app/static": ("framework", {"flask", "fastapi"}),  # the HTML page over the JSON API
+    "tests/test_sql_params.py": ("driver", {"asyncpg"}),  # the %(name)s -> $n rewrite only asyncpg needs
     "app/database/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
 }
 

@@ -237,9 +237,16 @@ STREAMLIT_DRIVER = (
     _DRIVER_MAIN
     + """
 import os
+import streamlit.runtime.context as context
 from streamlit.testing.v1 import AppTest
 MAIN = sys.argv[1]
 sys.path.insert(0, os.path.dirname(MAIN))  # as `streamlit run main.py` from app/ has it
+# AppTest cannot seed request headers (streamlit/testing/v1/app_test.py: "headers ... come from the
+# session's client"): st.context.headers answers with the user this request names, as the proxy would.
+USER = {"email": None}
+context.ContextProxy.headers = property(
+    lambda self: context.StreamlitHeaders([("X-Forwarded-Email", USER["email"])] if USER["email"] else [])
+)
 
 def state(at):
     return {
@@ -250,6 +257,7 @@ def state(at):
     }
 
 def handle(request):
+    USER["email"] = request.get("user")
     at = AppTest.from_file(MAIN, default_timeout=30)
     at.run()
     op = request["op"]

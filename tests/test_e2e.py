@@ -7,10 +7,11 @@ Each app does CRUD through its real interface as two users, keeps its rows per u
 
 from __future__ import annotations
 
-import re
+import json
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,6 @@ pytestmark = pytest.mark.e2e
 
 ALICE = "alice@example.com"
 BOB = "bob@example.com"
-LOCAL_USER = "local.user@example.com"
 SCHEMA = "app_data"
 MAX_CREDENTIAL_CALLS = 6
 
@@ -42,6 +42,12 @@ def deployment(pg_server, workspace_stub):
 def rows_in_db(pg_server: Any, dbname: str) -> list[tuple[str, str, bool]]:
     with pg_server.connect_superuser(dbname) as conn:
         return [tuple(r) for r in conn.execute(f"SELECT owner, title, done FROM {SCHEMA}.items ORDER BY id")]
+
+
+def ids_by_title(pg_server: Any, dbname: str, owner: str) -> dict[str, int]:
+    with pg_server.connect_superuser(dbname) as conn:
+        rows = conn.execute(f"SELECT title, id FROM {SCHEMA}.items WHERE owner = %s", [owner.lower()])
+        return {title: item_id for title, item_id in rows}
 
 
 def table_owner(pg_server: Any, dbname: str) -> str | None:
@@ -90,107 +96,150 @@ class HttpApi:
 
 
 class DashUi:
-    """dash: the `change_items` callback through /_dash-update-component."""
+    """dash: its two callbacks through /_dash-update-component (change: add / toggle / delete a row; show: the list)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         deps = requests.get(f"{url}/_dash-dependencies", timeout=30).json()
-        self.output = next(d["output"] for d in deps if "items-data.data" in d["output"])
+        self.change_output = next(
+            d["output"] for d in deps if "changes.data" in d["output"] and "message" in d["output"]
+        )
+        self.show_output = next(d["output"] for d in deps if d["output"].startswith("items.children"))
         self.clicks = 0
 
-    def _call(self, user: str, trigger: str | None, **state: Any) -> tuple[list[dict], str]:
+    def post(self, user: str | None, body: dict[str, Any]) -> requests.Response:
+        headers = {"X-Forwarded-Email": user} if user else {}
+        return requests.post(f"{self.url}/_dash-update-component", json=body, headers=headers, timeout=30)
+
+    def change(self, user: str | None, trigger: str, item: Any = None, value: Any = None, title: Any = None) -> str:
+        """Fire the change callback as the browser does; returns the message shown ('' when none)."""
         self.clicks += 1
-        inputs = [
-            {"id": b, "property": "n_clicks", "value": self.clicks if b == trigger else 0}
-            for b in ("add", "save", "delete")
-        ]
+        rows = [] if item is None else [item]
+        pattern = {"item": item, "type": trigger}
         body = {
-            "output": self.output,
-            "outputs": [{"id": "items-data", "property": "data"}, {"id": "message", "property": "children"}],
-            "inputs": inputs,
-            "state": [
-                {"id": "new-title", "property": "value", "value": state.get("new_title")},
-                {"id": "edit-id", "property": "value", "value": state.get("edit_id")},
-                {"id": "edit-title", "property": "value", "value": state.get("edit_title")},
-                {"id": "edit-done", "property": "value", "value": ["done"] if state.get("done") else []},
+            "output": self.change_output,
+            "outputs": [
+                {"id": "changes", "property": "data"},
+                {"id": "message", "property": "children"},
+                {"id": "new-title", "property": "value"},
             ],
-            "changedPropIds": [f"{trigger}.n_clicks"] if trigger else [],
+            "inputs": [
+                {"id": "add", "property": "n_clicks", "value": self.clicks if trigger == "add" else 0},
+                [
+                    {"id": {"item": i, "type": "done"}, "property": "value", "value": value}
+                    for i in rows
+                    if trigger == "done"
+                ],
+                [
+                    {"id": {"item": i, "type": "delete"}, "property": "n_clicks", "value": 1}
+                    for i in rows
+                    if trigger == "delete"
+                ],
+            ],
+            "state": [
+                {"id": "new-title", "property": "value", "value": title},
+                {"id": "changes", "property": "data", "value": 0},
+            ],
+            "changedPropIds": [
+                "add.n_clicks"
+                if trigger == "add"
+                else json.dumps(pattern, sort_keys=True, separators=(",", ":"))
+                + (".value" if trigger == "done" else ".n_clicks")
+            ],
         }
-        r = requests.post(
-            f"{self.url}/_dash-update-component", json=body, headers={"X-Forwarded-Email": user}, timeout=30
-        )
+        r = self.post(user, body)
+        assert r.status_code in (200, 204), (r.status_code, r.text[:2000])
+        response = r.json()["response"] if r.status_code == 200 else {}
+        if trigger == "add" and "changes" in response:
+            assert response["new-title"]["value"] == "", response  # the input is cleared after Add
+        return response.get("message", {}).get("children") or ""
+
+    def list(self, user: str | None) -> list[tuple[int, str, bool]]:
+        body = {
+            "output": self.show_output,
+            "outputs": {"id": "items", "property": "children"},
+            "inputs": [{"id": "changes", "property": "data", "value": 0}],
+            "changedPropIds": [],
+        }
+        r = self.post(user, body)
         assert r.status_code == 200, (r.status_code, r.text[:2000])
-        response = r.json()["response"]
-        return response["items-data"]["data"], response["message"]["children"]
+        rows = []
+        for li in r.json()["response"]["items"]["children"]:
+            children = li["props"]["children"]
+            if isinstance(children, str):
+                raise AssertionError(children)  # a message instead of a list
+            box = children[0]["props"]
+            rows.append((int(box["id"]["item"]), box["options"][0]["label"], box["value"] == ["done"]))
+        return rows
 
     def create(self, user: str, title: str) -> int:
-        _, message = self._call(user, "add", new_title=title)
-        match = re.fullmatch(r"Added item (\d+)\.", message)
-        assert match, message
-        return int(match.group(1))
+        assert self.change(user, "add", title=title) == ""
+        return max(i for i, t, _ in self.list(user) if t == title)
 
     def create_refused(self, user: str, title: str) -> None:
-        _, message = self._call(user, "add", new_title=title)
+        message = self.change(user, "add", title=title)
         assert "title" in message, message
 
-    def list(self, user: str) -> list[tuple[int, str, bool]]:
-        rows, _ = self._call(user, None)
-        return [(int(r["id"]), r["title"], bool(r["done"])) for r in rows]
-
     def update(self, user: str, item_id: int, title: str, done: bool) -> bool:
-        _, message = self._call(user, "save", edit_id=item_id, edit_title=title, done=done)
-        return not message
+        return not self.change(user, "done", item=item_id, value=["done"] if done else [])
 
     def delete(self, user: str, item_id: int) -> bool:
-        _, message = self._call(user, "delete", edit_id=item_id)
-        return not message
+        return not self.change(user, "delete", item=item_id)
 
 
 class GradioUi:
-    """gradio: gradio_client (in the app env) calling the named endpoints, a header per user."""
+    """gradio: gradio_client (in the app env) calling the named endpoints, a header per user. The page shows no
+    ids, so the test reads them from the database (``ids``: title -> id of a user's rows)."""
 
-    def __init__(self, driver: apprunner.Driver) -> None:
+    def __init__(self, driver: apprunner.Driver, ids: Callable[[str], dict[str, int]]) -> None:
         self.driver = driver
+        self.ids = ids
 
-    def _predict(self, user: str, api_name: str, *args: Any) -> list[tuple[int, str, bool]]:
-        value = self.driver.call("predict", user=user, api_name=api_name, args=list(args))
-        data = value["data"] if isinstance(value, dict) else value
-        return [(int(r[0]), r[1], r[2] in (True, "true", "True")) for r in data or []]
+    def predict(self, user: str | None, api_name: str, *args: Any) -> Any:
+        return self.driver.call("predict", user=user, api_name=api_name, args=list(args))
+
+    def _rows(self, user: str, result: Any) -> list[tuple[int, str, bool]]:
+        table = result[0]
+        data = table["data"] if isinstance(table, dict) else table
+        ids = self.ids(user)
+        assert all(len(r) == 3 for r in data or []), data  # title, done, updated: no id column
+        return [(ids[r[0]], r[0], r[1] in (True, "true", "True")) for r in data or []]
 
     def create(self, user: str, title: str) -> int:
-        rows = self._predict(user, "/create_item", title)
-        return max(i for i, t, _ in rows if t == title)
+        result = self.predict(user, "/create_item", title)
+        assert result[-1] == "", result  # the input is cleared after Add
+        return self.ids(user)[title]
 
     def create_refused(self, user: str, title: str) -> None:
         with pytest.raises(apprunner.DriverError):
-            self._predict(user, "/create_item", title)
+            self.predict(user, "/create_item", title)
 
     def list(self, user: str) -> list[tuple[int, str, bool]]:
-        return self._predict(user, "/list_items")
+        return self._rows(user, self.predict(user, "/list_items"))
 
     def update(self, user: str, item_id: int, title: str, done: bool) -> bool:
         try:
-            self._predict(user, "/update_item", item_id, title, done)
+            self.predict(user, "/set_done", item_id, done)
         except apprunner.DriverError:
             return False
         return True
 
     def delete(self, user: str, item_id: int) -> bool:
         try:
-            self._predict(user, "/delete_item", item_id)
+            self.predict(user, "/delete_item", item_id)
         except apprunner.DriverError:
             return False
         return True
 
 
 class StreamlitUi:
-    """streamlit: AppTest on main.py in a subprocess with the app's env; no headers, so LOCAL_USER owns rows."""
+    """streamlit: AppTest on main.py in a subprocess with the app's env; the driver hands st.context the user."""
 
     def __init__(self, driver: apprunner.Driver) -> None:
         self.driver = driver
 
     def _state(self, op: str, **args: Any) -> dict[str, Any]:
-        state = self.driver.call(op, **args)
+        state = self.driver.call(op, user=ALICE, **args)
         assert not state["exceptions"], state["exceptions"]
         return state
 
@@ -204,7 +253,7 @@ class StreamlitUi:
         return max(i for i, t, _ in self._items(state) if t == title)
 
     def create_refused(self, user: str, title: str) -> None:
-        state = self.driver.call("add", title=title)
+        state = self.driver.call("add", user=user, title=title)
         # the refusal is shown in the session that submitted; the new session lists what is stored
         assert not state["exceptions"], state["exceptions"]
         assert any("title" in e for e in state["acting_session"]["errors"]), state["acting_session"]
@@ -220,6 +269,97 @@ class StreamlitUi:
     def delete(self, user: str, item_id: int) -> bool:
         self._state("delete", id=item_id)
         return True
+
+
+# ---------------------------------------------------------------------------------------------- the contract
+# Hostile inputs every interface must refuse without touching a row (the rendered README's "API contract").
+# The harness sets DATABRICKS_APP_NAME as the Apps runtime does, so a request without X-Forwarded-Email is
+# refused, never served as a local user.
+BAD_TITLES = ["a\x00b", "x" * 201, "", "   ", "line\nbreak"]
+BAD_IDS = [2**63, 99999999999999999999, 0, -1, "abc", 1.5]
+
+
+def http_contract(url: str, alice_item: int) -> None:
+    alice, bob = {"X-Forwarded-Email": ALICE}, {"X-Forwarded-Email": BOB}
+    api = f"{url}/api/items"
+
+    def refused(r: requests.Response, status: int, field: str | None) -> None:
+        assert r.status_code == status, (r.request.method, r.request.url, r.status_code, r.text)
+        body = r.json()
+        assert set(body) == {"error", "field"} and isinstance(body["error"], str) and body["error"], body
+        assert body["field"] == field, (r.request.method, r.request.url, body)
+
+    refused(requests.get(api, timeout=30), 401, None)  # no signed-in user on Databricks
+    refused(requests.post(api, json={"title": "anonymous"}, timeout=30), 401, None)
+    refused(requests.delete(f"{api}/{alice_item}", timeout=30), 401, None)
+    for bad in BAD_IDS:
+        refused(requests.delete(f"{api}/{bad}", headers=alice, timeout=30), 400, "id")
+        refused(requests.put(f"{api}/{bad}", json={"title": "t", "done": True}, headers=alice, timeout=30), 400, "id")
+    for title in [*BAD_TITLES, 5, None, ["t"]]:
+        refused(requests.post(api, json={"title": title}, headers=alice, timeout=30), 400, "title")
+    as_json = {**alice, "Content-Type": "application/json"}
+    refused(
+        requests.post(api, data='{"title": "\\ud800"}', headers=as_json, timeout=30), 400, "title"
+    )  # lone surrogate
+    for done in ("false", 1, None):
+        body = {"title": "t", "done": done}
+        refused(requests.put(f"{api}/{alice_item}", json=body, headers=alice, timeout=30), 400, "done")
+    refused(requests.put(f"{api}/{alice_item}", json={"title": "t"}, headers=alice, timeout=30), 400, "done")
+    refused(requests.post(api, json={"title": "t", "owner": BOB}, headers=alice, timeout=30), 400, "owner")
+    for raw in ("{", "", "[]", '"title"', "\xff"):
+        refused(requests.post(api, data=raw.encode("latin-1"), headers=as_json, timeout=30), 400, "body")
+    refused(requests.post(api, data="title=t", headers=alice, timeout=30), 400, "body")  # a form, not JSON
+    refused(
+        requests.put(f"{api}/{alice_item}", json={"title": "mine", "done": False}, headers=bob, timeout=30), 404, "id"
+    )
+    refused(requests.delete(f"{api}/{alice_item}", headers=bob, timeout=30), 404, "id")
+    refused(requests.patch(f"{api}/{alice_item}", json={}, headers=alice, timeout=30), 405, None)
+    for item in requests.get(api, headers=alice, timeout=30).json():
+        assert set(item) == {"id", "title", "done", "created_at", "updated_at"}, item
+        assert type(item["id"]) is int and type(item["done"]) is bool and type(item["title"]) is str, item
+        for stamp in (item["created_at"], item["updated_at"]):
+            assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0), stamp  # ISO 8601, UTC
+
+
+def dash_contract(ui: DashUi, alice_item: int) -> None:
+    assert "not signed in" in ui.change(None, "add", title="anonymous")
+    with pytest.raises(AssertionError, match="not signed in"):
+        ui.list(None)
+    for title in [*BAD_TITLES, 5, ["t"]]:
+        assert "title" in ui.change(ALICE, "add", title=title), title
+    for bad in BAD_IDS:
+        assert "id" in ui.change(ALICE, "delete", item=bad), bad
+    assert "done" in ui.change(ALICE, "done", item=alice_item, value="false")
+    assert "not in your list" in ui.change(BOB, "delete", item=alice_item)
+    assert "not in your list" in ui.change(BOB, "done", item=alice_item, value=[])
+    r = requests.post(
+        f"{ui.url}/_dash-update-component", data="{", headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert 400 <= r.status_code < 500, (r.status_code, r.text[:500])
+
+
+def gradio_contract(ui: GradioUi, alice_item: int) -> None:
+    def refused(user: str | None, api_name: str, *args: Any, says: str) -> None:
+        with pytest.raises(apprunner.DriverError) as refusal:
+            ui.predict(user, api_name, *args)
+        assert says in str(refusal.value), (api_name, args, str(refusal.value))
+
+    refused(None, "/list_items", says="not signed in")
+    refused(None, "/create_item", "anonymous", says="not signed in")
+    for title in BAD_TITLES:
+        refused(ALICE, "/create_item", title, says="title")
+    for bad in BAD_IDS:
+        refused(ALICE, "/delete_item", bad, says="id")
+    refused(ALICE, "/set_done", alice_item, "false", says="done")
+    refused(BOB, "/delete_item", alice_item, says="not in your list")
+    refused(BOB, "/set_done", alice_item, False, says="not in your list")
+
+
+def streamlit_contract(driver: apprunner.Driver) -> None:
+    assert any("not signed in" in e for e in driver.call("list", user=None)["errors"])
+    for title in ("a\x00b", "line\nbreak", "   "):
+        shown = driver.call("add", user=ALICE, title=title)["acting_session"]
+        assert any("title" in e for e in shown["errors"]), (title, shown)
 
 
 def eventually(probe: Callable[[], Any], seconds: float = 10) -> Any:
@@ -264,7 +404,7 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
                 ui = DashUi(app.url)
             elif framework == "gradio":
                 driver = apprunner.driver("gradio", tmp_path, env, project / "app", app.url)
-                ui = GradioUi(driver)
+                ui = GradioUi(driver, lambda user: ids_by_title(pg_server, dbname, user))
             else:
                 driver = apprunner.driver("streamlit", tmp_path, env, project / "app", str(project / "app" / "main.py"))
                 ui = StreamlitUi(driver)
@@ -273,7 +413,7 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
             if framework != "streamlit":
                 assert requests.get(f"{app.url}/healthz", timeout=30).status_code == 200, app.log_text()[-4000:]
 
-            users = [ALICE, BOB] if framework != "streamlit" else [LOCAL_USER]
+            users = [ALICE, BOB] if framework != "streamlit" else [ALICE]
             first = users[0]
             a1 = ui.create(first, "alice one")
             a2 = ui.create(first, "alice two")
@@ -293,6 +433,15 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
                 expected.append((BOB, "bob one", False))
             assert rows_in_db(pg_server, dbname) == expected
             assert table_owner(pg_server, dbname) == client.role
+            if framework in ("flask", "fastapi"):
+                http_contract(app.url, a1)
+            elif framework == "dash":
+                dash_contract(ui, a1)
+            elif framework == "gradio":
+                gradio_contract(ui, a1)
+            else:
+                streamlit_contract(driver)
+            assert rows_in_db(pg_server, dbname) == expected  # nothing refused changed a row
 
             # rotation: the token stops working for new logins and every open connection is killed
             workspace_stub.expire_now(client.client_id)

@@ -41,12 +41,24 @@ pytestmark = pytest.mark.skipif(
     updated = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], "tests written", True)
     assert updated is not None and updated["done"] is True and updated["title"] == "tests written"
 
-    before = len({{ await_ }}items.list_items(db, "alice@example.com"))
-    with pytest.raises(InvalidItem):
-        {{ await_ }}items.create_item(db, "alice@example.com", "x" * 201)
-    with pytest.raises(InvalidItem):
-        {{ await_ }}items.create_item(db, "alice@example.com", "   ")
-    assert len({{ await_ }}items.list_items(db, "alice@example.com")) == before
+    assert updated["created_at"].endswith("+00:00") and updated["updated_at"] >= updated["created_at"]  # ISO 8601, UTC
+    assert {{ await_ }}items.set_done(db, "bob@example.com", alice["id"], False) is None
+    done = {{ await_ }}items.set_done(db, "alice@example.com", alice["id"], False)
+    assert done is not None and done["done"] is False and done["title"] == "tests written"
+
+    before = {{ await_ }}items.list_items(db, "alice@example.com")
+    for title in ("x" * 201, "   ", "a\x00b", 5):
+        with pytest.raises(InvalidItem) as refused:
+            {{ await_ }}items.create_item(db, "alice@example.com", title)
+        assert refused.value.field == "title"
+    for item_id in (2**63, 0, "1e3", True):
+        with pytest.raises(InvalidItem) as refused:
+            {{ await_ }}items.delete_item(db, "alice@example.com", item_id)
+        assert refused.value.field == "id"
+    with pytest.raises(InvalidItem) as refused:
+        {{ await_ }}items.set_done(db, "alice@example.com", alice["id"], "false")
+    assert refused.value.field == "done"
+    assert {{ await_ }}items.list_items(db, "alice@example.com") == before  # refused input changed no row
 
     assert {{ await_ }}items.delete_item(db, "alice@example.com", alice["id"])
     assert {{ await_ }}items.delete_item(db, "bob@example.com", bob["id"])

@@ -1,24 +1,24 @@
 """Connection pool on asyncpg.
 
-The pool opens every NEW connection through ``_login``, with the current
-Lakebase token. Work whose connection died before COMMIT (asyncpg notices a
-server-side close only when it next talks) runs again on a fresh connection.
+The pool opens every NEW connection through ``_login``, with the current Lakebase token. asyncpg
+notices a server-side close only when it next talks: that statement fails and ``retry.Pooled``
+runs the work again. SQL is written with ``%(name)s`` parameters, like the other drivers; ``_bind``
+turns it into asyncpg's ``$n``.
 """
 
 import contextlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost, settle
+from .retry import ConnectionLost, Params, Pooled, Row
 from .settings import SCHEMA, Settings
 
-Params = dict[str, Any]
-T = TypeVar("T")
 # What a connection that died (or a server that is away) raises; InternalClientError is a
 # connection left mid-protocol by a server-side termination.
 _LOST = (
@@ -29,28 +29,54 @@ _LOST = (
     asyncpg.OperatorInterventionError,
 )
 
+# Quoted text and comments are passed through untouched; outside them %(name)s is a parameter
+# and %% a percent sign, as in psycopg. Any other % there is a mistake.
+_SQL = re.compile(
+    r"""(?P<keep>[eE]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|"(?:[^"]|"")*"
+        |\$(?P<tag>(?:[A-Za-z_]\w*)?)\$.*?\$(?P=tag)\$|--[^\n]*|/\*.*?\*/)
+      |%\((?P<name>\w+)\)s|(?P<percent>%%)|(?P<stray>%)""",
+    re.VERBOSE | re.DOTALL,
+)
+
 
 @lru_cache(maxsize=256)
 def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
-    """Turn ``%(name)s`` parameters (the style the other drivers use) into asyncpg's ``$n``."""
     names: list[str] = []
 
-    def number(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
+    def replace(match: re.Match[str]) -> str:
+        if match.group("keep"):
+            return match.group("keep")
+        if match.group("percent"):
+            return "%"
+        name = match.group("name")
+        if name is None:
+            raise ValueError(f"stray % at {match.start()} in SQL: write %% for a percent sign, %(name)s for a value")
+        if name not in names:
+            names.append(name)
+        return f"${names.index(name) + 1}"
 
-    return re.sub(r"%\((\w+)\)s", number, sql), tuple(names)
+    return _SQL.sub(replace, sql), tuple(names)
 
 
 def _bind(sql: str, params: Params | None) -> tuple[str, list[Any]]:
     """asyncpg's query and positional arguments for ``%(name)s`` SQL and its parameters."""
+    if params is None:
+        return sql, []  # no parameters: the SQL is sent as written, like psycopg does
     query, names = _numbered(sql)
-    return query, [(params or {})[name] for name in names]
+    missing = [name for name in names if name not in params]
+    if missing:
+        raise ValueError(f"SQL parameters missing from params: {', '.join(missing)}")
+    return query, [params[name] for name in names]
 
 
-class Database:
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Replaces asyncpg's RESET ALL round trip on every release (it still rolls back an open transaction):
+    this app keeps no session state (no SET, LISTEN or session advisory locks) to reset."""
+
+
+class Database(Pooled[asyncpg.Connection]):
     def __init__(self, settings: Settings, passwords: PasswordSource) -> None:
+        super().__init__(settings.connect_timeout)
         self._settings = settings
         self._passwords = passwords
         self._pool: asyncpg.Pool | None = None
@@ -69,6 +95,7 @@ class Database:
             max_inactive_connection_lifetime=s.pool_max_lifetime,
             timeout=s.connect_timeout,
             server_settings={"search_path": SCHEMA, "application_name": s.application_name},
+            reset=_keep_session,
         )
 
     async def _login(self, *args: Any, **kwargs: Any) -> asyncpg.Connection:
@@ -78,91 +105,40 @@ class Database:
         if self._pool is not None:
             await self._pool.close()
 
-    async def _run(
-        self, work: Callable[[asyncpg.Connection], Awaitable[T]], timeout: float | None = None, writes: bool = True
-    ) -> T:
-        """``work`` on a pooled connection; in a transaction committed when it returns, if it ``writes``."""
+    @asynccontextmanager
+    async def _borrow(self, timeout: float, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
         if self._pool is None:
             raise RuntimeError("Database.open() was not awaited")
-        pool = self._pool
-        wait = self._settings.connect_timeout if timeout is None else timeout
-
-        async def attempt() -> T:
-            try:
-                conn = await pool.acquire(timeout=wait)
-            except _LOST as error:
-                if login_refused(error):
-                    raise
-                raise ConnectionLost from error  # the server is unreachable: try again until the deadline
-            transaction = conn.transaction() if writes else None
-            xid, committing = None, False
-            try:
-                if transaction is not None:
-                    await transaction.start()
-                    xid = await conn.fetchval(CURRENT_TRANSACTION)
-                result = await work(conn)
-                if transaction is not None:
-                    committing = True
-                    await transaction.commit()
-                return result
-            except _LOST as error:
-                # The pool drops the dead connection on release and opens a fresh one in its place.
-                await settle(error, xid, committing, self._commit_outcome)
-                return result  # it committed before the connection died
-            except BaseException:
-                if transaction is not None and not committing and not conn.is_closed():
-                    with contextlib.suppress(*_LOST):
-                        await transaction.rollback()
-                raise
-            finally:
-                with contextlib.suppress(*_LOST):
-                    await pool.release(conn)
-
-        return await run_again_if_lost(attempt, within=wait)
-
-    async def _commit_outcome(self, xid: str) -> bool | None:
-        query, args = _bind(TRANSACTION_STATUS, {"xid": xid})
-        return await commit_outcome(lambda: self._run(lambda conn: conn.fetchval(query, *args), writes=False))
-
-    async def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        query, args = _bind(sql, params)
-        return await self._run(lambda conn: _rows(conn.fetch(query, *args)), writes=False)
-
-    async def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
-        query, args = _bind(sql, params)
-        return await self._run(lambda conn: _row(conn.fetchrow(query, *args)))
-
-    async def execute(self, sql: str, params: Params | None = None) -> int:
-        query, args = _bind(sql, params)
-        return await self._run(lambda conn: _count(conn.execute(query, *args)))
-
-    async def execute_script(self, statements: list[str]) -> None:
-        """Run statements in one transaction."""
-
-        async def run_all(conn: asyncpg.Connection) -> None:
-            for statement in statements:
-                await conn.execute(statement)
-
-        await self._run(run_all)
-
-    async def ping(self, timeout: float = 2.0) -> bool:
         try:
-            await self._run(lambda conn: conn.fetchval("SELECT 1"), timeout=timeout, writes=False)
-            return True
-        except Exception:
-            return False
+            conn = await self._pool.acquire(timeout=timeout)
+        except _LOST as error:
+            if login_refused(error):
+                raise
+            raise ConnectionLost from error  # the server is unreachable: try again until the deadline
+        try:
+            if transaction:
+                await conn.execute("BEGIN")
+            yield conn
+        except BaseException:
+            if transaction and not conn.is_closed() and conn.is_in_transaction():
+                with contextlib.suppress(*_LOST):
+                    await conn.execute("ROLLBACK")
+            raise
+        finally:
+            with contextlib.suppress(*_LOST):  # the pool drops a dead connection and opens a fresh one
+                await self._pool.release(conn)
 
+    def _lost(self, error: BaseException, conn: asyncpg.Connection) -> bool:
+        return isinstance(error, _LOST)
 
-async def _rows(records: Awaitable[list[asyncpg.Record]]) -> list[dict[str, Any]]:
-    return [dict(record) for record in await records]
+    async def _rows(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> list[Row]:
+        query, args = _bind(sql, params)
+        return [dict(record) for record in await conn.fetch(query, *args)]
 
+    async def _count(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> int:
+        query, args = _bind(sql, params)
+        tag = await conn.execute(query, *args)  # a command tag such as "DELETE 1"
+        return int(tag.rsplit(" ", 1)[-1]) if tag[-1:].isdigit() else 0
 
-async def _row(record: Awaitable[asyncpg.Record | None]) -> dict[str, Any] | None:
-    row = await record
-    return dict(row) if row is not None else None
-
-
-async def _count(status: Awaitable[str]) -> int:
-    """Rows affected, from a command tag such as ``DELETE 1``."""
-    tag = await status
-    return int(tag.rsplit(" ", 1)[-1]) if tag[-1:].isdigit() else 0
+    async def _commit(self, conn: asyncpg.Connection) -> None:
+        await conn.execute("COMMIT")

@@ -1,46 +1,44 @@
 """Connection pool on psycopg2.
 
-psycopg2's own pools raise instead of waiting when all connections are busy and
-cannot change the password per connection, so this module keeps a small pool:
-callers wait for a free slot, each NEW connection logs in with the current
-Lakebase token, and work whose connection died before COMMIT runs again.
+psycopg2.pool is not used: it raises PoolError instead of waiting when every connection is out,
+closes each connection handed back beyond ``minconn`` (a pool of 1..5 under load opens a
+connection per request), never retires old connections, and opens every connection with the
+arguments given once, so it cannot log in with the current token (psycopg2/pool.py). This
+small pool waits for a free slot, keeps what it opened, retires connections after
+DB_POOL_MAX_LIFETIME and logs each NEW one in with the current Lakebase token.
 """
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
 import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
-from .retry import CURRENT_TRANSACTION, TRANSACTION_STATUS, ConnectionLost, commit_outcome, run_again_if_lost, settle
+from .retry import ConnectionLost, Params, Pooled, Row
 from .settings import SCHEMA, Settings
 
-Params = dict[str, Any]
 Connection = psycopg2.extensions.connection
-Cursor = psycopg2.extensions.cursor
-T = TypeVar("T")
 
 
 class PoolTimeout(RuntimeError):
     """No connection became free in time."""
 
 
-class Database:
+class Database(Pooled[Connection]):
     def __init__(self, settings: Settings, passwords: PasswordSource) -> None:
+        super().__init__(settings.connect_timeout)
         self._settings = settings
         self._passwords = passwords
         self._slots = threading.BoundedSemaphore(settings.pool_max_size)
-        self._idle: list[tuple[Connection, float]] = []  # (connection, when it was opened)
-        self._idle_lock = threading.Lock()
+        self._idle: list[tuple[Connection, float]] = []  # (connection, when it was opened); a list.pop is atomic
 
-    def _connect(self) -> Connection:
+    def _connect(self) -> tuple[Connection, float]:
         s = self._settings
-        return login(
+        conn = login(
             lambda password: psycopg2.connect(
                 host=s.host,
                 port=s.port,
@@ -51,126 +49,65 @@ class Database:
                 application_name=s.application_name,
                 connect_timeout=max(1, round(s.connect_timeout)),
                 options=f"-c search_path={SCHEMA}",
+                cursor_factory=psycopg2.extras.RealDictCursor,
             ),
             self._passwords,
         )
-
-    def _usable(self, conn: Connection, opened: float) -> bool:
-        return not conn.closed and time.monotonic() - opened < self._settings.pool_max_lifetime
-
-    def _checkout(self) -> tuple[Connection, float]:
-        while True:
-            with self._idle_lock:
-                if not self._idle:
-                    break
-                conn, opened = self._idle.pop()
-            if self._usable(conn, opened):
-                return conn, opened
-            conn.close()
-        return self._connect(), time.monotonic()
-
-    @contextmanager
-    def _connection(self, timeout: float | None = None) -> Iterator[Connection]:
-        if not self._slots.acquire(timeout=self._settings.connect_timeout if timeout is None else timeout):
-            raise PoolTimeout("no database connection became free in time")
-        try:
-            try:
-                conn, opened = self._checkout()
-            except psycopg2.OperationalError as error:
-                if login_refused(error):
-                    raise
-                raise ConnectionLost from error  # the server is unreachable: try again until the deadline
-            try:
-                yield conn  # the caller commits
-            except BaseException:
-                if not conn.closed:
-                    conn.rollback()
-                raise
-            finally:
-                if not conn.closed:  # a broken connection is dropped, not pooled
-                    with self._idle_lock:
-                        self._idle.append((conn, opened))
-        finally:
-            self._slots.release()
+        return conn, time.monotonic()
 
     def open(self) -> None:
-        self._run(lambda cur: None)  # log in once, so a bad setting fails at start-up
+        self.fetch_all("SELECT 1 AS ok")  # log in once, so a bad setting fails at start-up
 
     def close(self) -> None:
-        with self._idle_lock:
-            idle, self._idle = self._idle, []
+        idle, self._idle = self._idle, []
         for conn, _ in idle:
             conn.close()
 
-    def _run(
-        self, work: Callable[[Cursor], T], timeout: float | None = None, dict_rows: bool = False, writes: bool = True
-    ) -> T:
-        """One transaction on a pooled connection, committed when ``work`` returns; ``writes`` if it may write."""
-        wait = self._settings.connect_timeout if timeout is None else timeout
-        factory = psycopg2.extras.RealDictCursor if dict_rows else None
+    @contextmanager
+    def _borrow(self, timeout: float, transaction: bool) -> Iterator[Connection]:
+        if not self._slots.acquire(timeout=timeout):
+            raise PoolTimeout("no database connection became free in time")
+        try:
+            conn, opened = self._checkout()
+            conn.autocommit = not transaction
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    if conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
+                        conn.rollback()
+                    self._idle.append((conn, opened))
+        finally:
+            self._slots.release()
 
-        def attempt() -> T:
-            with self._connection(timeout=wait) as conn:
-                xid, committing = None, False
-                try:
-                    if writes:
-                        with conn.cursor() as cur:
-                            cur.execute(CURRENT_TRANSACTION)
-                            xid = cur.fetchone()[0]
-                    with conn.cursor(cursor_factory=factory) as cur:
-                        result = work(cur)
-                    committing = True
-                    conn.commit()
-                    return result
-                except (psycopg2.OperationalError, psycopg2.InterfaceError) as error:
-                    if not conn.closed:
-                        raise
-                    settle(error, xid, committing, self._commit_outcome)
-                    return result  # it committed before the connection died
+    def _checkout(self) -> tuple[Connection, float]:
+        while self._idle:
+            try:
+                conn, opened = self._idle.pop()
+            except IndexError:  # another thread took the last one
+                break
+            if not conn.closed and time.monotonic() - opened < self._settings.pool_max_lifetime:
+                return conn, opened
+            conn.close()
+        try:
+            return self._connect()
+        except psycopg2.OperationalError as error:
+            if login_refused(error):
+                raise
+            raise ConnectionLost from error  # the server is unreachable: try again until the deadline
 
-        return run_again_if_lost(attempt, within=wait)
+    def _lost(self, error: BaseException, conn: Connection) -> bool:
+        return isinstance(error, psycopg2.OperationalError | psycopg2.InterfaceError) and bool(conn.closed)
 
-    def _commit_outcome(self, xid: str) -> bool | None:
-        def status(cur: Cursor) -> str | None:
-            cur.execute(TRANSACTION_STATUS, {"xid": xid})
-            return cur.fetchone()[0]
-
-        return commit_outcome(lambda: self._run(status, writes=False))
-
-    def fetch_all(self, sql: str, params: Params | None = None) -> list[dict[str, Any]]:
-        def fetch(cur: Cursor) -> list[dict[str, Any]]:
+    def _rows(self, conn: Connection, sql: str, params: Params | None) -> list[Row]:
+        with conn.cursor() as cur:
             cur.execute(sql, params)
-            return [dict(row) for row in cur.fetchall()]
+            return cur.fetchall()
 
-        return self._run(fetch, dict_rows=True, writes=False)
-
-    def fetch_one(self, sql: str, params: Params | None = None) -> dict[str, Any] | None:
-        def fetch(cur: Cursor) -> dict[str, Any] | None:
-            cur.execute(sql, params)
-            row = cur.fetchone()
-            return dict(row) if row is not None else None
-
-        return self._run(fetch, dict_rows=True)
-
-    def execute(self, sql: str, params: Params | None = None) -> int:
-        def run(cur: Cursor) -> int:
+    def _count(self, conn: Connection, sql: str, params: Params | None) -> int:
+        with conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.rowcount
 
-        return self._run(run)
-
-    def execute_script(self, statements: list[str]) -> None:
-        """Run statements in one transaction."""
-
-        def run_all(cur: Cursor) -> None:
-            for statement in statements:
-                cur.execute(statement)
-
-        self._run(run_all)
-
-    def ping(self, timeout: float = 2.0) -> bool:
-        try:
-            self._run(lambda cur: cur.execute("SELECT 1"), timeout=timeout, writes=False)
-            return True
-        except Exception:
-            return False
+    def _commit(self, conn: Connection) -> None:
+        conn.commit()

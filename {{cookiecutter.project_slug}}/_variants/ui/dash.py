@@ -3,10 +3,11 @@
 from typing import Any
 
 import flask
-from dash import Dash, Input, Output, State, ctx, dcc, html
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from database import database, healthy, items, problem
-from database.settings import LOCAL_USER
+from database.items import InvalidItem
+from identity import NotSignedIn, current_user
 
 app = Dash(__name__, title={{ cookiecutter.project_name | tojson }})
 server = app.server
@@ -27,66 +28,64 @@ app.layout = html.Main(
                 html.Button("Add", id="add", n_clicks=0),
             ]
         ),
-        html.Div(
-            [
-                dcc.Input(id="edit-id", type="number", placeholder="Item id"),
-                dcc.Input(id="edit-title", placeholder="New title", maxLength=200),
-                dcc.Checklist(id="edit-done", options=[{"label": "done", "value": "done"}], value=[]),
-                html.Button("Save", id="save", n_clicks=0),
-                html.Button("Delete", id="delete", n_clicks=0),
-            ]
-        ),
         html.P(id="message", role="alert"),
-        dcc.Store(id="items-data"),
-        html.Table(id="items-table"),
+        dcc.Store(id="changes", data=0),  # bumped after every change: the list below reloads
+        html.Ul(id="items"),
     ]
 )
 
 
 @app.callback(
-    Output("items-data", "data"),
+    Output("changes", "data"),
     Output("message", "children"),
+    Output("new-title", "value"),
     Input("add", "n_clicks"),
-    Input("save", "n_clicks"),
-    Input("delete", "n_clicks"),
+    Input({"type": "done", "item": ALL}, "value"),
+    Input({"type": "delete", "item": ALL}, "n_clicks"),
     State("new-title", "value"),
-    State("edit-id", "value"),
-    State("edit-title", "value"),
-    State("edit-done", "value"),
+    State("changes", "data"),
+    prevent_initial_call=True,
 )
-def change_items(
-    _add: int,
-    _save: int,
-    _delete: int,
-    new_title: str | None,
-    item_id: int | None,
-    title: str | None,
-    done: list[str] | None,
-) -> tuple[list[dict[str, Any]], str]:
-    owner = flask.request.headers.get("X-Forwarded-Email") or LOCAL_USER
-    db = database()
-    message = ""
+def change(_add: int, _done: list, _delete: list, new_title: Any, changes: int) -> tuple[Any, Any, Any]:
+    """Add an item, or act on the row whose checkbox or Delete button was used."""
+    trigger = ctx.triggered_id  # None when Dash only inserted new rows
     try:
-        if ctx.triggered_id == "add":
-            item = items.create_item(db, owner, new_title or "")
-            message = f"Added item {item['id']}."
-        elif ctx.triggered_id == "save":
-            if items.update_item(db, owner, int(item_id or 0), title or "", "done" in (done or [])) is None:
-                message = f"You have no item {item_id}."
-        elif ctx.triggered_id == "delete":
-            if not items.delete_item(db, owner, int(item_id or 0)):
-                message = f"You have no item {item_id}."
-    except ValueError as error:  # refused input changes no row
-        message = str(error)
-    rows = [
-        {"id": row["id"], "title": row["title"], "done": row["done"], "updated_at": row["updated_at"].isoformat()}
-        for row in items.list_items(db, owner)
+        owner = current_user(flask.request.headers)
+        if trigger == "add":
+            items.create_item(database(), owner, new_title)
+            return (changes or 0) + 1, "", ""  # the input is cleared for the next item
+        if not isinstance(trigger, dict):
+            return no_update, no_update, no_update
+        value = ctx.triggered[0]["value"]
+        if trigger["type"] == "done":
+            done = value == ["done"] if isinstance(value, list) else value  # anything else: refused
+            found = items.set_done(database(), owner, trigger["item"], done)
+        elif value:  # a click, not a button that just appeared
+            found = items.delete_item(database(), owner, trigger["item"])
+        else:
+            return no_update, no_update, no_update
+    except (InvalidItem, NotSignedIn) as error:  # refused input changes no row
+        return no_update, str(error), no_update
+    return (changes or 0) + 1, "" if found else "That item is not in your list any more.", no_update
+
+
+@app.callback(Output("items", "children"), Input("changes", "data"))
+def show(_changes: int) -> list[Any]:
+    try:
+        rows = items.list_items(database(), current_user(flask.request.headers))
+    except NotSignedIn as error:
+        return [html.Li(str(error))]
+    return [
+        html.Li(
+            [
+                dcc.Checklist(
+                    id={"type": "done", "item": row["id"]},
+                    options=[{"label": row["title"], "value": "done"}],  # text, never HTML
+                    value=["done"] if row["done"] else [],
+                    inline=True,
+                ),
+                html.Button("Delete", id={"type": "delete", "item": row["id"]}, n_clicks=0),
+            ]
+        )
+        for row in rows
     ]
-    return rows, message
-
-
-@app.callback(Output("items-table", "children"), Input("items-data", "data"))
-def show_items(rows: list[dict[str, Any]] | None) -> list[Any]:
-    header = html.Tr([html.Th("id"), html.Th("title"), html.Th("done")])
-    cells = [[html.Td(row["id"]), html.Td(row["title"]), html.Td("yes" if row["done"] else "")] for row in rows or []]
-    return [header, *[html.Tr(row) for row in cells]]

@@ -1,36 +1,54 @@
 {%- set is_async = cookiecutter.__is_async == "True" -%}
 {%- set async_ = "async " if is_async else "" -%}
 {%- set await_ = "await " if is_async else "" -%}
-"""{{ cookiecutter.project_name }}: JSON API and a small page, served by uvicorn."""
+"""{{ cookiecutter.project_name }}: JSON API and a small page, served by uvicorn. The API contract is in README.md."""
 
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi import Body, Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from database import database, healthy, items, problem
-from database.settings import LOCAL_USER
+from database.items import InvalidItem
+from identity import NotSignedIn, current_user
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }})
 PAGE = Path(__file__).parent / "static" / "index.html"
 
-Owner = Annotated[str | None, Header(alias="X-Forwarded-Email")]
+
+def refuse(status: int, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "field": field}, status_code=status)
 
 
-class NewItem(BaseModel):
-    title: str
+@app.exception_handler(InvalidItem)
+async def invalid(request: Request, error: InvalidItem) -> JSONResponse:
+    return refuse(400, str(error), error.field)
 
 
-class ItemChange(BaseModel):
-    title: str
-    done: bool = False
+@app.exception_handler(NotSignedIn)
+async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
+    return refuse(401, str(error))
 
 
-@app.exception_handler(ValueError)
-async def refuse(request: Request, error: ValueError) -> JSONResponse:
-    return JSONResponse({"error": str(error)}, status_code=400)
+@app.exception_handler(RequestValidationError)
+async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
+    return refuse(400, "the request body must be a JSON object", "body")  # missing or not JSON at all
+
+
+@app.exception_handler(HTTPException)
+async def http_error(request: Request, error: HTTPException) -> JSONResponse:  # unknown path, wrong method
+    return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
+
+
+async def signed_in(request: Request) -> str:
+    return current_user(request.headers)
+
+
+User = Annotated[str, Depends(signed_in)]
+Json = Annotated[Any, Body()]  # any JSON: items.fields() checks its shape, so both APIs refuse alike
 
 
 @app.get("/", include_in_schema=False)
@@ -46,24 +64,25 @@ def page() -> FileResponse:
 
 
 @app.get("/api/items")
-{{ async_ }}def list_items(owner: Owner = None) -> list[dict[str, Any]]:
-    return {{ await_ }}items.list_items({{ await_ }}database(), owner or LOCAL_USER)
+{{ async_ }}def list_items(owner: User) -> JSONResponse:
+    return JSONResponse({{ await_ }}items.list_items({{ await_ }}database(), owner))
 
 
-@app.post("/api/items", status_code=201)
-{{ async_ }}def create_item(new: NewItem, owner: Owner = None) -> dict[str, Any]:
-    return {{ await_ }}items.create_item({{ await_ }}database(), owner or LOCAL_USER, new.title)
+@app.post("/api/items")
+{{ async_ }}def create_item(owner: User, body: Json = None) -> JSONResponse:
+    (title,) = items.fields(body, "title")
+    return JSONResponse({{ await_ }}items.create_item({{ await_ }}database(), owner, title), status_code=201)
 
 
 @app.put("/api/items/{item_id}")
-{{ async_ }}def update_item(item_id: int, change: ItemChange, owner: Owner = None) -> dict[str, Any]:
-    row = {{ await_ }}items.update_item({{ await_ }}database(), owner or LOCAL_USER, item_id, change.title, change.done)
-    if row is None:
-        raise HTTPException(status_code=404, detail="no such item")
-    return row
+{{ async_ }}def update_item(item_id: str, owner: User, body: Json = None) -> JSONResponse:
+    title, done = items.fields(body, "title", "done")
+    item = {{ await_ }}items.update_item({{ await_ }}database(), owner, item_id, title, done)
+    return JSONResponse(item) if item else refuse(404, "no such item", "id")
 
 
-@app.delete("/api/items/{item_id}", status_code=204)
-{{ async_ }}def delete_item(item_id: int, owner: Owner = None) -> None:
-    if not {{ await_ }}items.delete_item({{ await_ }}database(), owner or LOCAL_USER, item_id):
-        raise HTTPException(status_code=404, detail="no such item")
+@app.delete("/api/items/{item_id}")
+{{ async_ }}def delete_item(item_id: str, owner: User) -> Response:
+    if not {{ await_ }}items.delete_item({{ await_ }}database(), owner, item_id):
+        return refuse(404, "no such item", "id")
+    return Response(status_code=204)

@@ -1,29 +1,38 @@
-"""{{ cookiecutter.project_name }}: JSON API and a small page, served by gunicorn."""
+"""{{ cookiecutter.project_name }}: JSON API and a small page, served by gunicorn. The API contract is in README.md."""
 
 from typing import Any
 
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from database import database, healthy, items, problem
-from database.settings import LOCAL_USER
+from database.items import InvalidItem
+from identity import NotSignedIn, current_user
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
 
 
-def owner() -> str:
-    return request.headers.get("X-Forwarded-Email") or LOCAL_USER
+def refuse(status: int, message: str, field: str | None = None) -> tuple[Any, int]:
+    return jsonify(error=message, field=field), status
 
 
-def payload() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValueError("the request body must be a JSON object")
-    return body
+@app.errorhandler(InvalidItem)
+def invalid(error: InvalidItem) -> tuple[Any, int]:
+    return refuse(400, str(error), error.field)
 
 
-@app.errorhandler(ValueError)
-def refuse(error: ValueError) -> tuple[Any, int]:
-    return jsonify(error=str(error)), 400
+@app.errorhandler(NotSignedIn)
+def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
+    return refuse(401, str(error))
+
+
+@app.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> tuple[Any, int]:  # unknown path, wrong method: the same error shape
+    return refuse(error.code or 500, error.description or error.name)
+
+
+def body(*names: str) -> list[Any]:
+    return items.fields(request.get_json(force=True, silent=True), *names)  # malformed JSON: None, refused
 
 
 @app.get("/")
@@ -39,25 +48,26 @@ def healthz() -> tuple[Any, int]:
 
 @app.get("/api/items")
 def list_items() -> Any:
-    return jsonify(items.list_items(database(), owner()))
+    return jsonify(items.list_items(database(), current_user(request.headers)))
 
 
 @app.post("/api/items")
 def create_item() -> tuple[Any, int]:
-    return jsonify(items.create_item(database(), owner(), payload().get("title"))), 201
+    owner = current_user(request.headers)
+    (title,) = body("title")
+    return jsonify(items.create_item(database(), owner, title)), 201
 
 
-@app.put("/api/items/<int:item_id>")
-def update_item(item_id: int) -> Any:
-    body = payload()
-    row = items.update_item(database(), owner(), item_id, body.get("title"), bool(body.get("done", False)))
-    if row is None:
-        return jsonify(error="no such item"), 404
-    return jsonify(row)
+@app.put("/api/items/<item_id>")
+def update_item(item_id: str) -> Any:
+    owner = current_user(request.headers)
+    title, done = body("title", "done")
+    item = items.update_item(database(), owner, item_id, title, done)
+    return jsonify(item) if item else refuse(404, "no such item", "id")
 
 
-@app.delete("/api/items/<int:item_id>")
-def delete_item(item_id: int) -> tuple[Any, int]:
-    if not items.delete_item(database(), owner(), item_id):
-        return jsonify(error="no such item"), 404
+@app.delete("/api/items/<item_id>")
+def delete_item(item_id: str) -> Any:
+    if not items.delete_item(database(), current_user(request.headers), item_id):
+        return refuse(404, "no such item", "id")
     return "", 204

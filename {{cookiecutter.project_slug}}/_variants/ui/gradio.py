@@ -3,52 +3,54 @@
 {%- set await_ = "await " if is_async else "" -%}
 """{{ cookiecutter.project_name }}: a Gradio UI mounted on FastAPI, served by uvicorn."""
 
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
 from fastapi import FastAPI, Response
 
-from database import database, healthy, items, problem
-from database.settings import LOCAL_USER
+from database import Database, database, healthy, items, problem
+from database.items import InvalidItem
+from identity import NotSignedIn, current_user
 
-COLUMNS = ["id", "title", "done", "updated_at"]
-
-
-def owner(request: gr.Request | None) -> str:
-    headers = request.headers if request is not None else {}
-    return headers.get("x-forwarded-email") or LOCAL_USER
+COLUMNS = ["title", "done", "updated"]
 
 
-def table(rows: list[dict[str, Any]]) -> list[list[Any]]:
-    return [[row["id"], row["title"], row["done"], row["updated_at"].isoformat()] for row in rows]
-
-
-{{ async_ }}def list_items(request: gr.Request) -> list[list[Any]]:
-    return table({{ await_ }}items.list_items({{ await_ }}database(), owner(request)))
-
-
-{{ async_ }}def create_item(title: str, request: gr.Request) -> list[list[Any]]:
+def owner(request: gr.Request) -> str:
     try:
-        {{ await_ }}items.create_item({{ await_ }}database(), owner(request), title)
-    except ValueError as error:  # refused input changes no row
+        return current_user(request.headers)
+    except NotSignedIn as error:
         raise gr.Error(str(error)) from None
-    return {{ await_ }}list_items(request)
 
 
-{{ async_ }}def update_item(item_id: float, title: str, done: bool, request: gr.Request) -> list[list[Any]]:
+{{ async_ }}def list_items(request: gr.Request) -> tuple[list[list[Any]], Any]:
+    rows = {{ await_ }}items.list_items({{ await_ }}database(), owner(request))
+    table = [[row["title"], row["done"], row["updated_at"]] for row in rows]
+    # Rows are picked by title; their ids never show (they would tell how many items others have).
+    return table, gr.Dropdown(choices=[(row["title"], row["id"]) for row in rows], value=None)
+
+
+{{ async_ }}def act(change: Callable[[Database, str], Any], request: gr.Request) -> tuple[list[list[Any]], Any]:
+    """Run one change for the signed-in user, then show the list again; refused input changes no row."""
     try:
-        row = {{ await_ }}items.update_item({{ await_ }}database(), owner(request), int(item_id), title, done)
-    except ValueError as error:
+        found = {{ await_ }}change({{ await_ }}database(), owner(request))
+    except InvalidItem as error:
         raise gr.Error(str(error)) from None
-    if row is None:
-        raise gr.Error(f"You have no item {int(item_id)}.")
+    if not found:
+        raise gr.Error("That item is not in your list any more.")
     return {{ await_ }}list_items(request)
 
 
-{{ async_ }}def delete_item(item_id: float, request: gr.Request) -> list[list[Any]]:
-    if not {{ await_ }}items.delete_item({{ await_ }}database(), owner(request), int(item_id)):
-        raise gr.Error(f"You have no item {int(item_id)}.")
-    return {{ await_ }}list_items(request)
+{{ async_ }}def create_item(title: str, request: gr.Request) -> tuple[list[list[Any]], Any, str]:
+    return (*({{ await_ }}act(lambda db, user: items.create_item(db, user, title), request)), "")  # clears the input
+
+
+{{ async_ }}def set_done(item: Any, done: bool, request: gr.Request) -> tuple[list[list[Any]], Any]:
+    return {{ await_ }}act(lambda db, user: items.set_done(db, user, item, done), request)
+
+
+{{ async_ }}def delete_item(item: Any, request: gr.Request) -> tuple[list[list[Any]], Any]:
+    return {{ await_ }}act(lambda db, user: items.delete_item(db, user, item), request)
 
 
 with gr.Blocks(title={{ cookiecutter.project_name | tojson }}) as demo:
@@ -56,18 +58,17 @@ with gr.Blocks(title={{ cookiecutter.project_name | tojson }}) as demo:
     with gr.Row():
         new_title = gr.Textbox(label="New item", max_length=200)
         add = gr.Button("Add")
+    rows = gr.Dataframe(headers=COLUMNS, label="Your items", interactive=False)
     with gr.Row():
-        item_id = gr.Number(label="Item id", precision=0)
-        title = gr.Textbox(label="Title", max_length=200)
+        item = gr.Dropdown(label="Item", choices=[], allow_custom_value=True)  # the id is checked server-side
         done = gr.Checkbox(label="Done")
         save = gr.Button("Save")
         delete = gr.Button("Delete")
-    rows = gr.Dataframe(headers=COLUMNS, label="Your items", interactive=False)
 
-    add.click(create_item, [new_title], rows, api_name="create_item")
-    save.click(update_item, [item_id, title, done], rows, api_name="update_item")
-    delete.click(delete_item, [item_id], rows, api_name="delete_item")
-    demo.load(list_items, None, rows, api_name="list_items")
+    add.click(create_item, [new_title], [rows, item, new_title], api_name="create_item")
+    save.click(set_done, [item, done], [rows, item], api_name="set_done")
+    delete.click(delete_item, [item], [rows, item], api_name="delete_item")
+    demo.load(list_items, None, [rows, item], api_name="list_items")
 
 app = FastAPI()
 

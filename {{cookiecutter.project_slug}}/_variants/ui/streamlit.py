@@ -3,7 +3,8 @@
 import streamlit as st
 
 from database import Database, items, open_database
-from database.settings import LOCAL_USER
+from database.items import InvalidItem
+from identity import NotSignedIn, current_user
 
 
 @st.cache_resource  # one pool per server process, shared by every session
@@ -13,22 +14,26 @@ def get_database() -> Database:
 
 st.set_page_config(page_title={{ cookiecutter.project_name | tojson }})
 st.title({{ cookiecutter.project_name | tojson }})
-owner = st.context.headers.get("X-Forwarded-Email") or LOCAL_USER
+try:
+    owner = current_user(st.context.headers)
+except NotSignedIn as error:
+    st.error(str(error))
+    st.stop()
 db = get_database()
 
-with st.form("new-item", clear_on_submit=True):
+with st.form("new-item", clear_on_submit=True):  # the input is cleared after Add
     new_title = st.text_input("New item", max_chars=200)
     if st.form_submit_button("Add"):
         try:
             items.create_item(db, owner, new_title)
-        except ValueError as error:  # refused input changes no row
+        except InvalidItem as error:  # refused input changes no row
             st.error(str(error))
 
 for item in items.list_items(db, owner):
     done_col, title_col, delete_col = st.columns([1, 6, 2])
     done = done_col.checkbox("done", value=item["done"], key=f"done-{item['id']}", label_visibility="collapsed")
     if done != item["done"]:
-        items.update_item(db, owner, item["id"], item["title"], done)
+        items.set_done(db, owner, item["id"], done)
         st.rerun()
     title_col.text(item["title"])  # text, never markdown or HTML
     if delete_col.button("Delete", key=f"delete-{item['id']}"):

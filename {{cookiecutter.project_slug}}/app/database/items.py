@@ -2,66 +2,137 @@
 {%- set await_ = "await " if cookiecutter.__is_async == "True" else "" -%}
 """The example feature: a to-do list per signed-in user.
 
-Every query is parameterized and filtered by owner, so a user sees and changes
-only their own rows.
+Every input is checked here before any SQL runs, so refused input never reaches the database and
+never changes a row; ``InvalidItem`` names the field. Every query is parameterized and filtered
+by owner, so a user sees and changes only their own rows. Items come back as the API contract
+(README) shows them: timestamps as ISO 8601 strings in UTC.
 """
 
+from datetime import UTC, datetime
 from typing import Any
 
 from .connection import Database
 
 MAX_TITLE = 200
+MAX_ID = 2**63 - 1  # ids are PostgreSQL bigint
+
+Item = dict[str, Any]
 
 
 class InvalidItem(ValueError):
-    """The request is refused before it reaches the database."""
+    """Input refused before it reaches the database; ``field`` names what was wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def clean_title(title: object) -> str:
-    if not isinstance(title, str) or not title.strip():
-        raise InvalidItem("title must be a non-empty string")
+    if not isinstance(title, str):
+        raise InvalidItem("title", "title must be a string")
     title = title.strip()
+    if not title:
+        raise InvalidItem("title", "title must not be empty")
     if len(title) > MAX_TITLE:
-        raise InvalidItem(f"title must be at most {MAX_TITLE} characters")
+        raise InvalidItem("title", f"title must be at most {MAX_TITLE} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in title):  # NUL would not even reach PostgreSQL text
+        raise InvalidItem("title", "title must not contain control characters such as NUL or line breaks")
+    try:
+        title.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, e.g. JSON "\ud800"
+        raise InvalidItem("title", "title must be valid Unicode text") from None
     return title
+
+
+def clean_done(done: object) -> bool:
+    if not isinstance(done, bool):
+        raise InvalidItem("done", "done must be true or false")
+    return done
+
+
+def clean_id(item_id: object) -> int:
+    """An item id from a URL segment or a UI component: a whole number within bigint."""
+    if isinstance(item_id, str) and item_id.isascii() and item_id.isdigit() and len(item_id) <= 19:
+        item_id = int(item_id)
+    if isinstance(item_id, bool) or not isinstance(item_id, int) or not 1 <= item_id <= MAX_ID:
+        raise InvalidItem("id", f"id must be a whole number from 1 to {MAX_ID}")
+    return item_id
 
 
 def clean_owner(owner: object) -> str:
     if not isinstance(owner, str) or not owner.strip():
-        raise InvalidItem("no signed-in user")
+        raise InvalidItem("user", "no signed-in user")
     return owner.strip().lower()
 
 
-{{ async_ }}def list_items(db: Database, owner: str) -> list[dict[str, Any]]:
-    return {{ await_ }}db.fetch_all(
+def fields(body: object, *names: str) -> list[Any]:
+    """The values of exactly these fields of a JSON request body, in order."""
+    if not isinstance(body, dict):
+        raise InvalidItem("body", "the request body must be a JSON object")
+    for name in body:
+        if name not in names:
+            raise InvalidItem(str(name), f"unknown field {name!r}")
+    for name in names:
+        if name not in body:
+            raise InvalidItem(name, f"{name} is required")
+    return [body[name] for name in names]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat()
+
+
+def _public(row: dict[str, Any]) -> Item:
+    return {**row, "created_at": _iso(row["created_at"]), "updated_at": _iso(row["updated_at"])}
+
+
+{{ async_ }}def list_items(db: Database, owner: str) -> list[Item]:
+    rows = {{ await_ }}db.fetch_all(
         "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %(owner)s ORDER BY id",
         {"owner": clean_owner(owner)},
     )
+    return [_public(row) for row in rows]
 
 
-{{ async_ }}def create_item(db: Database, owner: str, title: str) -> dict[str, Any]:
-    row = {{ await_ }}db.fetch_one(
+{{ async_ }}def create_item(db: Database, owner: str, title: object) -> Item:
+    params = {"owner": clean_owner(owner), "title": clean_title(title)}
+    row = {{ await_ }}db.write_one(
         "INSERT INTO items (owner, title) VALUES (%(owner)s, %(title)s) "
         "RETURNING id, title, done, created_at, updated_at",
-        {"owner": clean_owner(owner), "title": clean_title(title)},
+        params,
     )
     assert row is not None  # INSERT ... RETURNING always returns the row
-    return row
+    return _public(row)
 
 
-{{ async_ }}def update_item(db: Database, owner: str, item_id: int, title: str, done: bool) -> dict[str, Any] | None:
-    """Returns the updated row, or None when the user has no item with that id."""
-    return {{ await_ }}db.fetch_one(
+{{ async_ }}def update_item(db: Database, owner: str, item_id: object, title: object, done: object) -> Item | None:
+    """Returns the updated item, or None when the user has no item with that id."""
+    params = {
+        "id": clean_id(item_id),
+        "owner": clean_owner(owner),
+        "title": clean_title(title),
+        "done": clean_done(done),
+    }
+    row = {{ await_ }}db.write_one(
         "UPDATE items SET title = %(title)s, done = %(done)s, updated_at = now() "
         "WHERE id = %(id)s AND owner = %(owner)s RETURNING id, title, done, created_at, updated_at",
-        {"id": int(item_id), "owner": clean_owner(owner), "title": clean_title(title), "done": bool(done)},
+        params,
     )
+    return _public(row) if row else None
 
 
-{{ async_ }}def delete_item(db: Database, owner: str, item_id: int) -> bool:
+{{ async_ }}def set_done(db: Database, owner: str, item_id: object, done: object) -> Item | None:
+    """Marks an item done or not; None when the user has no item with that id."""
+    params = {"id": clean_id(item_id), "owner": clean_owner(owner), "done": clean_done(done)}
+    row = {{ await_ }}db.write_one(
+        "UPDATE items SET done = %(done)s, updated_at = now() "
+        "WHERE id = %(id)s AND owner = %(owner)s RETURNING id, title, done, created_at, updated_at",
+        params,
+    )
+    return _public(row) if row else None
+
+
+{{ async_ }}def delete_item(db: Database, owner: str, item_id: object) -> bool:
     """Returns False when the user has no item with that id."""
-    deleted = {{ await_ }}db.execute(
-        "DELETE FROM items WHERE id = %(id)s AND owner = %(owner)s",
-        {"id": int(item_id), "owner": clean_owner(owner)},
-    )
-    return deleted == 1
+    params = {"id": clean_id(item_id), "owner": clean_owner(owner)}
+    return {{ await_ }}db.execute("DELETE FROM items WHERE id = %(id)s AND owner = %(owner)s", params) == 1

@@ -1,10 +1,20 @@
 {%- set is_async = cookiecutter.__is_async == "True" -%}
-"""Run a unit of database work again when its connection died before anything was committed.
+{%- set async_ = "async " if is_async else "" -%}
+{%- set await_ = "await " if is_async else "" -%}
+"""What every driver shares: run work on a pooled connection, again on a fresh one if the connection died.
 
-A backend can vanish under a statement (terminated, server restart, scale to zero). When
-that happens before COMMIT was sent, nothing was written, so the work runs again on a
-fresh connection. When COMMIT got no answer, the server is asked what became of the
-transaction (``pg_xact_status``): committed work is not done twice.
+A backend can vanish under a statement (terminated, server restart, scale to zero). No connection
+is checked before use: the first statement on a dead one fails, and the work runs again.
+
+- Reads run outside a transaction (autocommit). Running one twice is harmless, so a lost
+  connection only means "run it again"; a read pays nothing for the bookkeeping below.
+- Writes run in one transaction that first reads its own id (``pg_current_xact_id()``: one extra
+  round trip; a write is assigned that id anyway). If COMMIT gets no answer, the server is asked
+  what became of that transaction (``pg_xact_status``): committed work is not done twice, work
+  that did not commit runs again, and when nobody can tell the caller gets the error.
+
+``connection.py`` subclasses ``Pooled`` with what differs per driver: how to borrow a connection,
+run SQL, commit, and what a lost connection looks like.
 """
 
 {% if is_async -%}
@@ -12,90 +22,141 @@ import asyncio
 {% endif -%}
 import time
 from collections.abc import {{ "Awaitable, " if is_async }}Callable
-from typing import TypeVar
+from contextlib import {{ "AbstractAsyncContextManager as Borrowed" if is_async else "AbstractContextManager as Borrowed" }}
+from typing import Any, Generic, TypeVar
 
+C = TypeVar("C")  # the driver's connection
 T = TypeVar("T")
+Params = dict[str, Any]
+Row = dict[str, Any]
+{%- if is_async %}
+Work = Callable[[C], Awaitable[T]]
+{%- else %}
+Work = Callable[[C], T]
+{%- endif %}
 
 CURRENT_TRANSACTION = "SELECT pg_current_xact_id()::text AS xid"
 TRANSACTION_STATUS = "SELECT pg_xact_status(%(xid)s::text::xid8) AS status"
 
 
 class ConnectionLost(Exception):
-    """Raised from inside a unit of work whose connection died before it committed."""
+    """The connection died (or the server is away) before the work could commit: run it again."""
 
 
 def _backoff(attempt: int) -> float:
     return 0.0 if attempt == 0 else min(0.05 * 2**attempt, 1.0)  # the first retry is immediate
 
 
-{% if is_async -%}
-async def settle(
-    error: BaseException, xid: str | None, committing: bool, outcome: Callable[[str], Awaitable[bool | None]]
-) -> None:
-    """After the connection died under a unit of work: return if the work committed all the same, raise
-    ConnectionLost if nothing was written (run it again), or re-raise ``error`` if nobody can tell."""
-    if committing and xid is not None:  # COMMIT went out: did it land?
-        committed = await outcome(xid)
-        if committed:
-            return
-        if committed is None:
-            raise error
-    raise ConnectionLost from error
+class Pooled(Generic[C]):
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout  # seconds to wait for a connection, and to keep retrying
 
+    # ------------------------------------------------------------------ what each driver provides
+    def _borrow(self, timeout: float, transaction: bool) -> Borrowed[C]:
+        """A pooled connection: autocommit unless ``transaction``; rolled back and
+        returned to the pool on exit. Raises ConnectionLost when the server cannot be reached."""
+        raise NotImplementedError
 
-async def commit_outcome(read_status: Callable[[], Awaitable[str | None]]) -> bool | None:
-    """Whether a transaction whose COMMIT got no answer committed; None if the server cannot say yet."""
-    for _ in range(20):
-        status = await read_status()
-        if status != "in progress":
-            return status == "committed"
-        await asyncio.sleep(0.1)  # its backend is still going away
-    return None
+    def _lost(self, error: BaseException, conn: C) -> bool:
+        """Whether ``error`` means the connection is gone."""
+        raise NotImplementedError
 
+    {{ async_ }}def _rows(self, conn: C, sql: str, params: Params | None) -> list[Row]:
+        raise NotImplementedError
 
-async def run_again_if_lost(work: Callable[[], Awaitable[T]], within: float) -> T:
-    deadline = time.monotonic() + within
-    attempt = 0
-    while True:
+    {{ async_ }}def _count(self, conn: C, sql: str, params: Params | None) -> int:
+        """Run a statement; the number of rows it affected."""
+        raise NotImplementedError
+
+    {{ async_ }}def _commit(self, conn: C) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ shared
+    {{ async_ }}def _again_if_lost(self, attempt: Callable[[], {{ "Awaitable[T]" if is_async else "T" }}], within: float) -> T:
+        deadline = time.monotonic() + within
+        tries = 0
+        while True:
+            try:
+                return {{ await_ }}attempt()
+            except ConnectionLost as lost:
+                if time.monotonic() + _backoff(tries) > deadline:
+                    raise lost.__cause__ or lost from None
+                {{ "await asyncio.sleep" if is_async else "time.sleep" }}(_backoff(tries))
+                tries += 1
+
+    {{ async_ }}def _read(self, work: Work[C, T], timeout: float | None = None) -> T:
+        wait = self._timeout if timeout is None else timeout
+
+        {{ async_ }}def attempt() -> T:
+            {{ async_ }}with self._borrow(wait, transaction=False) as conn:
+                try:
+                    return {{ await_ }}work(conn)
+                except Exception as error:
+                    if self._lost(error, conn):
+                        raise ConnectionLost from error
+                    raise
+
+        return {{ await_ }}self._again_if_lost(attempt, wait)
+
+    {{ async_ }}def _write(self, work: Work[C, T]) -> T:
+        {{ async_ }}def attempt() -> T:
+            {{ async_ }}with self._borrow(self._timeout, transaction=True) as conn:
+                xid, committing = None, False
+                try:
+                    xid = ({{ await_ }}self._rows(conn, CURRENT_TRANSACTION, None))[0]["xid"]
+                    result = {{ await_ }}work(conn)
+                    committing = True
+                    {{ await_ }}self._commit(conn)
+                    return result
+                except Exception as error:
+                    if not self._lost(error, conn):
+                        raise
+                    if committing and xid is not None and {{ await_ }}self._committed(xid, error):
+                        return result  # it committed before the connection died
+                    raise ConnectionLost from error
+
+        return {{ await_ }}self._again_if_lost(attempt, self._timeout)
+
+    {{ async_ }}def _committed(self, xid: str, error: Exception) -> bool:
+        """Whether the transaction whose COMMIT got no answer committed; re-raises ``error`` if nobody can tell."""
+        for _ in range(20):
+            rows = {{ await_ }}self.fetch_all(TRANSACTION_STATUS, {"xid": xid})
+            if rows[0]["status"] != "in progress":
+                return rows[0]["status"] == "committed"
+            {{ "await asyncio.sleep" if is_async else "time.sleep" }}(0.1)  # its backend is still going away
+        raise error
+
+    # ------------------------------------------------------------------ the API the app uses
+    {{ async_ }}def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
+        """Rows of a read. Reads may run twice (after a lost connection): never write with them."""
+        return {{ await_ }}self._read(lambda conn: self._rows(conn, sql, params))
+
+    {{ async_ }}def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
+        """The first row of a read, or None."""
+        rows = {{ await_ }}self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    {{ async_ }}def write_one(self, sql: str, params: Params | None = None) -> Row | None:
+        """A write that returns a row (INSERT/UPDATE ... RETURNING), committed exactly once."""
+        rows = {{ await_ }}self._write(lambda conn: self._rows(conn, sql, params))
+        return rows[0] if rows else None
+
+    {{ async_ }}def execute(self, sql: str, params: Params | None = None) -> int:
+        """A write, committed exactly once; the number of rows it affected."""
+        return {{ await_ }}self._write(lambda conn: self._count(conn, sql, params))
+
+    {{ async_ }}def execute_script(self, statements: list[str]) -> None:
+        """Statements in one transaction."""
+
+        {{ async_ }}def run_all(conn: C) -> None:
+            for statement in statements:
+                {{ await_ }}self._count(conn, statement, None)
+
+        {{ await_ }}self._write(run_all)
+
+    {{ async_ }}def ping(self, timeout: float = 2.0) -> bool:
         try:
-            return await work()
-        except ConnectionLost as lost:
-            if time.monotonic() + _backoff(attempt) > deadline:
-                raise lost.__cause__ or lost from None
-            await asyncio.sleep(_backoff(attempt))
-            attempt += 1
-{%- else -%}
-def settle(error: BaseException, xid: str | None, committing: bool, outcome: Callable[[str], bool | None]) -> None:
-    """After the connection died under a unit of work: return if the work committed all the same, raise
-    ConnectionLost if nothing was written (run it again), or re-raise ``error`` if nobody can tell."""
-    if committing and xid is not None:  # COMMIT went out: did it land?
-        committed = outcome(xid)
-        if committed:
-            return
-        if committed is None:
-            raise error
-    raise ConnectionLost from error
-
-
-def commit_outcome(read_status: Callable[[], str | None]) -> bool | None:
-    """Whether a transaction whose COMMIT got no answer committed; None if the server cannot say yet."""
-    for _ in range(20):
-        status = read_status()
-        if status != "in progress":
-            return status == "committed"
-        time.sleep(0.1)  # its backend is still going away
-    return None
-
-
-def run_again_if_lost(work: Callable[[], T], within: float) -> T:
-    deadline = time.monotonic() + within
-    attempt = 0
-    while True:
-        try:
-            return work()
-        except ConnectionLost as lost:
-            if time.monotonic() + _backoff(attempt) > deadline:
-                raise lost.__cause__ or lost from None
-            time.sleep(_backoff(attempt))
-            attempt += 1
-{%- endif %}
+            {{ await_ }}self._read(lambda conn: self._rows(conn, "SELECT 1 AS ok", None), timeout=timeout)
+            return True
+        except Exception:
+            return False

@@ -6,9 +6,6 @@ from dataclasses import dataclass
 SCHEMA = "{{ cookiecutter.schema_name }}"
 """The schema this app owns; every connection puts it first on its search_path."""
 
-LOCAL_USER = "local.user@example.com"
-"""Who owns rows when no X-Forwarded-Email header arrives (local runs)."""
-
 
 class SettingsError(RuntimeError):
     """The environment lacks something the app needs to reach Lakebase."""
