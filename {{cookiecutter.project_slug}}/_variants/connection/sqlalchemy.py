@@ -17,8 +17,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .credentials import PasswordSource, login, login_refused
+from .libpq import libpq_params
 from .retry import ConnectionLost, Params, Pooled, Row
-from .settings import SCHEMA, Settings
+from .settings import Settings
 
 _DIALECT = PGDialect_psycopg()
 
@@ -41,16 +42,7 @@ class Database(Pooled[Connection]):
             max_overflow=0,  # the pool size is the hard bound on connections
             pool_timeout=settings.connect_timeout,
             pool_recycle=settings.pool_max_lifetime,
-            connect_args={
-                "host": settings.host,
-                "port": settings.port,
-                "dbname": settings.database,
-                "user": settings.user,
-                "sslmode": settings.sslmode,
-                "application_name": settings.application_name,
-                "connect_timeout": max(1, round(settings.connect_timeout)),
-                "options": f"-c search_path={SCHEMA}",
-            },
+            connect_args=libpq_params(settings),
         )
 
         @event.listens_for(self._engine, "do_connect")

@@ -42,6 +42,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from .credentials import PasswordSource, login, password_source
+{%- if not is_async %}
+from .libpq import libpq_params
+{%- endif %}
 from .schema import (
     ACCESS,
     CREATE,
@@ -92,16 +95,7 @@ def _connect_args(s: Settings) -> dict[str, Any]:
         "server_settings": {"search_path": SCHEMA, "application_name": s.application_name},
     }
 {%- else %}
-    return {
-        "host": s.host,
-        "port": s.port,
-        "dbname": s.database,
-        "user": s.user,
-        "sslmode": s.sslmode,
-        "application_name": s.application_name,
-        "connect_timeout": max(1, round(s.connect_timeout)),
-        "options": f"-c search_path={SCHEMA}",
-    }
+    return libpq_params(s)
 {%- endif %}
 
 
