@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tarfile
 import textwrap
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -197,16 +196,7 @@ def test_readme_schema_change_then_two_instances_start_at_once(
     try:
         for app in apps:
             apprunner.wait_ready(app)
-        status: dict[int, int] = {}
-
-        def health(i: int) -> None:  # the first /healthz opens the pool and migrates
-            status[i] = requests.get(f"{apps[i].url}/healthz", timeout=60).status_code
-
-        threads = [threading.Thread(target=health, args=(i,)) for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        status = apprunner.healthz_at_once(apps)
         assert status == {0: 200, 1: 200}, (status, [a.log_text()[-3000:] for a in apps])
         for app in apps:
             assert [t for _, t, _ in HttpApi(app.url).list(ALICE)] == ["open item", "finished item"]
