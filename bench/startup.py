@@ -18,6 +18,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -47,23 +48,28 @@ def until_healthy(app: apprunner.App, timeout: float = 60) -> float:
     raise RuntimeError(f"/healthz not 200 after {timeout} s:\n{app.log_text()[-4000:]}")
 
 
-OPEN = {
-    False: "db = open_database()",
-    True: "import asyncio\ndb = asyncio.run(open_database())",
-}
 # Wall seconds of open_database(), and CPU seconds of the whole process until it returned (interpreter, imports,
 # pool, credential, schema/migrations): CPU time hardly depends on how busy the machine is, wall time does.
-TIMED = (
-    "import resource, time\nfrom database import open_database\nstarted = time.perf_counter()\n{code}\n"
+REPORT = (
     "usage = resource.getrusage(resource.RUSAGE_SELF)\n"
-    "print(time.perf_counter() - started, usage.ru_utime + usage.ru_stime)"
+    "print(time.perf_counter() - started, usage.ru_utime + usage.ru_stime, flush=True)"
 )
+OPEN = {
+    False: "started = time.perf_counter()\ndb = open_database()\n{report}\ndb.close()",
+    True: "import asyncio\nasync def main():\n    started = time.perf_counter()\n    db = await open_database()\n"
+    "{report}\n    await db.close()\nasyncio.run(main())",
+}
+TIMED = "import resource, time\nfrom database import open_database\n{code}"
 
 
 def open_seconds(project: Path, env: dict[str, str], is_async: bool) -> tuple[float, float]:
     """``open_database()`` in a fresh process: (its wall seconds, the process's CPU seconds until it returned)."""
     done = subprocess.run(
-        [str(apprunner.app_python()), "-c", TIMED.format(code=OPEN[is_async])],
+        [
+            str(apprunner.app_python()),
+            "-c",
+            TIMED.format(code=OPEN[is_async].format(report=textwrap.indent(REPORT, "    " if is_async else ""))),
+        ],
         cwd=project / "app",
         env=env,
         capture_output=True,
