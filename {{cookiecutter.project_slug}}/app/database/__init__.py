@@ -20,8 +20,8 @@ import threading
 
 from .connection import Database
 from .credentials import password_source
-from .schema import MigrationFailed
-from .settings import load_settings
+from .schema import HAS_VERSIONS, VERSION_TABLE, VERSIONS, MigrationFailed, is_current
+from .settings import SCHEMA, load_settings
 
 __all__ = ["Database", "database", "healthy", "open_database", "problem"]
 
@@ -32,18 +32,28 @@ _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
 
 
 {{ async_ }}def open_database() -> Database:
-    from .migrate import upgrade  # here, so `python -m database.migrate` does not import itself twice
-
     settings = load_settings()
     passwords = password_source(settings)
     db = Database(settings, passwords)
     {{ await_ }}db.open()
     try:
-        {{ await_ }}upgrade(settings, passwords)
+        if not {{ await_ }}up_to_date(db):
+            from .migrate import upgrade  # only now: SQLAlchemy and Alembic take a while to import
+
+            {{ await_ }}upgrade(settings, passwords)
     except BaseException:
         {{ await_ }}db.close()
         raise
     return db
+
+
+{{ async_ }}def up_to_date(db: Database) -> bool:
+    """True when the database is at this code's newest migration: start-up then loads neither SQLAlchemy nor Alembic."""
+    try:
+        present = {{ await_ }}db.fetch_one(HAS_VERSIONS, {"table": f"{SCHEMA}.{VERSION_TABLE}"})
+        return bool(present and present["present"]) and is_current({{ await_ }}db.fetch_all(VERSIONS))
+    except Exception:  # whatever it is, the full path (access check, lock, Alembic) says it better
+        return False
 
 
 {{ async_ }}def database() -> Database:

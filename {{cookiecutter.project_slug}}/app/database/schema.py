@@ -4,7 +4,9 @@ The tables themselves are made by the migrations (``app/migrations/versions``, r
 ``database.migrate``); this module holds the SQL that must run before Alembic does.
 """
 
+import ast
 import re
+from pathlib import Path
 from typing import Any
 
 from .settings import SCHEMA
@@ -33,6 +35,37 @@ def mark_not_additive(revision: str) -> str:
     if not re.fullmatch(r"\w+", revision, re.ASCII):  # COMMENT takes no parameters: only a plain id goes in
         raise ValueError(f"revision id {revision!r} must be letters, digits and _")
     return f"COMMENT ON TABLE {SCHEMA}.{VERSION_TABLE} IS 'not additive: {revision}'"
+
+
+VERSIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+_ASSIGNED = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]+)?=\s*(.+?)\s*$", re.M)
+# Start-up's fast path, through the app's own pool: the revisions the database is at (unqualified: the
+# search_path is the app's schema), once the version table is known to exist.
+HAS_VERSIONS = "SELECT to_regclass(%(table)s) IS NOT NULL AS present"
+VERSIONS = "SELECT version_num FROM alembic_version"
+
+
+def code_heads() -> set[str] | None:
+    """The newest revisions in migrations/versions, read without importing Alembic (None if a file is unusual).
+
+    Only used to skip loading SQLAlchemy and Alembic at start-up when the database is already there.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in VERSIONS_DIR.glob("*.py"):
+        assigned = dict(_ASSIGNED.findall(path.read_text()))
+        try:
+            revision, down = ast.literal_eval(assigned["revision"]), ast.literal_eval(assigned["down_revision"])
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        revisions.add(revision)
+        parents.update(down if isinstance(down, tuple | list) else [down] if down else [])
+    return revisions - parents or None
+
+
+def is_current(versions: list[dict[str, Any]]) -> bool:
+    heads = code_heads()
+    return heads is not None and {row["version_num"] for row in versions} == heads
 
 
 class MigrationFailed(RuntimeError):
