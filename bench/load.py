@@ -220,6 +220,7 @@ def fetch(sql, params):
 """,
     "asyncpg": """
 import asyncio
+import os
 
 import asyncpg
 
@@ -234,7 +235,11 @@ async def fetch(sql, params):
     if pool is None:
         async with opening:
             if pool is None:
-                pool = await asyncpg.create_pool(min_size=1, max_size=5, server_settings={"search_path": "app_data"})
+                pool = await asyncpg.create_pool(
+                    min_size=1,
+                    max_size=5,
+                    server_settings={"search_path": "app_data", "application_name": os.environ["PGAPPNAME"]},
+                )
     async with pool.acquire() as conn:
         return [dict(row) for row in await conn.fetch(sql, *params)]
 """,
@@ -293,6 +298,17 @@ ASYNC def create_item(new: NewItem, owner: str = Header("", alias="X-Forwarded-E
     return (AWAIT fetch(INSERT, (owner.strip().lower(), new.title.strip())))[0]
 """,
 }
+
+
+def used(before: tuple[float, float], after: tuple[float, float]) -> tuple[float, float]:
+    return after[0] - before[0], after[1] - before[1]
+
+
+def cpu_ms(res: LoadResult, part: int | None = None) -> float:
+    """CPU milliseconds per answered request (set by scenario 8): app + backends, or part 0 (app) or 1 (backends)."""
+    served = res.ok + res.failed
+    cpu = getattr(res, "cpu", (0.0, 0.0))
+    return (sum(cpu) if part is None else cpu[part]) * 1000 / served if served else 0.0
 
 
 def bare_app(framework: str, driver: str) -> str:
@@ -978,26 +994,58 @@ class Bench:
             try:
                 self.seed(rendered)
                 runs: dict[str, list[LoadResult]] = {"rendered": [], "bare": []}
-                for r in range(rounds):  # alternate who goes first: a busy neighbour hurts both alike
+                for app in (rendered, bare):
+                    run_load([app.port], "reads", 8, 1.0)  # warm the pool and the workers
+                for r in range(rounds):
                     order = [("rendered", rendered), ("bare", bare)]
-                    for kind, app in order if r % 2 == 0 else order[::-1]:
-                        run_load([app.port], "reads", 8, 1.0)  # warm the pool and the workers
-                        runs[kind].append(run_wrk(app.port, self.args.clients, self.args.seconds))
+                    if self.args.apart:  # one after the other, alternating who goes first
+                        for kind, app in order if r % 2 == 0 else order[::-1]:
+                            cpu0 = {kind: cpu_seconds(pg, app)}
+                            res = run_wrk(app.port, self.args.clients, self.args.seconds)
+                            res.cpu = used(cpu0[kind], cpu_seconds(pg, app))  # type: ignore[attr-defined]
+                            runs[kind].append(res)
+                        continue
+                    # Both at once (default): on a shared machine both suffer the same neighbours, so the
+                    # ratio of their req/s is the ratio of their cost per request.
+                    done: dict[str, LoadResult] = {}
+                    cpu0 = {kind: cpu_seconds(pg, app) for kind, app in order}
+                    threads = [
+                        threading.Thread(
+                            target=lambda k=kind, a=app, into=done: into.__setitem__(
+                                k, run_wrk(a.port, self.args.clients, self.args.seconds)
+                            )
+                        )
+                        for kind, app in order
+                    ]
+                    for t in threads:
+                        t.start()
+                    for t in threads:
+                        t.join()
+                    for kind, app in order:
+                        done[kind].cpu = used(cpu0[kind], cpu_seconds(pg, app))  # type: ignore[attr-defined]
+                        runs[kind].append(done[kind])
             finally:
                 _stop_proc(rendered.proc)
                 _stop_proc(bare.proc)
             for kind, app in (("rendered", rendered), ("bare", bare)):
                 for k, res in enumerate(runs[kind]):
-                    rows.append(self.row(f"{app.label}, round {k + 1}", res, "-", app.bound, "-", "GET /api/items"))
+                    row = self.row(f"{app.label}, round {k + 1}", res, "-", app.bound, "-", "GET /api/items")
+                    row["drives"] += f"; CPU ms/request: {cpu_ms(res, 0):.2f} app + {cpu_ms(res, 1):.2f} its backends"
+                    rows.append(row)
             ratios = [a.rps / b.rps for a, b in zip(runs["rendered"], runs["bare"], strict=True) if b.rps]
             ratio = sorted(ratios)[len(ratios) // 2] if ratios else 0.0
+            costs = [cpu_ms(b) / cpu_ms(a) for a, b in zip(runs["rendered"], runs["bare"], strict=True) if cpu_ms(a)]
+            cost = sorted(costs)[len(costs) // 2] if costs else 0.0
             notes.append(
-                f"- {framework}:{driver}: {ratio:.2f} of its bare pool (rounds: {', '.join(f'{x:.2f}' for x in ratios)})"
+                f"- {framework}:{driver}: {ratio:.2f} of its bare pool's req/s (rounds: "
+                f"{', '.join(f'{x:.2f}' for x in ratios)}); {cost:.2f} of its requests per CPU second "
+                f"(rounds: {', '.join(f'{x:.2f}' for x in costs)})"
             )
             self.check("8", f"{framework}:{driver} >= 0.9 of a bare {driver} pool ({ratio:.2f})", ratio >= 0.9, False)
             failed = sum(res.failed for res in runs["rendered"])
             self.check("8", f"{framework}:{driver} zero failed GETs ({failed})", failed == 0, True)
         loader = "wrk -t2" if shutil.which("wrk") else "the asyncio loader (wrk not installed)"
+        loader += ", one after the other" if self.args.apart else ", both loaded at once"
         self.table(
             f"8. Rendered app vs a bare pool of its driver, GET /api/items, {self.args.clients} clients, {loader}",
             rows,
@@ -1297,6 +1345,34 @@ def terminate_backends(pg: PostgresServer, application_name: str) -> int:
     return int(row[0])
 
 
+def cpu_seconds(pg: PostgresServer, app: App) -> tuple[float, float]:
+    """CPU time (user + system) used so far by the app's processes and by its PostgreSQL backends.
+
+    Unlike req/s, this hardly moves when other work shares the machine: it is what a request costs."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with pg.connect_superuser("postgres") as conn:
+        backends = {
+            int(pid)
+            for (pid,) in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [app.appname]
+            ).fetchall()
+        }
+    in_app = in_backends = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended meanwhile
+        # after the name: state ppid pgrp ... utime (12th) stime (13th)
+        if int(fields[2]) == app.proc.pid:
+            in_app += int(fields[11]) + int(fields[12])
+        elif int(entry.name) in backends:
+            in_backends += int(fields[11]) + int(fields[12])
+    return in_app / tick, in_backends / tick
+
+
 def machine() -> str:
     free = subprocess.run(["free", "-h"], capture_output=True, text=True).stdout.strip()
     cpu = ""
@@ -1317,7 +1393,10 @@ def main() -> int:
         default=None,
         help="framework:driver,... (default fastapi:asyncpg,flask:psycopg3; 8: every API pair)",
     )
-    parser.add_argument("--rounds", type=int, default=3, help="scenario 8: alternating rounds per pair")
+    parser.add_argument("--rounds", type=int, default=3, help="scenario 8: rounds per pair")
+    parser.add_argument(
+        "--apart", action="store_true", help="scenario 8: load rendered and bare one after the other, not at once"
+    )
     parser.add_argument("--clients", type=int, default=None)
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--scenarios", default=None, help="comma-separated, e.g. 1,2,6")

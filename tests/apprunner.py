@@ -25,10 +25,6 @@ import yaml
 
 from tests.appenv import app_python
 
-ENDPOINT = "projects/p/branches/production/endpoints/primary"
-INSTANCE = "inst"
-VALUE_FROM = {"postgres": ENDPOINT, "database": INSTANCE}
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -64,7 +60,7 @@ def runtime_env(
     env["DATABRICKS_APP_PORT"] = str(port)
     for entry in app_yaml(project).get("env") or []:
         if "valueFrom" in entry:
-            env[entry["name"]] = VALUE_FROM[entry["valueFrom"]]
+            env[entry["name"]] = workspace_stub.value_from(entry["valueFrom"])  # as strict as the Apps docs
         else:
             env[entry["name"]] = str(entry["value"])
     home.mkdir(parents=True, exist_ok=True)

@@ -30,9 +30,11 @@ MAX_CREDENTIAL_CALLS = 6
 
 # ---------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture
-def deployment(pg_server, workspace_stub):
-    """A fresh service principal (role) and a database of its own, dropped afterwards."""
-    client = workspace_stub.new_client()
+def deployment(request, pg_server, workspace_stub):
+    """A fresh service principal (role) of the combination's Lakebase flavour and a database of its own."""
+    callspec = getattr(request.node, "callspec", None)
+    answers = callspec.params.get("combo") or callspec.params.get("answers") or {} if callspec else {}
+    client = workspace_stub.new_client(lakebase=answers.get("lakebase", "autoscaling"))
     dbname = pg_server.create_database_for(client.role)
     yield client, dbname
     pg_server.drop_database(dbname)
@@ -373,8 +375,8 @@ def eventually(probe: Callable[[], Any], seconds: float = 10) -> Any:
 
 
 def assert_no_token_leak(workspace_stub: Any, project: Path, logs: list[Path]) -> None:
-    tokens = list(workspace_stub.issued_tokens)
-    assert tokens, "no credential was issued"
+    tokens = [*workspace_stub.issued_tokens, *workspace_stub.issued_access_tokens]
+    assert workspace_stub.issued_tokens or workspace_stub.issued_access_tokens, "no credential was issued"
     files = [p for p in project.rglob("*") if p.is_file()] + [p for p in logs if p.exists()]
     for path in files:
         data = path.read_bytes()
@@ -462,13 +464,19 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
             if driver:
                 driver.close()
     calls = workspace_stub.credential_calls()
+    oauth = workspace_stub.access_token_calls(client.client_id)
     print(
         f"E2E {combo_id(combo)}: ready {app.ready_after:.1f}s total {time.monotonic() - started:.1f}s "
-        f"credential_calls={calls} minted={len(workspace_stub.issued_tokens)}"
+        f"credential_calls={calls} oauth_token_calls={oauth} minted={len(workspace_stub.issued_tokens)}"
     )
-    assert 1 <= calls <= MAX_CREDENTIAL_CALLS, calls
-    kind = "postgres" if combo["lakebase"] == "autoscaling" else "database"
-    assert workspace_stub.credential_calls(kind) == calls
+    if combo["lakebase"] == "autoscaling":
+        assert 1 <= calls <= MAX_CREDENTIAL_CALLS, calls
+        assert workspace_stub.credential_calls("postgres") == calls
+    else:
+        # Provisioned logs in with the app's workspace OAuth token: no credential API call, no instance name;
+        # one OAuth flow per process at start and one after the rotation
+        assert calls == 0, calls
+        assert 2 <= oauth <= MAX_CREDENTIAL_CALLS, oauth
     assert_no_token_leak(workspace_stub, project, logs)
 
 

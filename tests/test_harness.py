@@ -17,10 +17,11 @@ from databricks.sdk import WorkspaceClient
 from psycopg import errors
 
 from tests.harness.env import clean_databricks_env
+from tests.harness.workspace_stub import DEFAULT_ENDPOINT, DEFAULT_INSTANCE
 
 pytest_plugins = ["tests.harness.fixtures"]
 
-ENDPOINT = "projects/p/branches/b/endpoints/e"
+ENDPOINT = DEFAULT_ENDPOINT
 
 
 def _pg_token(w: WorkspaceClient) -> str:
@@ -60,7 +61,7 @@ def test_sdk_from_env_mints_both_credentials_and_logs_in_over_tls(sdk_env, works
         ).fetchone()
         assert (user, ssl) == (sdk_env.client_id, True)
 
-    dcred = w.database.generate_database_credential(request_id=str(uuid.uuid4()), instance_names=["instance"])
+    dcred = w.database.generate_database_credential(request_id=str(uuid.uuid4()), instance_names=[DEFAULT_INSTANCE])
     exp2 = dt.datetime.fromisoformat(dcred.expiration_time)
     assert exp2 > before + dt.timedelta(seconds=3500)
     # libpq reads PGHOST/PGPORT/PGDATABASE/PGUSER/PGSSLMODE from the env, like an app on Databricks Apps.
@@ -241,3 +242,51 @@ def test_env_for_app_matches_apps_runtime(pg_server, sp_client):
     assert env["PGDATABASE"] == pg_server.dbname
     if not pg_server.external:
         assert pg_server.dbname == "databricks_postgres"
+
+
+# ---------------------------------------------------------------------------------------------- strictness
+def test_credentials_only_for_the_workspaces_own_endpoint_and_instance(sdk_env, workspace_stub, pg_server):
+    """A Lakebase credential for an endpoint or instance the workspace does not have is refused (404)."""
+    from databricks.sdk.errors import NotFound
+
+    w = WorkspaceClient()
+    with pytest.raises(NotFound, match="not found"):
+        w.postgres.generate_database_credential(endpoint="projects/p/branches/b/endpoints/e")
+    # valueFrom: database yields the HOST (Apps docs' valueFrom table); passing it as an instance name fails
+    host = workspace_stub.value_from("database")
+    assert host == pg_server.host and host != workspace_stub.instance_name
+    with pytest.raises(NotFound, match="does not exist"):
+        w.database.generate_database_credential(request_id=str(uuid.uuid4()), instance_names=[host])
+    assert workspace_stub.credential_calls() == 0 and workspace_stub.issued_tokens == []
+    assert workspace_stub.value_from("postgres") == workspace_stub.endpoint
+    ok = w.database.generate_database_credential(
+        request_id=str(uuid.uuid4()), instance_names=[workspace_stub.instance_name]
+    )
+    pg_server.connect_as(sdk_env.role, ok.token).close()
+    assert workspace_stub.credential_calls("database") == 1
+
+
+def test_a_provisioned_principal_logs_in_with_its_workspace_oauth_token(workspace_stub, pg_server, monkeypatch):
+    """databricks/app-templates flask-database-app: the SP's workspace OAuth token is its Provisioned password."""
+    client = workspace_stub.new_client(lakebase="provisioned")
+    clean_databricks_env(monkeypatch)
+    for k, v in workspace_stub.env_for_app(client).items():
+        monkeypatch.setenv(k, v)
+    w = WorkspaceClient()
+    token = w.config.oauth_token()
+    with psycopg.connect("", password=token.access_token) as conn:  # PG* from the env, as on Databricks Apps
+        assert conn.execute("SELECT current_user").fetchone()[0] == client.client_id
+    # a second process of the same app gets the current token while most of its TTL remains
+    assert WorkspaceClient().config.oauth_token().access_token == token.access_token
+    workspace_stub.expire_now(client.client_id)
+    _login_fails(pg_server, client.role, token.access_token)
+    renewed = WorkspaceClient().config.oauth_token().access_token  # a new client runs a new OAuth flow
+    assert renewed != token.access_token
+    pg_server.connect_as(client.role, renewed).close()
+    assert workspace_stub.credential_calls() == 0
+    assert workspace_stub.access_token_calls(client.client_id) == 3
+
+
+def test_an_autoscaling_principals_oauth_token_is_not_a_database_password(sdk_env, workspace_stub, pg_server):
+    token = WorkspaceClient().config.oauth_token().access_token
+    _login_fails(pg_server, sdk_env.role, token)

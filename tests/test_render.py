@@ -1,7 +1,7 @@
 """Render every valid combination and check what a user gets, file by file."""
 
 import compileall
-import dataclasses
+import json
 import re
 import subprocess
 import sys
@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 from databricks.bundles.apps import App
-from databricks.sdk.service import postgres as sdk_postgres
 from packaging.requirements import Requirement
 from yamllint import config as yamllint_config
 from yamllint import linter
 
+from tests import bundle_checks
 from tests.appenv import app_python, password_role_env
 from tests.template import (
     ALL_DRIVER_PACKAGES,
@@ -31,13 +31,10 @@ from tests.template import (
 )
 
 VALID = valid_combinations()
+LAKEBASE_SCHEMA = json.loads((Path(__file__).parent / "data" / "bundle_schema_lakebase.json").read_text())
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{ [a-z_.A-Z]+ \}\}")  # ${{ secrets.X }} in the Actions workflow
 VAR_USE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
-
-
-def field_names(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)}
 
 
 @pytest.fixture(params=VALID, ids=[combo_id(c) for c in VALID])
@@ -80,7 +77,8 @@ def test_rendered_files_are_fully_rendered_and_lint_clean(project: tuple[dict[st
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
     assert compileall.compile_dir(str(root), quiet=1, force=True)
     lint_config = yamllint_config.YamlLintConfig(file=str(root / ".yamllint.yaml"))
-    for name in ("databricks.yml", "app/app.yaml", ".yamllint.yaml", ".github/workflows/ci.yml"):
+    workflows = [str(p.relative_to(root)) for p in (root / ".github" / "workflows").glob("*.yml")]
+    for name in ("databricks.yml", "app/app.yaml", ".yamllint.yaml", *workflows):
         problems = list(linter.run((root / name).read_text(), lint_config))
         assert not problems, f"{name}: {[str(p) for p in problems]}"
 
@@ -92,35 +90,40 @@ def test_bundle_resources_load_through_the_bundle_models(project: tuple[dict[str
     assert set(VAR_USE.findall(text)) <= set(bundle["variables"]), "a ${var.x} is used but not defined"
     assert bundle["targets"]["dev"]["mode"] == "development" and bundle["targets"]["dev"]["default"] is True
     assert bundle["targets"]["prod"]["mode"] == "production"
-    names = {bundle["targets"][t]["variables"]["app_name"] for t in ("dev", "prod")}
-    assert len(names) == 2 and all(re.fullmatch(r"[a-z][a-z0-9-]{1,29}", n) for n in names)
+    # every deployment a team has at once (prod, two developers, previews), resolved as the CLI would
+    found = bundle_checks.deployments(root, combo)
+    bundle_checks.assert_isolated(found)
 
-    (app_key, app_dict), *others = bundle["resources"]["apps"].items()
-    assert not others
-    app = App.from_dict(app_dict)  # raises on unknown fields and bad enum values
-    assert app.compute_max_instances is None  # one instance unless asked for more
-    assert app.source_code_path == "./app" and (root / "app").is_dir()
-    (resource,) = app.resources
-    if combo["lakebase"] == "autoscaling":
-        assert resource.postgres is not None and resource.database is None
-        assert resource.postgres.permission.value == "CAN_CONNECT_AND_CREATE"
-        assert resource.postgres.database.startswith(resource.postgres.branch + "/databases/")
-    else:
-        assert resource.database is not None and resource.postgres is None
-        assert resource.database.permission.value == "CAN_CONNECT_AND_CREATE"
-
-    created = {k: v for k, v in bundle["resources"].items() if k != "apps"}
-    if combo["create_database"]:
-        # databricks-bundles has no models for postgres_* yet: check the fields against the SDK's API types.
-        assert set(created) == {"postgres_projects", "postgres_databases"}
-        (project_res,) = created["postgres_projects"].values()
-        assert set(project_res) <= field_names(sdk_postgres.ProjectSpec) | {"project_id"}
-        assert set(project_res["default_endpoint_settings"]) <= field_names(sdk_postgres.ProjectDefaultEndpointSettings)
-        (database_res,) = created["postgres_databases"].values()
-        assert set(database_res) <= field_names(sdk_postgres.DatabaseDatabaseSpec) | {"parent", "database_id"}
-        assert resource.postgres.database == f"{database_res['parent']}/databases/{database_res['database_id']}"
-    else:
-        assert created == {}
+    for deployment in found.values():
+        (app_key, app_dict), *others = [(k, v) for (t, k), v in deployment.resources.items() if t == "apps"]
+        assert not others
+        app = App.from_dict(app_dict)  # raises on unknown fields and bad enum values
+        assert app.compute_max_instances is None  # one instance unless asked for more
+        assert app.source_code_path == "./app" and (root / "app").is_dir()
+        (resource,) = app.resources
+        if combo["lakebase"] == "autoscaling":
+            assert resource.postgres is not None and resource.database is None
+            assert resource.postgres.permission.value == "CAN_CONNECT_AND_CREATE"
+            assert resource.postgres.database.startswith(resource.postgres.branch + "/databases/")
+        else:
+            assert resource.database is not None and resource.postgres is None
+            assert resource.database.permission.value == "CAN_CONNECT_AND_CREATE"
+        # databricks-bundles has no models for postgres_*: check them against the CLI's own schema
+        for (kind, key), spec in deployment.raw_resources.items():
+            if kind == "apps":
+                continue
+            fields = LAKEBASE_SCHEMA[kind]
+            assert set(spec) <= set(fields["properties"]), (kind, set(spec) - set(fields["properties"]))
+            assert set(fields["required"]) <= set(spec), (kind, key)
+            assert set(spec.get("lifecycle") or {}) <= set(LAKEBASE_SCHEMA["lifecycle"]["properties"])
+            settings = spec.get("default_endpoint_settings") or {}
+            assert set(settings) <= set(LAKEBASE_SCHEMA["postgres_projects.default_endpoint_settings"]["properties"])
+        declared = {kind for kind, _ in deployment.resources}
+        if combo["create_database"] or deployment.target == "preview":
+            expected = {"apps", "postgres_branches", "postgres_roles", "postgres_databases"}
+            assert declared == expected | ({"postgres_projects"} if deployment.target != "preview" else set())
+        else:
+            assert declared == {"apps"}
 
 
 def test_app_yaml_runs_the_framework_and_reads_the_declared_resource(project: tuple[dict[str, Any], Path]) -> None:
@@ -135,9 +138,14 @@ def test_app_yaml_runs_the_framework_and_reads_the_declared_resource(project: tu
         combo["framework"], "uvicorn"
     )
     assert command[0] == expected_runner
+    if expected_runner == "streamlit":  # https://docs.streamlit.io/develop/api-reference/configuration/config.toml
+        assert "--browser.gatherUsageStats=false" in command, "Streamlit must not send usage statistics"
     value_from = [e["valueFrom"] for e in app_yaml["env"] if "valueFrom" in e]
-    assert value_from and set(value_from) <= declared
-    assert {"autoscaling": "postgres", "provisioned": "database"}[combo["lakebase"]] in value_from
+    assert set(value_from) <= declared
+    if combo["lakebase"] == "autoscaling":
+        assert value_from == ["postgres"]  # the endpoint path credentials are minted for
+    else:  # valueFrom: database yields the host, not an instance name: the app needs nothing from it
+        assert value_from == [] and "LAKEBASE_INSTANCE" not in {e["name"] for e in app_yaml["env"]}
     assert not any(e["name"] == "PGPASSWORD" for e in app_yaml["env"])
 
 

@@ -12,13 +12,26 @@ Endpoints (what databricks-sdk 0.162 actually calls for M2M OAuth + Lakebase cre
   -> ``{"token": ..., "expiration_time": "<RFC3339>"}``
 * ``GET  /api/2.0/preview/scim/v2/Me``  (``w.current_user.me()``)
 
+Strict like the workspace it stands for: this workspace has ONE Lakebase Autoscaling endpoint (``endpoint``) and ONE
+Provisioned instance (``instance_name``); a credential for any other endpoint or instance is refused with 404
+RESOURCE_DOES_NOT_EXIST. What an app's ``valueFrom`` yields is ``value_from(key)``, per the Apps docs' valueFrom table
+(dev-tools/databricks-apps/environment-variables): the endpoint path for a ``postgres`` resource, the HOST (not the
+instance name) for a ``database`` resource. So code that passes ``valueFrom: database`` as an instance name fails
+here as it does on Databricks.
+
+A service principal granted a Provisioned ``database`` resource (``register_client(..., lakebase="provisioned")``)
+may also log in with its workspace OAuth access token as the password, as databricks/app-templates'
+flask-database-app does (``WorkspaceClient().config.oauth_token().access_token``): for such a client every access
+token the stub issues becomes its PostgreSQL password.
+
 Each credential becomes the caller's PostgreSQL role password with ``VALID UNTIL now+ttl``.
 Unlike real Lakebase (where every unexpired token works), PostgreSQL keeps ONE password per role, so minting
 a new credential would invalidate the previous token for new logins, and several processes of one app
 (gunicorn workers, app instances) would break each other. So a credential call RETURNS THE CURRENT TOKEN
 (same token, same expiry) while more than 25% of its TTL remains (and it does not outlive the TTL the call
 would get now), and mints a new one otherwise. Every call is still recorded in ``calls``; ``issued_tokens``
-lists each distinct token once. ``expire_now`` forgets the current token, so the next call mints.
+lists each distinct token once. ``expire_now`` forgets the current token, so the next call mints. The same rule
+holds for the OAuth access tokens of Provisioned clients (``access_token_calls`` counts the token requests).
 """
 
 from __future__ import annotations
@@ -37,7 +50,10 @@ from urllib.parse import parse_qs, urlsplit
 
 from .postgres import PostgresServer
 
+DEFAULT_ENDPOINT = "projects/p/branches/production/endpoints/primary"  # bench/load.py assumes this one
+DEFAULT_INSTANCE = "lakebase-app-instance"
 POSTGRES_CREDENTIALS = "/api/2.0/postgres/credentials"
+TOKEN_PATH = "/oidc/v1/token"
 DATABASE_CREDENTIALS = "/api/2.0/database/credentials"
 KINDS = {POSTGRES_CREDENTIALS: "postgres", DATABASE_CREDENTIALS: "database"}
 
@@ -47,6 +63,7 @@ class Client:
     client_id: str
     client_secret: str
     role: str
+    lakebase: str = "autoscaling"  # the flavour of the app resource this service principal was granted
 
 
 def _b64(data: bytes) -> str:
@@ -105,8 +122,12 @@ class WorkspaceStub:
         pg: PostgresServer,
         ttl_seconds: float = 3600,
         workspace_id: str = "1234567890123456",
+        endpoint: str = DEFAULT_ENDPOINT,
+        instance_name: str = DEFAULT_INSTANCE,
     ):
         self.pg = pg
+        self.endpoint = endpoint  # the only Autoscaling endpoint credentials are minted for
+        self.instance_name = instance_name  # the only Provisioned instance credentials are minted for
         self.ttl_seconds = ttl_seconds
         self.oauth_ttl_seconds = 3600
         self.workspace_id = workspace_id
@@ -122,6 +143,8 @@ class WorkspaceStub:
         self._bearer: dict[str, tuple[str, float]] = {}
         # client id -> (token, issued at, expires at): the role's current PostgreSQL password
         self._current: dict[str, tuple[str, dt.datetime, dt.datetime]] = {}
+        # client id -> (access token, issued at, expires at) for Provisioned clients (their PostgreSQL password)
+        self._current_access: dict[str, tuple[str, dt.datetime, dt.datetime]] = {}
         self._lock = threading.RLock()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -161,17 +184,31 @@ class WorkspaceStub:
         self.stop()
 
     # ------------------------------------------------------------------ test API
-    def register_client(self, client_id: str, client_secret: str, role: str | None = None) -> Client:
-        """A service principal; its Postgres role (default: the client id) is created in the server."""
-        c = Client(client_id, client_secret, role or client_id)
+    def register_client(
+        self, client_id: str, client_secret: str, role: str | None = None, lakebase: str = "autoscaling"
+    ) -> Client:
+        """A service principal; its Postgres role (default: the client id) is created in the server.
+
+        lakebase: "autoscaling" or "provisioned", the flavour of the Lakebase resource the app was granted.
+        """
+        if lakebase not in ("autoscaling", "provisioned"):
+            raise ValueError(f"lakebase must be 'autoscaling' or 'provisioned', not {lakebase!r}")
+        c = Client(client_id, client_secret, role or client_id, lakebase)
         self.pg.create_service_principal_role(c.role)
         with self._lock:
             self.clients[client_id] = c
         return c
 
-    def new_client(self) -> Client:
+    def new_client(self, lakebase: str = "autoscaling") -> Client:
         """Register a service principal with a random UUID client id and secret."""
-        return self.register_client(str(uuid.uuid4()), "dose" + secrets.token_hex(16))
+        return self.register_client(str(uuid.uuid4()), "dose" + secrets.token_hex(16), lakebase=lakebase)
+
+    def value_from(self, resource_key: str) -> str:
+        """What an app.yaml ``valueFrom: <resource_key>`` entry yields, per the Apps docs' valueFrom table."""
+        values = {"postgres": self.endpoint, "database": self.pg.host}  # Provisioned: the HOST, not the name
+        if resource_key not in values:
+            raise KeyError(f"this workspace declares no app resource {resource_key!r} (known: {sorted(values)})")
+        return values[resource_key]
 
     def env_for_app(self, client: Client | str, appname: str = "lakebase-app") -> dict[str, str]:
         """Everything the Apps runtime injects for this SP: DATABRICKS_* plus PG* (no PGPASSWORD)."""
@@ -191,10 +228,18 @@ class WorkspaceStub:
         with self._lock:
             return sum(1 for path, cid, _ in self.calls if path in KINDS and (kind is None or KINDS[path] == kind))
 
+    def access_token_calls(self, client_id: str | None = None) -> int:
+        """Number of OAuth token requests answered with an access token (for one client, or all)."""
+        with self._lock:
+            return sum(
+                1 for path, cid, _ in self.calls if path == TOKEN_PATH and (client_id is None or cid == client_id)
+            )
+
     def expire_now(self, client_id: str) -> None:
         """The client's current token stops working for NEW logins (open sessions stay); the next call mints."""
         with self._lock:
             self._current.pop(client_id, None)
+            self._current_access.pop(client_id, None)
             self.pg.expire_password(self.clients[client_id].role)
 
     def all_secrets(self) -> list[str]:
@@ -221,7 +266,7 @@ class WorkspaceStub:
                     "GET",
                     "/oidc/.well-known/oauth-authorization-server",
                 ): self._oidc_discovery,
-                ("POST", "/oidc/v1/token"): self._token,
+                ("POST", TOKEN_PATH): self._token,
                 ("POST", POSTGRES_CREDENTIALS): self._credentials,
                 ("POST", DATABASE_CREDENTIALS): self._credentials,
                 ("GET", "/api/2.0/preview/scim/v2/Me"): self._me,
@@ -276,8 +321,8 @@ class WorkspaceStub:
                 cid, _, secret = base64.b64decode(auth[6:]).decode().partition(":")
             except ValueError:
                 cid = secret = None
-        self._record(path, cid)
         if form.get("grant_type") != "client_credentials":
+            self._record(path + "#bad-grant", cid)
             return 400, {
                 "error": "unsupported_grant_type",
                 "error_description": "only client_credentials",
@@ -285,20 +330,42 @@ class WorkspaceStub:
         with self._lock:
             c = self.clients.get(cid or "")
         if c is None or not secrets.compare_digest(c.client_secret.encode(), (secret or "").encode()):
+            self._record(path + "#rejected", cid)
             return 401, {
                 "error": "invalid_client",
                 "error_description": "Client authentication failed",
             }
-        token = "dapi-stub-" + secrets.token_urlsafe(32)
-        with self._lock:
-            self._bearer[token] = (c.client_id, time.time() + self.oauth_ttl_seconds)
-            self.issued_access_tokens.append(token)
+        if c.lakebase == "provisioned":
+            token, expires_in = self._provisioned_access_token(c)
+        else:
+            token, expires_in = "dapi-stub-" + secrets.token_urlsafe(32), self.oauth_ttl_seconds
+            with self._lock:
+                self._bearer[token] = (c.client_id, time.time() + expires_in)
+                self.issued_access_tokens.append(token)
+        self._record(path, cid)
         return 200, {
             "access_token": token,
             "token_type": "Bearer",
-            "expires_in": int(self.oauth_ttl_seconds),
+            "expires_in": int(expires_in),
             "scope": form.get("scope", "all-apis"),
         }
+
+    def _provisioned_access_token(self, c: Client) -> tuple[str, float]:
+        """The client's current access token (its PostgreSQL password), or a new one: same reuse rule as credentials."""
+        now = dt.datetime.now(dt.UTC)
+        with self._lock:
+            current = self._current_access.get(c.client_id)
+            if current is not None:
+                token, issued, expires = current
+                if (expires - now).total_seconds() > 0.25 * (expires - issued).total_seconds():
+                    return token, (expires - now).total_seconds()
+            token = "dapi-stub-" + secrets.token_urlsafe(32)
+            expires = now + dt.timedelta(seconds=self.oauth_ttl_seconds)
+            self.pg.set_password(c.role, token, expires)
+            self._current_access[c.client_id] = (token, now, expires)
+            self._bearer[token] = (c.client_id, expires.timestamp())
+            self.issued_access_tokens.append(token)
+            return token, float(self.oauth_ttl_seconds)
 
     def _caller(self, h) -> Client | None:
         auth = h.headers.get("Authorization", "")
@@ -338,16 +405,10 @@ class WorkspaceStub:
         except ValueError:
             return 400, {"error_code": "MALFORMED_REQUEST", "message": "Invalid JSON"}
         kind = KINDS[path]
-        if kind == "postgres" and not str(req.get("endpoint", "")).startswith("projects/"):
-            return 400, {
-                "error_code": "INVALID_PARAMETER_VALUE",
-                "message": "endpoint must look like projects/{project}/branches/{branch}/endpoints/{endpoint}",
-            }
-        if kind == "database" and not req.get("instance_names"):
-            return 400, {
-                "error_code": "INVALID_PARAMETER_VALUE",
-                "message": "instance_names is required",
-            }
+        refused = self._unknown_target(kind, req)
+        if refused is not None:
+            self._record(path + "#refused", c.client_id)
+            return refused
         with self._lock:
             if self.fail_credentials > 0:
                 self.fail_credentials -= 1
@@ -382,6 +443,29 @@ class WorkspaceStub:
             self._record(path, c.client_id)
         field = "expire_time" if kind == "postgres" else "expiration_time"
         return 200, {"token": token, field: _rfc3339(expires)}
+
+    def _unknown_target(self, kind: str, req: dict) -> tuple[int, dict] | None:
+        """400 for a malformed request, 404 for an endpoint or instance this workspace does not have."""
+        if kind == "postgres":
+            endpoint = str(req.get("endpoint", ""))
+            if not endpoint.startswith("projects/"):
+                return 400, {
+                    "error_code": "INVALID_PARAMETER_VALUE",
+                    "message": "endpoint must look like projects/{project}/branches/{branch}/endpoints/{endpoint}",
+                }
+            if endpoint != self.endpoint:
+                return 404, {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"Endpoint '{endpoint}' not found."}
+            return None
+        names = req.get("instance_names")
+        if not names:
+            return 400, {"error_code": "INVALID_PARAMETER_VALUE", "message": "instance_names is required"}
+        for name in names:
+            if name != self.instance_name:
+                return 404, {
+                    "error_code": "RESOURCE_DOES_NOT_EXIST",
+                    "message": f"Database instance '{name}' does not exist.",
+                }
+        return None
 
     def _mint(self, c: Client, expires: dt.datetime) -> str:
         """A JWT-shaped token (like real Lakebase credentials; the signature is random)."""

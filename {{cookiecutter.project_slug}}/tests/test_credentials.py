@@ -84,10 +84,22 @@ def test_other_connect_errors_are_not_retried() -> None:
 def test_settings_say_what_is_missing() -> None:
     with pytest.raises(SettingsError, match="PGHOST"):
         load_settings({"PGDATABASE": "db", "PGUSER": "me"})
+{%- if cookiecutter.lakebase == "autoscaling" %}
     with pytest.raises(SettingsError, match="LAKEBASE_ENDPOINT"):
         load_settings({"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me"})
+{%- else %}
+    # Provisioned logs in with the workspace OAuth token: no instance name to configure
+    assert load_settings({"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me"}).local_password is None
+{%- endif %}
     local = {"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me", "PGPASSWORD": "x"}
     with pytest.raises(SettingsError, match="DB_POOL_MAX_SIZE"):
         load_settings({**local, "DB_POOL_MAX_SIZE": "many"})
+    # a person against a real Lakebase (no PGPASSWORD) must name the database as their own
+    person = {"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me@example.com", "LAKEBASE_ENDPOINT": "projects/p"}
+    with pytest.raises(SettingsError, match="LAKEBASE_OWN_DATABASE"):
+        load_settings(person)
+    assert load_settings({**person, "LAKEBASE_OWN_DATABASE": "db"}).user == "me@example.com"
+    with pytest.raises(SettingsError, match="LAKEBASE_OWN_DATABASE"):
+        load_settings({**person, "LAKEBASE_OWN_DATABASE": "another"})
     settings = load_settings(local)
     assert settings.pool_max_size == {{ cookiecutter.pool_max_size }} and settings.sslmode == "require"

@@ -117,12 +117,16 @@ class Database(Pooled[asyncpg.Connection]):
             raise ConnectionLost from error  # the server is unreachable: try again until the deadline
         try:
             if transaction:
-                await conn.execute("BEGIN")
+                try:
+                    await conn.execute("BEGIN")
+                except _LOST as error:
+                    raise ConnectionLost from error  # died before anything was sent: run the work again
             yield conn
         except BaseException:
-            if transaction and not conn.is_closed() and conn.is_in_transaction():
+            if transaction:  # a dead connection may already be back in the pool: then there is nothing to undo
                 with contextlib.suppress(*_LOST):
-                    await conn.execute("ROLLBACK")
+                    if not conn.is_closed() and conn.is_in_transaction():
+                        await conn.execute("ROLLBACK")
             raise
         finally:
             with contextlib.suppress(*_LOST):  # the pool drops a dead connection and opens a fresh one

@@ -11,13 +11,7 @@ import asyncio
 import logging
 import threading
 import time
-{%- if cookiecutter.lakebase == "provisioned" %}
-import uuid
-{%- endif %}
 from collections.abc import Awaitable, Callable
-{%- if cookiecutter.lakebase == "provisioned" %}
-from datetime import datetime
-{%- endif %}
 from typing import Protocol, TypeVar
 
 from .settings import Settings
@@ -134,19 +128,30 @@ def _autoscaling_mint(endpoint: str) -> Mint:
 
     return mint
 {%- else -%}
-def _provisioned_mint(instance: str) -> Mint:
+def _provisioned_mint() -> Mint:
+    """The app's own workspace OAuth token is its Lakebase Provisioned password.
+
+    As databricks/app-templates' flask-database-app does: no instance name is needed, which matters because
+    `valueFrom: database` yields the instance's HOST, not its name (Apps docs, valueFrom table), and
+    generate_database_credential(instance_names=[<host>]) fails. PGUSER is the service principal's client id.
+    """
     from databricks.sdk import WorkspaceClient
 
     workspace = WorkspaceClient()  # the app's service principal, from DATABRICKS_CLIENT_ID/SECRET
+    handed_out: str | None = None
 
     def mint() -> tuple[str, float]:
-        credential = workspace.database.generate_database_credential(
-            request_id=str(uuid.uuid4()), instance_names=[instance]
-        )
-        if not credential.token or not credential.expiration_time:
-            raise RuntimeError("the workspace returned an incomplete database credential")
-        expires = datetime.fromisoformat(credential.expiration_time.replace("Z", "+00:00"))
-        return credential.token, expires.timestamp()
+        nonlocal workspace, handed_out
+        token = workspace.config.oauth_token()  # cached by the SDK, renewed shortly before it expires
+        if token.access_token == handed_out:
+            # Asked again for the token we already gave out: the server refused it, or it is near its expiry.
+            # A new client runs a new OAuth flow instead of returning the SDK's cached token.
+            workspace = WorkspaceClient()
+            token = workspace.config.oauth_token()
+        if not token.access_token or token.expiry is None:
+            raise RuntimeError("the workspace returned an OAuth token without an expiry")
+        handed_out = token.access_token
+        return token.access_token, token.expiry.timestamp()
 
     return mint
 {%- endif %}
@@ -160,7 +165,5 @@ def password_source(settings: Settings) -> PasswordSource:
         raise RuntimeError("LAKEBASE_ENDPOINT is not set: add `valueFrom: postgres` to app.yaml")
     return RefreshingToken(_autoscaling_mint(settings.lakebase_endpoint))
 {%- else %}
-    if not settings.lakebase_instance:
-        raise RuntimeError("LAKEBASE_INSTANCE is not set: add `valueFrom: database` to app.yaml")
-    return RefreshingToken(_provisioned_mint(settings.lakebase_instance))
+    return RefreshingToken(_provisioned_mint())
 {%- endif %}

@@ -20,7 +20,6 @@ class Settings:
     sslmode: str
     application_name: str
     lakebase_endpoint: str | None  # Autoscaling: projects/<p>/branches/<b>/endpoints/<e>
-    lakebase_instance: str | None  # Provisioned: the instance name
     local_password: str | None  # PGPASSWORD, only for local development
     pool_min_size: int
     pool_max_size: int
@@ -36,6 +35,22 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
 
 
+def _refuse_a_shared_database(env: dict[str, str], local_password: str | None) -> None:
+    """A person logging in to a real Lakebase must name the database as their own.
+
+    The app creates its schema as whoever logs in first. A person (PGUSER is an e-mail) doing that in a database a
+    deployed app uses would own the schema, and the app's service principal could no longer use it.
+    """
+    user, database = env["PGUSER"], env["PGDATABASE"]
+    if "@" not in user or local_password or env.get("LAKEBASE_OWN_DATABASE") == database:
+        return
+    raise SettingsError(
+        f"{user} is about to create schema {SCHEMA} in Lakebase database {database!r} as themselves; a deployed app "
+        "using that database could then not use it. Point PGDATABASE at a database of your own (README: Run locally "
+        "against Lakebase) and confirm it with LAKEBASE_OWN_DATABASE=<that database>"
+    )
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if env is None else env)
     missing = [name for name in ("PGHOST", "PGDATABASE", "PGUSER") if not env.get(name)]
@@ -46,12 +61,16 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         )
     local_password = env.get("PGPASSWORD") or None
     endpoint = env.get("LAKEBASE_ENDPOINT") or None
-    instance = env.get("LAKEBASE_INSTANCE") or None
-    if not (local_password or endpoint or instance):
+{%- if cookiecutter.lakebase == "autoscaling" %}
+    if not (local_password or endpoint):
         raise SettingsError(
-            "no way to log in: set LAKEBASE_ENDPOINT (Autoscaling) or LAKEBASE_INSTANCE "
-            "(Provisioned) through app.yaml valueFrom, or PGPASSWORD for a local database"
+            "no way to log in: set LAKEBASE_ENDPOINT (app.yaml `valueFrom: postgres`), "
+            "or PGPASSWORD for a local database"
         )
+{%- else %}
+    # Lakebase Provisioned: without PGPASSWORD the app logs in with its workspace OAuth token (credentials.py).
+{%- endif %}
+    _refuse_a_shared_database(env, local_password)
     pool_max_size = _int(env, "DB_POOL_MAX_SIZE", {{ cookiecutter.pool_max_size }})
     pool_min_size = min(_int(env, "DB_POOL_MIN_SIZE", 1), pool_max_size)
     if pool_max_size < 1 or pool_min_size < 0:
@@ -64,7 +83,6 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         sslmode=env.get("PGSSLMODE", "require"),
         application_name=env.get("PGAPPNAME") or env.get("DATABRICKS_APP_NAME") or "{{ cookiecutter.app_name }}",
         lakebase_endpoint=endpoint,
-        lakebase_instance=instance,
         local_password=local_password,
         pool_min_size=pool_min_size,
         pool_max_size=pool_max_size,
