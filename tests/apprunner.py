@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -134,6 +135,21 @@ def stop(app: App) -> None:
         pass
     if app.proc.poll() is None:
         app.proc.wait(timeout=10)
+
+
+def healthz_at_once(apps: list[App]) -> dict[int, int]:
+    """GET /healthz on every app at the same moment (the first one opens the pool and migrates): index -> status."""
+    status: dict[int, int] = {}
+
+    def health(i: int) -> None:
+        status[i] = requests.get(f"{apps[i].url}/healthz", timeout=60).status_code
+
+    threads = [threading.Thread(target=health, args=(i,)) for i in range(len(apps))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return status
 
 
 @contextmanager

@@ -26,6 +26,8 @@ for module in (
     "database.connection",
     "database.schema",
     "database.items",
+    "database.migrate",
+    "database.libpq",
 ):
     importlib.import_module(module)
 if framework != "streamlit":  # a Streamlit script runs its page when imported; it is compiled instead

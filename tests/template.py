@@ -20,13 +20,22 @@ AXES: dict[str, list[Any]] = {
     if not key.startswith("_") and (isinstance(value, list) or isinstance(value, bool))
 }
 
+# The PostgreSQL driver (DB-API package) each choice installs. SQLAlchemy and Alembic are not drivers: the
+# sqlalchemy choice gets psycopg through SQLAlchemy's extra, and every choice runs Alembic over its driver.
 DRIVER_PACKAGES = {
     "psycopg3": "psycopg",
     "psycopg2": "psycopg2-binary",
     "asyncpg": "asyncpg",
-    "sqlalchemy": "sqlalchemy",
+    "sqlalchemy": "psycopg",
 }
-ALL_DRIVER_PACKAGES = {"psycopg", "psycopg-binary", "psycopg2", "psycopg2-binary", "asyncpg", "sqlalchemy", "pg8000"}
+ALL_DRIVER_PACKAGES = {"psycopg", "psycopg-binary", "psycopg2", "psycopg2-binary", "asyncpg", "pg8000"}
+SQLALCHEMY_EXTRA_DRIVERS = {
+    "postgresql-psycopg": "psycopg",
+    "postgresql-psycopgbinary": "psycopg",
+    "postgresql-psycopg2binary": "psycopg2-binary",
+    "postgresql-asyncpg": "asyncpg",
+    "postgresql-pg8000": "pg8000",
+}
 
 
 def all_combinations() -> list[dict[str, Any]]:

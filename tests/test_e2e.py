@@ -8,7 +8,6 @@ Each app does CRUD through its real interface as two users, keeps its rows per u
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -502,16 +501,7 @@ def test_two_instances_start_together(answers, tmp_path, pg_server, workspace_st
             apps.append(apprunner.start(project, env, tmp_path / f"app{n}.log"))
         for app in apps:
             apprunner.wait_ready(app)
-        status: dict[int, int] = {}
-
-        def health(i: int) -> None:  # the first /healthz opens the pool and bootstraps the schema
-            status[i] = requests.get(f"{apps[i].url}/healthz", timeout=60).status_code
-
-        threads = [threading.Thread(target=health, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        status = apprunner.healthz_at_once(apps)  # the first /healthz opens the pool and migrates the schema
         assert status == {0: 200, 1: 200}, (status, [a.log_text()[-4000:] for a in apps])
         for i, app in enumerate(apps):
             HttpApi(app.url).create(ALICE, f"from instance {i}")

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from databricks.bundles.apps import App
+from packaging.requirements import Requirement
 from yamllint import config as yamllint_config
 from yamllint import linter
 
@@ -20,6 +21,7 @@ from tests.template import (
     ALL_DRIVER_PACKAGES,
     AXES,
     DRIVER_PACKAGES,
+    SQLALCHEMY_EXTRA_DRIVERS,
     all_combinations,
     combo_id,
     refused,
@@ -33,7 +35,6 @@ LAKEBASE_SCHEMA = json.loads((Path(__file__).parent / "data" / "bundle_schema_la
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{ [a-z_.A-Z]+ \}\}")  # ${{ secrets.X }} in the Actions workflow
 VAR_USE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
-REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9_.-]+)")
 
 
 @pytest.fixture(params=VALID, ids=[combo_id(c) for c in VALID])
@@ -151,8 +152,13 @@ def test_app_yaml_runs_the_framework_and_reads_the_declared_resource(project: tu
 def test_requirements_name_exactly_the_chosen_driver(project: tuple[dict[str, Any], Path]) -> None:
     combo, root = project
     lines = [ln for ln in (root / "app" / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
-    names = {REQUIREMENT_NAME.match(ln).group(1).lower() for ln in lines}
-    assert names & ALL_DRIVER_PACKAGES == {DRIVER_PACKAGES[combo["driver"]]}
+    requirements = [Requirement(ln) for ln in lines]
+    names = {r.name.lower() for r in requirements}
+    drivers = [r.name.lower() for r in requirements if r.name.lower() in ALL_DRIVER_PACKAGES] + [
+        SQLALCHEMY_EXTRA_DRIVERS[extra] for r in requirements for extra in r.extras if extra.startswith("postgresql")
+    ]
+    assert drivers == [DRIVER_PACKAGES[combo["driver"]]], "exactly one PostgreSQL driver"
+    assert {"alembic", "sqlalchemy"} <= names  # migrations: Alembic over SQLAlchemy's dialect for that driver
     assert "databricks-sdk" in names
     assert all(re.search(r">=[0-9.]+,<[0-9.]+$", ln) for ln in lines), "every requirement is pinned to a range"
     sdk_floor = next(ln for ln in lines if ln.startswith("databricks-sdk")).split(">=")[1].split(",")[0]

@@ -16,8 +16,10 @@ import os
 import pytest
 
 from database import Database, items, open_database
+from database.credentials import password_source
 from database.items import InvalidItem
-from database.schema import bootstrap
+from database.migrate import upgrade
+from database.settings import load_settings
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("PGHOST") and os.environ.get("PGPASSWORD")),
@@ -26,7 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 
 {{ async_ }}def crud_round_trip(db: Database) -> None:
-    {{ await_ }}bootstrap(db)  # a second bootstrap is a no-op
+    settings = load_settings()
+    {{ await_ }}upgrade(settings, password_source(settings))  # a second upgrade is a no-op
     alice = {{ await_ }}items.create_item(db, "alice@example.com", "  write tests  ")
     assert alice["title"] == "write tests" and alice["done"] is False
     bob = {{ await_ }}items.create_item(db, "bob@example.com", "bob's item")

@@ -18,8 +18,9 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
+from .libpq import libpq_params
 from .retry import ConnectionLost, Params, Pooled, Row
-from .settings import SCHEMA, Settings
+from .settings import Settings
 
 Connection = psycopg2.extensions.connection
 
@@ -40,16 +41,7 @@ class Database(Pooled[Connection]):
         s = self._settings
         conn = login(
             lambda password: psycopg2.connect(
-                host=s.host,
-                port=s.port,
-                dbname=s.database,
-                user=s.user,
-                password=password,
-                sslmode=s.sslmode,
-                application_name=s.application_name,
-                connect_timeout=max(1, round(s.connect_timeout)),
-                options=f"-c search_path={SCHEMA}",
-                cursor_factory=psycopg2.extras.RealDictCursor,
+                **libpq_params(s), password=password, cursor_factory=psycopg2.extras.RealDictCursor
             ),
             self._passwords,
         )

@@ -13,8 +13,9 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from .credentials import PasswordSource, login
+from .libpq import libpq_params
 from .retry import Params, Pooled, Row
-from .settings import SCHEMA, Settings
+from .settings import Settings
 
 
 class TokenConnection(psycopg.Connection):
@@ -33,18 +34,7 @@ class Database(Pooled[psycopg.Connection]):
         self._pool = ConnectionPool(
             conninfo="",
             connection_class=TokenConnection,
-            kwargs={
-                "host": s.host,
-                "port": s.port,
-                "dbname": s.database,
-                "user": s.user,
-                "sslmode": s.sslmode,
-                "application_name": s.application_name,
-                "connect_timeout": max(1, round(s.connect_timeout)),
-                "options": f"-c search_path={SCHEMA}",
-                "row_factory": dict_row,
-                "password_source": passwords,
-            },
+            kwargs={**libpq_params(s), "row_factory": dict_row, "password_source": passwords},
             min_size=s.pool_min_size,
             max_size=s.pool_max_size,
             max_lifetime=s.pool_max_lifetime,

@@ -2,20 +2,35 @@
 
 The ``do_connect`` listener logs every NEW connection in with the current Lakebase token. No
 pre-ping: a dead connection fails its first statement, SQLAlchemy invalidates it and
-``retry.Pooled`` runs the work again. SQL is passed to psycopg as written (``%(name)s`` parameters).
+``retry.Pooled`` runs the work again. SQL is passed to psycopg as written (``%(name)s`` parameters);
+the example's queries are SQLAlchemy Core statements (queries.py), compiled to such SQL once.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import Executable, create_engine, event
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .credentials import PasswordSource, login, login_refused
+from .libpq import libpq_params
 from .retry import ConnectionLost, Params, Pooled, Row
-from .settings import SCHEMA, Settings
+from .settings import Settings
+
+_DIALECT = PGDialect_psycopg()
+
+
+@lru_cache(maxsize=64)
+def _compiled(statement: str | Executable) -> str:
+    """A Core statement (queries.py) as psycopg SQL with the same ``%(name)s`` parameters, compiled once.
+
+    Compiled without the call's parameters, so an UPDATE sets only the columns its ``values()`` names.
+    """
+    return statement if isinstance(statement, str) else str(statement.compile(dialect=_DIALECT))
 
 
 class Database(Pooled[Connection]):
@@ -27,16 +42,7 @@ class Database(Pooled[Connection]):
             max_overflow=0,  # the pool size is the hard bound on connections
             pool_timeout=settings.connect_timeout,
             pool_recycle=settings.pool_max_lifetime,
-            connect_args={
-                "host": settings.host,
-                "port": settings.port,
-                "dbname": settings.database,
-                "user": settings.user,
-                "sslmode": settings.sslmode,
-                "application_name": settings.application_name,
-                "connect_timeout": max(1, round(settings.connect_timeout)),
-                "options": f"-c search_path={SCHEMA}",
-            },
+            connect_args=libpq_params(settings),
         )
 
         @event.listens_for(self._engine, "do_connect")
@@ -63,11 +69,11 @@ class Database(Pooled[Connection]):
     def _lost(self, error: BaseException, conn: Connection) -> bool:
         return isinstance(error, DBAPIError) and error.connection_invalidated
 
-    def _rows(self, conn: Connection, sql: str, params: Params | None) -> list[Row]:
-        return [dict(row) for row in conn.exec_driver_sql(sql, params).mappings()]
+    def _rows(self, conn: Connection, sql: str | Executable, params: Params | None) -> list[Row]:
+        return [dict(row) for row in conn.exec_driver_sql(_compiled(sql), params).mappings()]
 
-    def _count(self, conn: Connection, sql: str, params: Params | None) -> int:
-        return conn.exec_driver_sql(sql, params).rowcount
+    def _count(self, conn: Connection, sql: str | Executable, params: Params | None) -> int:
+        return conn.exec_driver_sql(_compiled(sql), params).rowcount
 
     def _commit(self, conn: Connection) -> None:
         conn.commit()

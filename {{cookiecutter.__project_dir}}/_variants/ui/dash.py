@@ -5,7 +5,7 @@ from typing import Any
 import flask
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from database import database, healthy, items
+from database import database, healthy, items, problem
 from database.items import InvalidItem
 from identity import NotSignedIn, current_user
 
@@ -16,7 +16,7 @@ server = app.server
 @server.get("/healthz")
 def healthz() -> tuple[Any, int]:
     ok = healthy()
-    return flask.jsonify(database="ok" if ok else "unavailable"), 200 if ok else 503
+    return flask.jsonify(database="ok" if ok else problem()), 200 if ok else 503
 
 
 app.layout = html.Main(

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from database import database, healthy, items
+from database import database, healthy, items, problem
 from database.items import InvalidItem
 from identity import NotSignedIn, current_user
 
@@ -60,7 +60,7 @@ def page() -> FileResponse:
 {{ async_ }}def healthz(response: Response) -> dict[str, str]:
     ok = {{ await_ }}healthy()
     response.status_code = 200 if ok else 503
-    return {"database": "ok" if ok else "unavailable"}
+    return {"database": "ok" if ok else problem()}
 
 
 @app.get("/api/items")

@@ -5,7 +5,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from database import database, healthy, items
+from database import database, healthy, items, problem
 from database.items import InvalidItem
 from identity import NotSignedIn, current_user
 
@@ -43,7 +43,7 @@ def page() -> Any:
 @app.get("/healthz")
 def healthz() -> tuple[Any, int]:
     ok = healthy()
-    return jsonify(database="ok" if ok else "unavailable"), 200 if ok else 503
+    return jsonify(database="ok" if ok else problem()), 200 if ok else 503
 
 
 @app.get("/api/items")

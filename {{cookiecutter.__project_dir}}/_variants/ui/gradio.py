@@ -9,7 +9,7 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI, Response
 
-from database import Database, database, healthy, items
+from database import Database, database, healthy, items, problem
 from database.items import InvalidItem
 from identity import NotSignedIn, current_user
 
@@ -77,7 +77,7 @@ app = FastAPI()
 {{ async_ }}def healthz(response: Response) -> dict[str, str]:
     ok = {{ await_ }}healthy()
     response.status_code = 200 if ok else 503
-    return {"database": "ok" if ok else "unavailable"}
+    return {"database": "ok" if ok else problem()}
 
 
 app = gr.mount_gradio_app(app, demo, path="/")

@@ -1,48 +1,74 @@
 {%- set is_async = cookiecutter.__is_async == "True" -%}
 {%- set async_ = "async " if is_async else "" -%}
 {%- set await_ = "await " if is_async else "" -%}
-"""Lakebase access: settings -> credentials -> connection pool -> schema -> queries.
+"""Lakebase access: settings -> credentials -> connection pool -> migrations -> queries.
 
-``database()`` returns this process's one pool, opening it (and bootstrapping
-the schema) on first use. If the database is unreachable then, the next call
-tries again, so the app recovers without a restart.
+``database()`` returns this process's one pool, opening it (and migrating the
+schema) on first use. If the database is unreachable then, the next call tries
+again, so the app recovers without a restart. A migration that fails is not
+retried: the process refuses to serve, and ``problem()`` says why, until a fixed
+version is deployed.
 """
 
 {% if is_async -%}
 import asyncio
+import logging
 {%- else -%}
+import logging
 import threading
 {%- endif %}
 
 from .connection import Database
 from .credentials import password_source
-from .schema import bootstrap
-from .settings import load_settings
+from .schema import HAS_VERSIONS, VERSION_TABLE, VERSIONS, MigrationFailed, is_current
+from .settings import SCHEMA, load_settings
 
-__all__ = ["Database", "database", "healthy", "open_database"]
+__all__ = ["Database", "database", "healthy", "open_database", "problem"]
 
+log = logging.getLogger(__name__)
 _database: Database | None = None
+_failed: MigrationFailed | None = None
 _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
 
 
 {{ async_ }}def open_database() -> Database:
     settings = load_settings()
-    db = Database(settings, password_source(settings))
+    passwords = password_source(settings)
+    db = Database(settings, passwords)
     {{ await_ }}db.open()
     try:
-        {{ await_ }}bootstrap(db)
+        if not {{ await_ }}up_to_date(db):
+            from .migrate import upgrade  # only now: SQLAlchemy and Alembic take a while to import
+
+            {{ await_ }}upgrade(settings, passwords)
     except BaseException:
         {{ await_ }}db.close()
         raise
     return db
 
 
+{{ async_ }}def up_to_date(db: Database) -> bool:
+    """True when the database is at this code's newest migration: start-up then loads neither SQLAlchemy nor Alembic."""
+    try:
+        present = {{ await_ }}db.fetch_one(HAS_VERSIONS, {"table": f"{SCHEMA}.{VERSION_TABLE}"})
+        return bool(present and present["present"]) and is_current({{ await_ }}db.fetch_all(VERSIONS))
+    except Exception:  # whatever it is, the full path (access check, lock, Alembic) says it better
+        return False
+
+
 {{ async_ }}def database() -> Database:
-    global _database
+    global _database, _failed
     if _database is None:
         {{ "async " if is_async }}with _opening:
+            if _failed is not None:
+                raise _failed  # never serve against a schema whose migration failed
             if _database is None:
-                _database = {{ await_ }}open_database()
+                try:
+                    _database = {{ await_ }}open_database()
+                except MigrationFailed as error:
+                    _failed = error
+                    log.error("%s; not serving until a fixed version is deployed", error)
+                    raise
     return _database
 
 
@@ -52,3 +78,8 @@ _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
         return {% if is_async %}await (await database()).ping(){% else %}database().ping(){% endif %}
     except Exception:  # not even the pool could be opened
         return False
+
+
+def problem() -> str:
+    """Why /healthz answers 503: the failed migration and the database's error, or that it is unreachable."""
+    return str(_failed) if _failed is not None else "unavailable"

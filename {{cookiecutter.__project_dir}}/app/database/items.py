@@ -11,6 +11,7 @@ by owner, so a user sees and changes only their own rows. Items come back as the
 from datetime import UTC, datetime
 from typing import Any
 
+from . import queries
 from .connection import Database
 
 MAX_TITLE = 200
@@ -88,7 +89,7 @@ def _public(row: dict[str, Any]) -> Item:
 
 {{ async_ }}def list_items(db: Database, owner: str) -> list[Item]:
     rows = {{ await_ }}db.fetch_all(
-        "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %(owner)s ORDER BY id",
+        queries.LIST_ITEMS,
         {"owner": clean_owner(owner)},
     )
     return [_public(row) for row in rows]
@@ -97,8 +98,7 @@ def _public(row: dict[str, Any]) -> Item:
 {{ async_ }}def create_item(db: Database, owner: str, title: object) -> Item:
     params = {"owner": clean_owner(owner), "title": clean_title(title)}
     row = {{ await_ }}db.write_one(
-        "INSERT INTO items (owner, title) VALUES (%(owner)s, %(title)s) "
-        "RETURNING id, title, done, created_at, updated_at",
+        queries.CREATE_ITEM,
         params,
     )
     assert row is not None  # INSERT ... RETURNING always returns the row
@@ -114,8 +114,7 @@ def _public(row: dict[str, Any]) -> Item:
         "done": clean_done(done),
     }
     row = {{ await_ }}db.write_one(
-        "UPDATE items SET title = %(title)s, done = %(done)s, updated_at = now() "
-        "WHERE id = %(id)s AND owner = %(owner)s RETURNING id, title, done, created_at, updated_at",
+        queries.UPDATE_ITEM,
         params,
     )
     return _public(row) if row else None
@@ -125,8 +124,7 @@ def _public(row: dict[str, Any]) -> Item:
     """Marks an item done or not; None when the user has no item with that id."""
     params = {"id": clean_id(item_id), "owner": clean_owner(owner), "done": clean_done(done)}
     row = {{ await_ }}db.write_one(
-        "UPDATE items SET done = %(done)s, updated_at = now() "
-        "WHERE id = %(id)s AND owner = %(owner)s RETURNING id, title, done, created_at, updated_at",
+        queries.SET_DONE,
         params,
     )
     return _public(row) if row else None
@@ -135,4 +133,4 @@ def _public(row: dict[str, Any]) -> Item:
 {{ async_ }}def delete_item(db: Database, owner: str, item_id: object) -> bool:
     """Returns False when the user has no item with that id."""
     params = {"id": clean_id(item_id), "owner": clean_owner(owner)}
-    return {{ await_ }}db.execute("DELETE FROM items WHERE id = %(id)s AND owner = %(owner)s", params) == 1
+    return {{ await_ }}db.execute(queries.DELETE_ITEM, params) == 1

@@ -1,49 +1,87 @@
-{%- set async_ = "async " if cookiecutter.__is_async == "True" else "" -%}
-{%- set await_ = "await " if cookiecutter.__is_async == "True" else "" -%}
-"""Create the app's schema, tables and indexes at startup.
+"""The app's schema: who may use it, and the lock that serialises changing it.
 
-Idempotent, and safe when several app instances start at once: the DDL runs in
-one transaction behind a transaction-scoped advisory lock.
+The tables themselves are made by the migrations (``app/migrations/versions``, run by
+``database.migrate``); this module holds the SQL that must run before Alembic does.
 """
 
-from .connection import Database
-from .settings import SCHEMA
+import ast
+import re
+from pathlib import Path
+from typing import Any
 
-BOOTSTRAP = [
-    # Serialises concurrent bootstraps; released at commit.
-    f"SELECT pg_advisory_xact_lock(hashtext('{SCHEMA}.bootstrap'))",
-    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.items (
-        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        owner text NOT NULL,
-        title text NOT NULL CHECK (char_length(title) BETWEEN 1 AND 200),
-        done boolean NOT NULL DEFAULT false,
-        created_at timestamptz NOT NULL DEFAULT now(),
-        updated_at timestamptz NOT NULL DEFAULT now()
-    )""",
-    f"CREATE INDEX IF NOT EXISTS items_owner_id_idx ON {SCHEMA}.items (owner, id)",
-]
+from .settings import SCHEMA
 
 ACCESS = """
 SELECT current_user AS role,
        n.oid IS NOT NULL AS present,
        coalesce(has_schema_privilege(n.oid, 'USAGE') AND has_schema_privilege(n.oid, 'CREATE'), false) AS usable
 FROM (SELECT 1) AS one
-LEFT JOIN pg_namespace AS n ON n.nspname = %(schema)s
+LEFT JOIN pg_namespace AS n ON n.nspname = :schema
 """
+
+# A session-level advisory lock, held across the migrations' own transactions. Its key is the one the
+# earlier template's bootstrap took (transaction-scoped), so old and new instances exclude each other too.
+LOCK = f"SELECT pg_advisory_lock(hashtext('{SCHEMA}.bootstrap'))"
+UNLOCK = f"SELECT pg_advisory_unlock(hashtext('{SCHEMA}.bootstrap'))"
+CREATE = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"  # the version table lives in it, so it comes first
+
+# The newest migration that declared ``additive = False`` is kept as the version table's comment, so that
+# code older than it (which does not have its file) can tell it must not serve.
+NOT_ADDITIVE = "SELECT substring(obj_description(to_regclass(:table), 'pg_class') FROM '^not additive: (.*)$')"
+VERSION_TABLE = "alembic_version"  # Alembic's, in the app's schema
+
+
+def mark_not_additive(revision: str) -> str:
+    if not re.fullmatch(r"\w+", revision, re.ASCII):  # COMMENT takes no parameters: only a plain id goes in
+        raise ValueError(f"revision id {revision!r} must be letters, digits and _")
+    return f"COMMENT ON TABLE {SCHEMA}.{VERSION_TABLE} IS 'not additive: {revision}'"
+
+
+VERSIONS_DIR = Path(__file__).resolve().parent.parent / "migrations" / "versions"
+_ASSIGNED = re.compile(r"^(revision|down_revision)\s*(?::[^=\n]+)?=\s*(.+?)\s*$", re.M)
+# Start-up's fast path, through the app's own pool: the revisions the database is at (unqualified: the
+# search_path is the app's schema), once the version table is known to exist.
+HAS_VERSIONS = "SELECT to_regclass(%(table)s) IS NOT NULL AS present"
+VERSIONS = "SELECT version_num FROM alembic_version"
+
+
+def code_heads() -> set[str] | None:
+    """The newest revisions in migrations/versions, read without importing Alembic (None if a file is unusual).
+
+    Only used to skip loading SQLAlchemy and Alembic at start-up when the database is already there.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in VERSIONS_DIR.glob("*.py"):
+        assigned = dict(_ASSIGNED.findall(path.read_text()))
+        try:
+            revision, down = ast.literal_eval(assigned["revision"]), ast.literal_eval(assigned["down_revision"])
+        except (KeyError, ValueError, SyntaxError):
+            return None
+        revisions.add(revision)
+        parents.update(down if isinstance(down, tuple | list) else [down] if down else [])
+    return revisions - parents or None
+
+
+def is_current(versions: list[dict[str, Any]]) -> bool:
+    heads = code_heads()
+    return heads is not None and {row["version_num"] for row in versions} == heads
+
+
+class MigrationFailed(RuntimeError):
+    """A migration failed and was rolled back: the schema is as it was before it, and the app must not serve."""
 
 
 class SchemaAccessError(RuntimeError):
     """The schema exists but belongs to someone who has not let this app's role use it."""
 
 
-{{ async_ }}def bootstrap(db: Database) -> None:
-    access = {{ await_ }}db.fetch_one(ACCESS, {"schema": SCHEMA})
-    if access and access["present"] and not access["usable"]:
+def check_access(access: Any) -> None:
+    """Raise the GRANT that fixes it when the schema exists but this role may not use it."""
+    if access["present"] and not access["usable"]:
         role = access["role"]
         raise SchemaAccessError(
             f'schema "{SCHEMA}" exists but role "{role}" cannot use it. As the schema owner run: '
             f'GRANT USAGE, CREATE ON SCHEMA {SCHEMA} TO "{role}"; '
             f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO "{role}";'
         )
-    {{ await_ }}db.execute_script(BOOTSTRAP)
