@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -73,12 +74,17 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         driver.quit()
 
 
+def patient(driver: WebDriver) -> WebDriverWait:
+    """Waits up to 30 s; an element the page re-rendered while it was read (stale) means: look again."""
+    return WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def by_label_text(driver: WebDriver, css: str, text: str) -> Callable[[WebDriver], bool]:
     return lambda _: any(text in element.text for element in driver.find_elements(By.CSS_SELECTOR, css))
 
 
 def add_item(driver: WebDriver, framework: str, title: str) -> None:
-    wait = WebDriverWait(driver, 30)
+    wait = patient(driver)
     if framework in ("flask", "fastapi"):
         box = wait.until(lambda d: d.find_element(By.ID, "title"))
         box.send_keys(title)
@@ -102,19 +108,26 @@ def add_item(driver: WebDriver, framework: str, title: str) -> None:
         wait.until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
     # the input is cleared after Add, ready for the next item (Streamlit re-renders it: look it up again)
     css = {"flask": "#title", "fastapi": "#title", "dash": "#new-title", "gradio": "textarea, input[type=text]"}
-    box = driver.find_element(By.CSS_SELECTOR, css.get(framework, "input[aria-label='New item']"))
-    wait.until(lambda _: box.get_attribute("value") == "")
+    selector = css.get(framework, "input[aria-label='New item']")
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("value") == "")
 
 
 def delete_row(driver: WebDriver, framework: str, title: str) -> None:
     """Delete an item with the button on its own row: no id is typed, none is shown."""
-    if framework == "streamlit":
-        row = driver.find_element(By.XPATH, f"//div[@data-testid='stHorizontalBlock'][contains(., '{title}')]")
-        row.find_element(By.XPATH, ".//button[.//*[normalize-space()='Delete']]").click()
-    else:
-        row = next(li for li in driver.find_elements(By.CSS_SELECTOR, "#items li") if title in li.text)
-        row.find_element(By.XPATH, ".//button[normalize-space()='Delete']").click()
-    WebDriverWait(driver, 30).until(lambda d: title not in d.find_element(By.TAG_NAME, "body").text)
+
+    def click_delete(d: WebDriver) -> bool:
+        if framework == "streamlit":
+            row = d.find_element(By.XPATH, f"//div[@data-testid='stHorizontalBlock'][contains(., '{title}')]")
+            row.find_element(By.XPATH, ".//button[.//*[normalize-space()='Delete']]").click()
+        else:
+            row = next((li for li in d.find_elements(By.CSS_SELECTOR, "#items li") if title in li.text), None)
+            if row is None:
+                return False
+            row.find_element(By.XPATH, ".//button[normalize-space()='Delete']").click()
+        return True
+
+    patient(driver).until(click_delete)
+    patient(driver).until(lambda d: title not in d.find_element(By.TAG_NAME, "body").text)
 
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "dash", "gradio", "streamlit"])
@@ -127,7 +140,7 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
         browser.get(app.url + "/")
         add_item(browser, framework, title)
         browser.refresh()  # listed from the database, not just echoed by the page
-        WebDriverWait(browser, 30).until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        patient(browser).until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOTS / f"{framework}.png"))
         if framework != "gradio":  # Gradio picks the row by title in a dropdown; tests/test_e2e.py drives it
@@ -135,6 +148,6 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
             add_item(browser, framework, keeper)
             delete_row(browser, framework, title)
             browser.refresh()  # the database, not the page, says what is left
-            WebDriverWait(browser, 30).until(lambda d: keeper in d.find_element(By.TAG_NAME, "body").text)
+            patient(browser).until(lambda d: keeper in d.find_element(By.TAG_NAME, "body").text)
             assert title not in browser.find_element(By.TAG_NAME, "body").text
         print(f"{framework}: browser create+list {time.monotonic() - started:.1f} s")
