@@ -255,15 +255,64 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
         health = requests.get(f"{app.url}/healthz", timeout=60)
         assert health.status_code == 503
         reason = health.json()["database"]
-        assert "0002_broken.py" in reason and "no_such_column" in reason, reason
+        assert "0002_broken.py" in reason and "no_such_column" not in reason, reason  # the log says why
         refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=60)
         assert refused.status_code == 500  # no request is served against the half-migrated schema
         assert requests.get(f"{app.url}/healthz", timeout=60).status_code == 503  # and it stays so
         log = app.log_text()
     assert "0002_broken.py" in log and "no_such_column" in log and "rolled back" in log, log[-3000:]
+    assert "SQLSTATE 42703" in log, log[-3000:]  # undefined_column
     assert query(pg_server, dbname, columns) == schema_before  # the ADD COLUMN was rolled back too
     assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0001",)]
     assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
+
+
+UNIQUE_TITLES = '''"""Titles are unique from now on (but two users already share one).
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+
+
+def upgrade() -> None:
+    op.execute("CREATE UNIQUE INDEX items_title_unique ON items (title)")
+'''
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{"framework": "flask", "driver": "psycopg3"}, {"framework": "fastapi", "driver": "asyncpg"}],
+    ids=["flask-psycopg3", "fastapi-asyncpg"],
+)
+def test_a_failed_migration_answers_with_its_name_and_no_row_data(
+    answers: dict[str, str], tmp_path: Path, pg_server: Any, workspace_stub: Any
+) -> None:
+    """PostgreSQL's DETAIL quotes the duplicated row (another user's title): /healthz must not, the log does."""
+    secret = "salary review for carol: 180k"
+    project = render(tmp_path, **answers)
+    client = workspace_stub.new_client()
+    dbname = pg_server.create_database_for(client.role)
+    env = apprunner.runtime_env(project, workspace_stub, client, apprunner.free_port(), tmp_path / "home", dbname)
+    with apprunner.running_app(project, env, tmp_path / "v1.log") as app:
+        for user in (ALICE, BOB):
+            HttpApi(app.url).create(user, secret)
+
+    (project / "app" / "migrations" / "versions" / "0002_unique_titles.py").write_text(UNIQUE_TITLES)
+    env["DATABRICKS_APP_PORT"] = str(apprunner.free_port())
+    with apprunner.running_app(project, env, tmp_path / "v2.log") as app:
+        health = requests.get(f"{app.url}/healthz", timeout=60)
+        assert health.status_code == 503
+        reason = health.json()["database"]
+        assert "0002_unique_titles.py" in reason, reason
+        for leak in ("180k", "carol", "DETAIL", "Key (title)", "duplicate"):
+            assert leak not in health.text, health.text
+        log = app.log_text()
+    assert "0002_unique_titles.py" in log and "SQLSTATE 23505" in log and "180k" in log, log[-3000:]
 
 
 NOT_ADDITIVE = '''"""Rename a column: the previous release's queries would fail on the result.

@@ -17,7 +17,7 @@ import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
 from .retry import ConnectionLost, Params, Pooled, Row
-from .settings import SCHEMA, Settings
+from .settings import Settings, asyncpg_ssl, session_settings
 
 # What a connection that died (or a server that is away) raises; InternalClientError is a
 # connection left mid-protocol by a server-side termination.
@@ -89,12 +89,12 @@ class Database(Pooled[asyncpg.Connection]):
             database=s.database,
             user=s.user,
             connect=self._login,
-            ssl=None if s.sslmode == "disable" else s.sslmode,
+            ssl=asyncpg_ssl(s),
             min_size=s.pool_min_size,
             max_size=s.pool_max_size,
             max_inactive_connection_lifetime=s.pool_max_lifetime,
             timeout=s.connect_timeout,
-            server_settings={"search_path": SCHEMA, "application_name": s.application_name},
+            server_settings={**session_settings(s), "application_name": s.application_name},
             reset=_keep_session,
         )
 
