@@ -295,13 +295,13 @@ def test_a_failed_migration_answers_with_its_name_and_no_row_data(
     project = render(tmp_path, **answers)
     client = workspace_stub.new_client()
     dbname = pg_server.create_database_for(client.role)
-    env = apprunner.runtime_env(project, workspace_stub, client, apprunner.free_port(), tmp_path / "home", dbname)
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
     with apprunner.running_app(project, env, tmp_path / "v1.log") as app:
         for user in (ALICE, BOB):
             HttpApi(app.url).create(user, secret)
 
     (project / "app" / "migrations" / "versions" / "0002_unique_titles.py").write_text(UNIQUE_TITLES)
-    env["DATABRICKS_APP_PORT"] = str(apprunner.free_port())
+    env["DATABRICKS_APP_PORT"] = str(free_port())
     with apprunner.running_app(project, env, tmp_path / "v2.log") as app:
         health = requests.get(f"{app.url}/healthz", timeout=60)
         assert health.status_code == 503

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .retry import ConnectionLost, Params, Pooled, Row
+from .retry import ConnectionLost, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings, asyncpg_ssl, session_settings
 
 # What a connection that died (or a server that is away) raises; InternalClientError is a
@@ -111,6 +111,8 @@ class Database(Pooled[asyncpg.Connection]):
             raise RuntimeError("Database.open() was not awaited")
         try:
             conn = await self._pool.acquire(timeout=timeout)
+        except TimeoutError as error:  # asyncio.TimeoutError: every connection busy for the whole wait
+            raise DatabaseBusy("no database connection became free in time") from error
         except _LOST as error:
             if login_refused(error):
                 raise
@@ -133,7 +135,8 @@ class Database(Pooled[asyncpg.Connection]):
                 await self._pool.release(conn)
 
     def _lost(self, error: BaseException, conn: asyncpg.Connection) -> bool:
-        return isinstance(error, _LOST)
+        # statement_timeout's cancel is an OperatorInterventionError too, but the connection lives on
+        return isinstance(error, _LOST) and not isinstance(error, asyncpg.QueryCanceledError)
 
     async def _rows(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> list[Row]:
         query, args = _bind(sql, params)

@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from database import database, healthy, items, problem
+from database import DatabaseBusy, database, healthy, items, problem
 from database.items import InvalidItem
 from identity import NotSignedIn, current_user
 
@@ -31,6 +31,13 @@ async def invalid(request: Request, error: InvalidItem) -> JSONResponse:
 @app.exception_handler(NotSignedIn)
 async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
     return refuse(401, str(error))
+
+
+@app.exception_handler(DatabaseBusy)
+async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
+    response = refuse(503, "the database is busy: try again shortly")
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @app.exception_handler(RequestValidationError)

@@ -5,7 +5,7 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from database import database, healthy, items, problem
+from database import DatabaseBusy, database, healthy, items, problem
 from database.items import InvalidItem
 from identity import NotSignedIn, current_user
 
@@ -24,6 +24,11 @@ def invalid(error: InvalidItem) -> tuple[Any, int]:
 @app.errorhandler(NotSignedIn)
 def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
     return refuse(401, str(error))
+
+
+@app.errorhandler(DatabaseBusy)
+def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:
+    return *refuse(503, "the database is busy: try again shortly"), {"Retry-After": str(error.retry_after)}
 
 
 @app.errorhandler(HTTPException)

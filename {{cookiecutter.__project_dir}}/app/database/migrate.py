@@ -56,7 +56,7 @@ from .schema import (
     check_access,
     mark_not_additive,
 )
-from .settings import SCHEMA, Settings, {{ "asyncpg_ssl, " if is_async }}load_settings, session_settings
+from .settings import SCHEMA, Settings, {{ "asyncpg_ssl, " if is_async }}load_settings{{ ", session_settings" if is_async }}
 
 log = logging.getLogger(__name__)
 
