@@ -121,7 +121,7 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
     """Do what each step of the README says, in app/, against the database in ``env``; returns the new migration."""
     app = project / "app"
     versions = app / "migrations" / "versions"
-    models = app / "database" / "models.py"
+    models = app / "items" / "models.py"
     for lang, body in walkthrough(project / "README.md"):
         if lang == "bash":
             for line in body.strip().splitlines():
