@@ -44,15 +44,17 @@ def previous_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_in_app(root: Path, env: dict[str, str], code: str, is_async: bool) -> subprocess.CompletedProcess[str]:
     """Run ``code`` (awaited for asyncpg) inside app/ with the app environment; ``db`` is an opened Database."""
     body = "\n".join(f"        {line}" for line in code.strip().splitlines())
+    # the example feature: its own package now, inside database/ in the previous template
+    feature = "import items" if (root / "app" / "items").is_dir() else "from database import items"
     if is_async:
         script = (
-            "import asyncio\nfrom database import items, open_database\n"
+            f"import asyncio\n{feature}\nfrom database import open_database\n"
             f"async def main():\n    db = await open_database()\n    try:\n{body}\n    finally:\n"
             "        await db.close()\nasyncio.run(main())\n"
         )
     else:
         script = (
-            "from database import items, open_database\n"
+            f"{feature}\nfrom database import open_database\n"
             f"def main():\n    db = open_database()\n    try:\n{body}\n    finally:\n        db.close()\nmain()\n"
         )
     return subprocess.run(
@@ -123,7 +125,7 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
     """Do what each step of the README says, in app/, against the database in ``env``; returns the new migration."""
     app = project / "app"
     versions = app / "migrations" / "versions"
-    models = app / "database" / "models.py"
+    models = app / "items" / "models.py"
     for lang, body in walkthrough(project / "README.md"):
         if lang == "bash":
             for line in body.strip().splitlines():
