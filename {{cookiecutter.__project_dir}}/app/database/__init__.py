@@ -20,7 +20,7 @@ import threading
 
 from .connection import Database
 from .credentials import password_source
-from .retry import DatabaseBusy
+from .pooled import DatabaseBusy
 from .schema import HAS_VERSIONS, VERSION_TABLE, VERSIONS, MigrationFailed, is_current
 from .settings import SCHEMA, load_settings
 
