@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -495,12 +495,18 @@ API_PAIRS = sorted(
 )
 
 
-def assert_waiting_on_a_lock(pg_server: Any, role: str) -> None:
-    with pg_server.connect_superuser() as conn:
-        waiting = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'", [role]
-        ).fetchone()[0]
-    assert waiting == 1, waiting
+def until_waiting_on_a_lock(pg_server: Any, role: str, request: Future) -> None:
+    """Until the app's backend waits on the lock the test holds (what PostgreSQL reports); fails if the request
+    was answered first."""
+    while True:
+        with pg_server.connect_superuser() as conn:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'", [role]
+            ).fetchone()[0]
+        if waiting:
+            return
+        assert not request.done(), f"answered before it waited on the lock: {request.result().status_code}"
+        time.sleep(0.1)
 
 
 def assert_busy(r: requests.Response) -> None:
@@ -533,15 +539,19 @@ def test_api_limits(answers, tmp_path, pg_server, workspace_stub, deployment):
             api = f"{app.url}/api/items"
             try:
                 if run == 0:
-                    assert requests.post(api, json={"title": "one"}, headers=alice, timeout=30).status_code == 201
+                    assert (
+                        requests.post(api, json={"title": "one"}, headers=alice, timeout=HANG_GUARD).status_code == 201
+                    )
                 with pg_server.connect_superuser(dbname) as holder, holder.transaction():
                     holder.execute(f"LOCK TABLE {SCHEMA}.items IN ACCESS EXCLUSIVE MODE")
                     with ThreadPoolExecutor(1) as pool:
-                        stuck = pool.submit(requests.get, api, headers=alice, timeout=60)  # takes the one connection
-                        eventually(lambda: assert_waiting_on_a_lock(pg_server, client.role), seconds=30)
-                        assert_busy(requests.get(api, headers=alice, timeout=30))  # the pool is exhausted
+                        stuck = pool.submit(
+                            requests.get, api, headers=alice, timeout=HANG_GUARD
+                        )  # takes the one connection
+                        until_waiting_on_a_lock(pg_server, client.role, stuck)
+                        assert_busy(requests.get(api, headers=alice, timeout=HANG_GUARD))  # the pool is exhausted
                         assert_busy(stuck.result())  # the limit ended the stuck query
-                items = requests.get(api, headers=alice, timeout=30)
+                items = requests.get(api, headers=alice, timeout=HANG_GUARD)
                 assert items.status_code == 200 and [i["title"] for i in items.json()] == ["one"], items.text
             except BaseException:
                 print(f"--- app log ({stopper})\n{app.log_text()[-6000:]}")
