@@ -220,22 +220,21 @@ def test_readme_schema_change_then_two_instances_start_at_once(
 
 
 # ---------------------------------------------------------------------------------------------- a broken migration
-BROKEN = '''"""Add a note, then backfill it from a column that does not exist.
-
-Revision ID: 0002
-Revises: 0001
-"""
-
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
+def migration_0002(doc: str, *statements: str, additive: bool = True) -> str:
+    """The text of a migration file 0002 (after 0001) that runs these statements."""
+    flag = "" if additive else "additive = False\n"
+    body = "".join(f"    op.execute({statement!r})\n" for statement in statements)
+    return (
+        f'"""{doc}\n\nRevision ID: 0002\nRevises: 0001\n"""\n\nfrom alembic import op\n\n'
+        f'revision = "0002"\ndown_revision = "0001"\n{flag}\n\ndef upgrade() -> None:\n{body}'
+    )
 
 
-def upgrade() -> None:
-    op.execute("ALTER TABLE items ADD COLUMN note text")
-    op.execute("UPDATE items SET note = no_such_column")
-'''
+BROKEN = migration_0002(
+    "Add a note, then backfill it from a column that does not exist.",
+    "ALTER TABLE items ADD COLUMN note text",
+    "UPDATE items SET note = no_such_column",
+)
 
 
 @pytest.mark.parametrize("answers", [{"framework": "fastapi", "driver": "psycopg2"}], ids=["fastapi-psycopg2"])
@@ -268,21 +267,10 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
 
 
-UNIQUE_TITLES = '''"""Titles are unique from now on (but two users already share one).
-
-Revision ID: 0002
-Revises: 0001
-"""
-
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-
-
-def upgrade() -> None:
-    op.execute("CREATE UNIQUE INDEX items_title_unique ON items (title)")
-'''
+UNIQUE_TITLES = migration_0002(
+    "Titles are unique from now on (but two users already share one).",
+    "CREATE UNIQUE INDEX items_title_unique ON items (title)",
+)
 
 
 @pytest.mark.parametrize(
@@ -316,22 +304,11 @@ def test_a_failed_migration_answers_with_its_name_and_no_row_data(
     assert "0002_unique_titles.py" in log and "SQLSTATE 23505" in log and "180k" in log, log[-3000:]
 
 
-NOT_ADDITIVE = '''"""Rename a column: the previous release's queries would fail on the result.
-
-Revision ID: 0002
-Revises: 0001
-"""
-
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-additive = False
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE items RENAME COLUMN title TO name")
-'''
+NOT_ADDITIVE = migration_0002(
+    "Rename a column: the previous release's queries would fail on the result.",
+    "ALTER TABLE items RENAME COLUMN title TO name",
+    additive=False,
+)
 
 
 def test_older_code_does_not_serve_after_a_migration_that_is_not_additive(tmp_path: Path, pg_server: Any) -> None:
