@@ -35,7 +35,7 @@ def upgrade() -> None:
     # Whether this session holds the migration lock (pg_advisory_lock of one bigint key: classid is its
     # high half, objid its low half, objsubid 1).
     op.execute(
-        "CREATE FUNCTION migrating() RETURNS boolean LANGUAGE sql STABLE AS $$ "
+        "CREATE FUNCTION migrating() RETURNS boolean LANGUAGE sql STABLE AS $$ "  # noqa: S608 (LOCK_KEY: a constant)
         "SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted "
         f"AND objsubid = 1 AND (classid::bigint << 32 | objid::bigint) = {LOCK_KEY}) $$"
     )
