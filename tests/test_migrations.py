@@ -21,6 +21,7 @@ from cookiecutter.main import cookiecutter
 from tests.support import apprunner
 from tests.support.appenv import app_python, password_role_env
 from tests.support.http_api import ALICE, BOB, HttpApi
+from tests.support.migration_file import migration_file
 from tests.support.ports import free_port
 from tests.support.template import ROOT, render
 from tests.support.waiting import HANG_GUARD
@@ -241,22 +242,11 @@ def test_readme_schema_change_then_two_instances_start_at_once(
 
 
 # ---------------------------------------------------------------------------------------------- a broken migration
-BROKEN = '''"""Add a note, then backfill it from a column that does not exist.
-
-Revision ID: 0003
-Revises: 0002
-"""
-
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE items ADD COLUMN note text")
-    op.execute("UPDATE items SET note = no_such_column")
-'''
+BROKEN = migration_file(
+    "0003",
+    "Add a note, then backfill it from a column that does not exist.",
+    ["ALTER TABLE items ADD COLUMN note text", "UPDATE items SET note = no_such_column"],
+)
 
 
 @pytest.mark.parametrize("answers", [{"framework": "fastapi", "driver": "psycopg2"}], ids=["fastapi-psycopg2"])
@@ -288,22 +278,12 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
 
 
-NOT_ADDITIVE = '''"""Rename a column: the previous release's queries would fail on the result.
-
-Revision ID: 0003
-Revises: 0002
-"""
-
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-additive = False
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE items RENAME COLUMN title TO name")
-'''
+NOT_ADDITIVE = migration_file(
+    "0003",
+    "Rename a column: the previous release's queries would fail on the result.",
+    ["ALTER TABLE items RENAME COLUMN title TO name"],
+    additive=False,
+)
 
 
 def test_older_code_does_not_serve_after_a_migration_that_is_not_additive(tmp_path: Path, pg_server: Any) -> None:

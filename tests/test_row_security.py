@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.support.appenv import app_python, password_role_env
+from tests.support.migration_file import migration_file
 from tests.support.template import render
 
 FRAMEWORK = {"psycopg3": "flask", "psycopg2": "flask", "asyncpg": "fastapi", "sqlalchemy": "flask"}
@@ -128,21 +129,11 @@ def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_
     assert leak.strip() == "['still mine', \"bob's\"]"
 
 
-UNPROTECTED = '''"""Add notes, forgetting their policy.
-
-Revision ID: 0003
-Revises: 0002
-"""
-
-from alembic import op
-
-revision = "0003"
-down_revision = "0002"
-
-
-def upgrade() -> None:
-    op.execute("CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, owner text NOT NULL)")
-'''
+UNPROTECTED = migration_file(
+    "0003",
+    "Add notes, forgetting their policy.",
+    ["CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, owner text NOT NULL)"],
+)
 
 
 def new_table_policy(readme: Path) -> str:
