@@ -45,10 +45,16 @@ def framework_of(project: Path) -> str:
 
 
 def runtime_env(
-    project: Path, workspace_stub: Any, client: Any, port: int, home: Path, dbname: str | None = None
+    project: Path,
+    workspace_stub: Any,
+    client: Any,
+    port: int,
+    home: Path,
+    dbname: str | None = None,
+    appname: str = "lakebase-e2e",
 ) -> dict[str, str]:
     """Exactly what the Apps runtime gives the app process (plus PATH, HOME, DATABRICKS_CONFIG_FILE)."""
-    env = dict(workspace_stub.env_for_app(client, appname="lakebase-e2e"))
+    env = dict(workspace_stub.env_for_app(client, appname=appname))
     if dbname:
         env["PGDATABASE"] = dbname
     env["DATABRICKS_APP_PORT"] = str(port)
