@@ -345,6 +345,11 @@ class Bench:
         print(f"  [{kind}] {what}: {'held' if held else 'FAILED' if invariant else 'missed'}", flush=True)
         return held
 
+    def check_load(self, scenario: str, label: str, res: LoadResult, peak: int, bound: int, during: str) -> None:
+        """The two invariants of a load run: no more server connections than the pools allow, no request failed."""
+        self.check(scenario, f"{label} peak connections {peak} <= pool bound {bound}", peak <= bound, True)
+        self.check(scenario, f"{label} zero failed requests {during} ({res.failed})", res.failed == 0, True)
+
     def table(self, title: str, rows: list[dict], note: str = "") -> None:
         cols = [
             "run",
@@ -542,15 +547,7 @@ class Bench:
                 self.row(f"{framework}:{driver}", res, peak, app.bound, self.cred_calls(stub, app.client_id), app.mode)
             )
             self.stop(app)
-            self.check(
-                "2", f"{framework}:{driver} peak connections {peak} <= pool bound {app.bound}", peak <= app.bound, True
-            )
-            self.check(
-                "2",
-                f"{framework}:{driver} zero failed requests at {clients} clients ({res.failed})",
-                res.failed == 0,
-                True,
-            )
+            self.check_load("2", f"{framework}:{driver}", res, peak, app.bound, f"at {clients} clients")
         self.table(f"2. {clients} concurrent clients: bounded pool", rows)
 
     def scenario3(self, pg, stub, sampler) -> None:
@@ -649,15 +646,7 @@ class Bench:
                 all(s == 200 for s in first) and not errors,
                 True,
             )
-            self.check(
-                "4", f"{framework}:{driver} total connections {peak} <= 3 pool maxima ({bound})", peak <= bound, True
-            )
-            self.check(
-                "4",
-                f"{framework}:{driver} zero failed requests across 3 instances ({res.failed})",
-                res.failed == 0,
-                True,
-            )
+            self.check_load("4", f"{framework}:{driver}", res, peak, bound, "across 3 instances")
         self.table(f"4. Three instances started together (same role, same database), {self.args.clients} clients", rows)
 
     def scenario5(self, pg, stub, sampler) -> None:

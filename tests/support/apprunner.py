@@ -104,9 +104,9 @@ def start(project: Path, env: dict[str, str], log: Path) -> App:
     return App(project, port, proc, log)
 
 
-def wait_ready(app: App, path: str = "/") -> None:
-    """Until the app answers 200 on `path` (fails at once if it exits; see waiting.py)."""
-    until_serving(app.url + path, app.proc, app.log_text)
+def wait_ready(app: App, path: str = "/", poll: float = 0.2) -> None:
+    """Until the app answers 200 on `path` (fails at once if it exits; see waiting.py); sets app.ready_after."""
+    until_serving(app.url + path, app.proc, app.log_text, poll)
     app.ready_after = time.monotonic() - app.started
 
 
