@@ -58,7 +58,7 @@ def run_in_app(root: Path, env: dict[str, str], code: str, is_async: bool) -> su
             f"def main():\n    db = open_database()\n    try:\n{body}\n    finally:\n        db.close()\nmain()\n"
         )
     return subprocess.run(
-        [str(app_python()), "-c", script], cwd=root / "app", env=env, capture_output=True, text=True, timeout=120
+        [str(app_python()), "-c", script], cwd=root / "app", env=env, capture_output=True, text=True, timeout=HANG_GUARD
     )
 
 
@@ -106,7 +106,7 @@ def test_database_of_the_previous_template_upgrades_in_place(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
     )
     assert current.returncode == 0 and current.stdout.split() == ["0001", "(head)"], current.stdout + current.stderr
 
@@ -132,7 +132,7 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
                 args = shlex.split(line)
                 assert args[0] == "../.venv/bin/python", line
                 done = subprocess.run(
-                    [str(app_python()), *args[1:]], cwd=app, env=env, capture_output=True, text=True, timeout=120
+                    [str(app_python()), *args[1:]], cwd=app, env=env, capture_output=True, text=True, timeout=HANG_GUARD
                 )
                 assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
         elif body.startswith("items = Table("):  # the model's new table definition, and the import the step names
@@ -257,7 +257,7 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
         assert health.status_code == 503
         reason = health.json()["database"]
         assert "0002_broken.py" in reason and "no_such_column" in reason, reason
-        refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=60)
+        refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=HANG_GUARD)
         assert refused.status_code == 500  # no request is served against the half-migrated schema
         assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         log = app.log_text()
