@@ -12,6 +12,7 @@ import pytest
 from tests.support.appenv import app_python
 from tests.support.localapp import running_local_app
 from tests.support.template import render
+from tests.support.waiting import HANG_GUARD
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -72,7 +73,7 @@ def test_a_second_start_reports_pg_ctls_own_words(reachable_project: Path) -> No
             cwd=root,
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=HANG_GUARD,
             env={"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(root.parent)},
         )
     assert second.returncode == 1
@@ -92,7 +93,7 @@ def test_run_local_test_runs_the_projects_tests_against_the_embedded_database(tm
         cwd=root,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_GUARD,
         env=env,
     )
     subprocess.run(["rm", "-rf", str(pg_tmp)], check=False)
@@ -110,7 +111,7 @@ def test_run_local_sh_refuses_an_old_python_with_a_clear_message(tmp_path: Path)
         cwd=root,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_GUARD,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHON": str(old)},
     )
     assert result.returncode == 1

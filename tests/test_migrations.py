@@ -21,6 +21,7 @@ from cookiecutter.main import cookiecutter
 from tests.support import apprunner
 from tests.support.appenv import app_python, password_role_env
 from tests.support.http_api import ALICE, BOB, HttpApi
+from tests.support.in_app import run_with_database
 from tests.support.migration_file import migration_file
 from tests.support.ports import free_port
 from tests.support.template import ROOT, render
@@ -44,24 +45,10 @@ def previous_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
 
 
 def run_in_app(root: Path, env: dict[str, str], code: str, is_async: bool) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` (awaited for asyncpg) inside app/ with the app environment; ``db`` is an opened Database."""
-    body = "\n".join(f"        {line}" for line in code.strip().splitlines())
+    """Run ``code`` inside app/ with ``items`` and ``db``, an opened Database (tests/support/in_app.py)."""
     # the example feature: its own package now, inside database/ in the previous template
     feature = "import items" if (root / "app" / "items").is_dir() else "from database import items"
-    if is_async:
-        script = (
-            f"import asyncio\n{feature}\nfrom database import open_database\n"
-            f"async def main():\n    db = await open_database()\n    try:\n{body}\n    finally:\n"
-            "        await db.close()\nasyncio.run(main())\n"
-        )
-    else:
-        script = (
-            f"{feature}\nfrom database import open_database\n"
-            f"def main():\n    db = open_database()\n    try:\n{body}\n    finally:\n        db.close()\nmain()\n"
-        )
-    return subprocess.run(
-        [str(app_python()), "-c", script], cwd=root / "app", env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_with_database(root / "app", env, code, is_async, feature)
 
 
 def query(pg_server: Any, dbname: str, sql: str) -> list[tuple]:
@@ -113,7 +100,7 @@ def test_database_of_the_previous_template_upgrades_in_place(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
     )
     assert current.returncode == 0 and current.stdout.split() == ["0002", "(head)"], current.stdout + current.stderr
 
@@ -139,7 +126,7 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
                 args = shlex.split(line)
                 assert args[0] == "../.venv/bin/python", line
                 done = subprocess.run(
-                    [str(app_python()), *args[1:]], cwd=app, env=env, capture_output=True, text=True, timeout=120
+                    [str(app_python()), *args[1:]], cwd=app, env=env, capture_output=True, text=True, timeout=HANG_GUARD
                 )
                 assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
         elif body.startswith("items = Table("):  # the model's new table definition, and the import the step names
@@ -268,7 +255,7 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
         assert health.status_code == 503
         reason = health.json()["database"]
         assert "0003_broken.py" in reason and "no_such_column" in reason, reason
-        refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=60)
+        refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=HANG_GUARD)
         assert refused.status_code == 500  # no request is served against the half-migrated schema
         assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         log = app.log_text()
