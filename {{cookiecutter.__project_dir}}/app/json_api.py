@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 {%- endif %}
 from typing import Any
+from urllib.parse import urlencode
 
 MAX_BODY_BYTES = 16 * 1024
 """The largest request body the app reads. The largest valid one is about 1.3 KB (a 200-character title written as
@@ -26,6 +27,14 @@ class BadRequest(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def next_page_link(path: str, after: int | None, limit: str | None) -> dict[str, str]:
+    """The `Link` header (RFC 8288) naming the next page, or no header on the last page."""
+    if after is None:
+        return {}
+    query = urlencode({"after": after, **({"limit": limit} if limit is not None else {})})
+    return {"Link": f'<{path}?{query}>; rel="next"'}
 
 
 def error_body(message: str, field: str | None = None) -> dict[str, str | None]:

@@ -20,7 +20,7 @@ from database import Database, open_database
 from database.credentials import password_source
 from database.migrate import upgrade
 from database.settings import load_settings
-from items.rules import InvalidItem
+from items.rules import MAX_ITEMS, InvalidItem, TooManyItems
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("PGHOST") and os.environ.get("PGPASSWORD")),
@@ -66,21 +66,50 @@ pytestmark = pytest.mark.skipif(
     assert {{ await_ }}db.ping()
 
 
+{{ async_ }}def pages_and_the_item_cap(db: Database) -> None:
+    carol = "carol@example.com"
+    made = [({{ await_ }}items.create_item(db, carol, f"item {n}"))["id"] for n in range(5)]
+    pages, after = [], None
+    while True:  # keyset pages of 2: [0, 1], [2, 3], [4]; the last page has no cursor
+        page, after = {{ await_ }}items.list_page(db, carol, after, "2")
+        pages.append([item["id"] for item in page])
+        if after is None:
+            break
+    assert pages == [made[0:2], made[2:4], made[4:5]]
+    assert ({{ await_ }}items.list_page(db, carol))[0][-1]["id"] == made[-1]  # the default page holds them all
+    for bad, field in (({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"), ({"after": "-1"}, "after")):
+        with pytest.raises(InvalidItem) as refused:
+            {{ await_ }}items.list_page(db, carol, **bad)
+        assert refused.value.field == field
+
+    items.MAX_ITEMS = 6  # the cap, lowered for the test: one more fits, the next is refused and changes nothing
+    try:
+        {{ await_ }}items.create_item(db, carol, "the sixth")
+        with pytest.raises(TooManyItems):
+            {{ await_ }}items.create_item(db, carol, "the seventh")
+    finally:
+        items.MAX_ITEMS = MAX_ITEMS
+    assert len({{ await_ }}items.list_items(db, carol)) == 6
+    for item in {{ await_ }}items.list_items(db, carol):
+        assert {{ await_ }}items.delete_item(db, carol, item["id"])
+
+
+@pytest.mark.parametrize("scenario", [crud_round_trip, pages_and_the_item_cap])
 {% if is_async -%}
-def test_crud_round_trip_per_user() -> None:
+def test_items_against_postgres(scenario) -> None:
     async def run() -> None:
         db = await open_database()
         try:
-            await crud_round_trip(db)
+            await scenario(db)
         finally:
             await db.close()
 
     asyncio.run(run())
 {%- else -%}
-def test_crud_round_trip_per_user() -> None:
+def test_items_against_postgres(scenario) -> None:
     db = open_database()
     try:
-        crud_round_trip(db)
+        scenario(db)
     finally:
         db.close()
 {%- endif %}

@@ -1,8 +1,16 @@
 """The example feature's statements: parameterized SQL with ``%(name)s`` parameters."""
 
 LIST_ITEMS = "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %(owner)s ORDER BY id"
+LIST_PAGE = (
+    "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %(owner)s AND id > %(after)s "
+    "ORDER BY id LIMIT %(limit)s"
+)
+# Inserts only while the user keeps fewer than max_items: the cap costs no extra round trip. Two creates racing
+# at the cap may both pass (each counts before the other commits): a user can exceed it by the requests in flight.
 CREATE_ITEM = (
-    "INSERT INTO items (owner, title) VALUES (%(owner)s, %(title)s) RETURNING id, title, done, created_at, updated_at"
+    "INSERT INTO items (owner, title) SELECT %(owner)s, %(title)s "
+    "WHERE (SELECT count(*) FROM items WHERE owner = %(owner)s) < %(max_items)s "
+    "RETURNING id, title, done, created_at, updated_at"
 )
 UPDATE_ITEM = (
     "UPDATE items SET title = %(title)s, done = %(done)s, updated_at = now() "

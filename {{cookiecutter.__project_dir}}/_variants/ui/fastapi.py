@@ -15,7 +15,7 @@ import items
 import json_api
 from database import DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
-from items.rules import InvalidItem
+from items.rules import InvalidItem, TooManyItems
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }})
 app.add_middleware(json_api.BodyCap)  # an oversized body is refused before it is read
@@ -30,6 +30,11 @@ def refuse(status: int, message: str, field: str | None = None) -> JSONResponse:
 @app.exception_handler(InvalidItem)
 async def invalid(request: Request, error: json_api.BadRequest | InvalidItem) -> JSONResponse:
     return refuse(400, str(error), error.field)
+
+
+@app.exception_handler(TooManyItems)
+async def too_many(request: Request, error: TooManyItems) -> JSONResponse:
+    return refuse(409, str(error), error.field)
 
 
 @app.exception_handler(NotSignedIn)
@@ -82,8 +87,9 @@ def page() -> FileResponse:
 
 
 @app.get("/api/items")
-{{ async_ }}def list_items(owner: User) -> JSONResponse:
-    return JSONResponse({{ await_ }}items.list_items({{ await_ }}database(), owner))
+{{ async_ }}def list_items(owner: User, after: str | None = None, limit: str | None = None) -> JSONResponse:
+    page, next_after = {{ await_ }}items.list_page({{ await_ }}database(), owner, after, limit)  # checked there
+    return JSONResponse(page, headers=json_api.next_page_link("/api/items", next_after, limit))
 
 
 @app.post("/api/items")

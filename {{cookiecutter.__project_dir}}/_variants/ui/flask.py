@@ -9,7 +9,7 @@ import items
 import json_api
 from database import DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
-from items.rules import InvalidItem
+from items.rules import InvalidItem, TooManyItems
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
 # Werkzeug stops reading a chunked body there: one byte over the cap, so that body() sees it is over
@@ -29,6 +29,11 @@ def invalid(error: json_api.BadRequest | InvalidItem) -> tuple[Any, int]:
 @app.errorhandler(json_api.BodyTooLarge)
 def too_large(error: json_api.BodyTooLarge) -> tuple[Any, int]:
     return refuse(413, str(error), "body")
+
+
+@app.errorhandler(TooManyItems)
+def too_many(error: TooManyItems) -> tuple[Any, int]:
+    return refuse(409, str(error), error.field)
 
 
 @app.errorhandler(NotSignedIn)
@@ -71,7 +76,9 @@ def healthz() -> tuple[Any, int]:
 
 @app.get("/api/items")
 def list_items() -> Any:
-    return jsonify(items.list_items(database(), current_user(request.headers)))
+    after, limit = request.args.get("after"), request.args.get("limit")
+    page, next_after = items.list_page(database(), current_user(request.headers), after, limit)
+    return jsonify(page), json_api.next_page_link("/api/items", next_after, limit)
 
 
 @app.post("/api/items")

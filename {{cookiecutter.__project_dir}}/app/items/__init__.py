@@ -17,7 +17,7 @@ from typing import Any
 from database import Database
 
 from . import queries
-from .rules import clean_done, clean_id, clean_owner, clean_title  # the checks, and InvalidItem
+from .rules import MAX_ITEMS, TooManyItems, clean_after, clean_done, clean_id, clean_limit, clean_owner, clean_title
 
 Item = dict[str, Any]
 
@@ -31,15 +31,31 @@ def _public(row: dict[str, Any]) -> Item:
 
 
 {{ async_ }}def list_items(db: Database, owner: str) -> list[Item]:
+    """All the user's items, oldest first: at most MAX_ITEMS, what a UI shows at once (the JSON API pages)."""
     owner = clean_owner(owner)
     rows = {{ await_ }}db.fetch_all(queries.LIST_ITEMS, {"owner": owner}, user=owner)
     return [_public(row) for row in rows]
 
 
+Page = tuple[list[Item], int | None]  # the items, and the cursor of the next page (None: this is the last)
+
+
+{{ async_ }}def list_page(db: Database, owner: str, after: object = None, limit: object = None) -> Page:
+    """One page of the user's items, oldest first, after the item with id `after`; and the cursor of the next
+    page (the last item's id), None on the last page. Keyset paging: inserts and deletes never shift a page."""
+    owner, size = clean_owner(owner), clean_limit(limit)
+    params = {"owner": owner, "after": clean_after(after), "limit": size + 1}  # one more: is there a next page?
+    rows = {{ await_ }}db.fetch_all(queries.LIST_PAGE, params, user=owner)
+    page = [_public(row) for row in rows[:size]]
+    return page, (page[-1]["id"] if len(rows) > size else None)
+
+
 {{ async_ }}def create_item(db: Database, owner: str, title: object) -> Item:
-    params = {"owner": clean_owner(owner), "title": clean_title(title)}
+    """The new item; TooManyItems when the user already keeps MAX_ITEMS (checked by the INSERT itself)."""
+    params = {"owner": clean_owner(owner), "title": clean_title(title), "max_items": MAX_ITEMS}
     row = {{ await_ }}db.write_one(queries.CREATE_ITEM, params, user=params["owner"])
-    assert row is not None  # INSERT ... RETURNING always returns the row
+    if row is None:  # the INSERT ... SELECT found the user at the cap and inserted nothing
+        raise TooManyItems()
     return _public(row)
 
 
