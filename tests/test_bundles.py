@@ -191,8 +191,9 @@ def test_every_deployment_is_its_own(flavour: tuple[dict, Path]) -> None:
     if combo["lakebase"] == "autoscaling":
         assert found["preview-42"].resources[("apps", "lakebase_app")]["name"] == "lakebase-app-pr-42"
         branch = found["preview-42"].identities[("postgres_branches", "lakebase")]
-        parent = "lakebase-app-db" if combo["create_database"] else "team-data"
+        parent = "lakebase-app-db-staging" if combo["create_database"] else "team-staging"  # never prod's project
         assert branch == f"projects/{parent}/branches/pr-42"
+        assert found["staging"].resources[("apps", "lakebase_app")]["name"] == "lakebase-app-staging"
     else:
         assert not any(name.startswith("preview") for name in found)  # no branches in Provisioned: no previews
     for name, deployment in found.items():
@@ -217,6 +218,19 @@ def test_a_new_team_gets_dev_with_one_command(flavour: tuple[dict, Path]) -> Non
         assert missing.value.name in data_variables
         for name in data_variables:
             assert "default" not in config["variables"][name], name
+
+
+def test_prod_stops_until_the_team_names_who_may_open_it(flavour: tuple[dict, Path]) -> None:
+    """app_users has no default in prod: unset, the CLI stops with its own message (set_variables.go)."""
+    combo, root = flavour
+    config = br.load(root / "databricks.yml")
+    existing = checks._env(None if combo["create_database"] else checks.EXISTING_DATA[combo["lakebase"]]["prod"])
+    with pytest.raises(br.MissingVariable, match="no value assigned to required variable app_users"):
+        br.resolve(config, "prod", SP, environ=existing)
+    prod = br.resolve(config, "prod", SP, variables=checks.PROD_VARIABLES, environ=existing)
+    permissions = prod.resources[("apps", "lakebase_app")]["permissions"]
+    assert {"level": "CAN_USE", "group_name": "lakebase-app-users"} in permissions
+    assert "app_users" in (root / "README.md").read_text()
 
 
 @pytest.mark.parametrize(
