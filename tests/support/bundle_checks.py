@@ -1,4 +1,4 @@
-"""What every rendered databricks.yml must guarantee, checked on the deployments tests/bundle_resolver.py resolves.
+"""What every rendered databricks.yml must guarantee, checked on the deployments tests/support/bundle_resolver.py resolves.
 
 The deployments a team has at once: prod (from CI, as its own service principal), staging and pull-request previews
 (from CI, as the preview service principal), and dev as two developers. Names chosen so the checks could fail: two
@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests import bundle_resolver as br
+from tests.support import bundle_resolver as br
 
 CI = br.User("1706906c-c0a2-4c25-9f57-3a7aa3cb8123", "github-deployer")  # prod's service principal
 PREVIEW_CI = br.User("5b0e8c5e-7d1a-4c1e-9a57-52f0c2d9e4aa", "github-previews")  # staging's and previews'
