@@ -27,11 +27,11 @@ BRANCHES_PER_PROJECT = 500
 SWEEP_AHEAD = timedelta(hours=36)  # the sweep runs daily: a preview never outlives its branch
 
 
-def run_json(*command: str) -> Any:
+def run_json(*command: str, hint: str = "") -> Any:
     """A command's JSON output (the CLI's list commands print a JSON array with -o json)."""
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        sys.exit(f"{' '.join(command[:3])} failed: {done.stderr.strip()}")
+        sys.exit(f"{' '.join(command[:3])} failed: {done.stderr.strip()}{hint}")
     return json.loads(done.stdout or "null")
 
 
@@ -62,7 +62,10 @@ def app_of(bundle: dict[str, Any]) -> str:
 def room(pr_number: str) -> int:
     bundle = preview_bundle(pr_number)
     project = project_of(bundle)
-    branches = run_json("databricks", "postgres", "list-branches", project, "-o", "json") or []
+    branches = run_json(
+        "databricks", "postgres", "list-branches", project, "-o", "json",
+        hint=f"\nPreviews branch from staging's project {project}: push to main once to deploy staging first.",
+    ) or []
     mine = f"{project}/branches/pr-{pr_number}"
     if any(b.get("name") == mine for b in branches) or len(branches) < BRANCHES_PER_PROJECT:
         return 0
