@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from tests.support import bundle_checks as checks
 from tests.support.template import ROOT, render
@@ -157,7 +160,11 @@ def test_previews_staging_prod_and_a_sweep_that_finishes(team: Team) -> None:
     sweeps = run.ran("preview-sweep")
     assert sorted(j.matrix["pr"] for j in sweeps) == [1, 2, 3]
     assert len({j.env["HOME"] for j in sweeps}) == 3, "each destroy has its own checkout and local state"
-    assert [j.concurrency for j in sorted(sweeps, key=lambda j: j.matrix["pr"])] == ["preview-1", "preview-2", "preview-3"]
+    assert [j.concurrency for j in sorted(sweeps, key=lambda j: j.matrix["pr"])] == [
+        "preview-1",
+        "preview-2",
+        "preview-3",
+    ]
     assert all("destroyed" in j.summary for j in sweeps)
     assert not any("-pr-" in app for app in team.apps())
     assert not any("/branches/pr-" in name for name in team.world["objects"])
@@ -176,7 +183,11 @@ def test_previews_staging_prod_and_a_sweep_that_finishes(team: Team) -> None:
         for job in run.jobs:
             if job.result == "skipped":
                 continue
-            assert (job.job == "prod") == (job.environment == "prod") == (event == "push" and "tags" in job.env["GITHUB_REF"])
+            assert (
+                (job.job == "prod")
+                == (job.environment == "prod")
+                == (event == "push" and "tags" in job.env["GITHUB_REF"])
+            )
             if job.job != "prod":
                 assert PROD_ID not in job.env.values(), f"{job.job} sees prod's client id"
     others = [c for c in team.calls() if c.get("client_id") == PROD_ID]
@@ -265,8 +276,12 @@ def test_one_pull_request_too_many_is_told_why(team: Team) -> None:
     (job,) = run.ran("preview")
     assert job.result == "failure"
     assert "already holds 500 branches, and a project holds at most 500" in job.log, job.log
-    assert not any(c.get("target") == "preview" and c["argv"][1] == "deploy" and c["bundle_vars"].get(
-        "BUNDLE_VAR_pr_number") == "2" for c in team.calls()), "no deploy was tried"
+    assert not any(
+        c.get("target") == "preview"
+        and c["argv"][1] == "deploy"
+        and c["bundle_vars"].get("BUNDLE_VAR_pr_number") == "2"
+        for c in team.calls()
+    ), "no deploy was tried"
     _ok(team.pull_request(1, "synchronize"), "preview")  # an existing preview still updates
 
 
@@ -276,9 +291,9 @@ def test_a_pull_request_cannot_reach_prod(team: Team) -> None:
     before = json.dumps(team.world["objects"], sort_keys=True)
     hostile = team.root / "hostile.yml"
     hostile.write_text(
-        (team.root / ".github" / "workflows" / "deploy.yml").read_text().replace(
-            "databricks bundle deploy -t preview\n", "databricks bundle deploy -t prod\n"
-        )
+        (team.root / ".github" / "workflows" / "deploy.yml")
+        .read_text()
+        .replace("databricks bundle deploy -t preview\n", "databricks bundle deploy -t prod\n")
     )
     payload = {"action": "opened", "number": 66, "pull_request": {"number": 66, "head": {"repo": {"full_name": REPO}}}}
     team.open_prs.append(66)
@@ -296,9 +311,78 @@ def test_provisioned_deploys_prod_from_a_tag_only(tmp_path: Path) -> None:
     team = Team(tmp_path, framework="flask", driver="psycopg3", lakebase="provisioned", create_database=False)
     bundle = team.root / "databricks.yml"
     text = bundle.read_text()
-    text = text.replace("# lakebase_instance: <instance name>\n      # database_name: <database>",
-                        "lakebase_instance: team-instance\n      database_name: app")
+    text = text.replace(
+        "# lakebase_instance: <instance name>\n      # database_name: <database>",
+        "lakebase_instance: team-instance\n      database_name: app",
+    )
     bundle.write_text(text)
     assert team.pull_request(3, "opened").jobs == []  # no previews without branches
     _ok(team.event("push", "refs/tags/v2.0.0"), "prod")
     assert "lakebase-app" in team.apps()
+
+
+# ---------------------------------------------------------------------------------------------- the audit
+def zizmor(workflows: Path) -> list[str]:
+    """zizmor (PyPI, requirements-dev.txt) offline audits at medium severity or above: `ident severity file`."""
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "zizmor"),
+            "--offline",
+            "--format=json",
+            "--min-severity=medium",
+            str(workflows),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode in (0, 10, 11, 12, 13, 14), done.stderr  # 1x: findings, the highest severity in x
+    return [
+        f"{f['ident']} {f['determinations']['severity']} {f['locations'][0]['symbolic']['key']['Local'].get('verbatim_path', '?')}"
+        for f in json.loads(done.stdout or "[]")
+    ]
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{}, {"create_database": False}, {"lakebase": "provisioned", "create_database": False}],
+    ids=["autoscaling-create", "autoscaling-existing", "provisioned"],
+)
+def test_rendered_workflows_pass_the_audit(tmp_path: Path, answers: dict[str, Any]) -> None:
+    root = render(tmp_path, **answers)
+    assert sorted(p.name for p in (root / ".github" / "workflows").iterdir()) == ["ci.yml", "deploy.yml"]
+    assert zizmor(root / ".github" / "workflows") == []
+
+
+def test_the_template_repositorys_own_workflow_runs_the_readme_command_and_passes_the_audit() -> None:
+    workflows = ROOT / ".github" / "workflows"
+    assert zizmor(workflows) == []
+    (workflow,) = [yaml.safe_load(p.read_text()) for p in workflows.glob("*.yml")]
+    triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
+    assert "push" in triggers and "pull_request" in triggers
+    runs = [step["run"] for job in workflow["jobs"].values() for step in job["steps"] if "run" in step]
+    assert runs == ["bash scripts/test.sh"] and "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+    assert "bash scripts/test.sh" in (ROOT / "README.md").read_text()
+
+
+def test_the_audit_sees_what_it_must(tmp_path: Path) -> None:
+    """The findings the rendered workflows had before (issue 14: 17 at medium or above) are still findings."""
+    bad = tmp_path / "workflows"
+    bad.mkdir()
+    (bad / "bad.yml").write_text(
+        "on: [push]\npermissions:\n  id-token: write\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+        "      - uses: actions/checkout@v4\n      - uses: databricks/setup-cli@v1.13.0\n"
+        '      - run: echo "${{ github.event.head_commit.message }}"\n'
+    )
+    found = {line.split()[0] for line in zizmor(bad / "bad.yml")}
+    assert {"unpinned-uses", "artipacked", "template-injection"} <= found, found
+
+
+def test_dependabot_keeps_pins_and_requirements_current(tmp_path: Path) -> None:
+    config = yaml.safe_load((render(tmp_path) / ".github" / "dependabot.yml").read_text())
+    updates = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
+    assert {("github-actions", "/"), ("pip", "/app"), ("pip", "/")} <= updates
+    for path in (render(tmp_path / "p", lakebase="provisioned", create_database=False) / ".github").rglob("*.yml"):
+        for line in path.read_text().splitlines():
+            if "uses:" in line:  # a full commit SHA and the version beside it, which Dependabot updates together
+                assert re.search(r"@[0-9a-f]{40}  # v\d+\.\d+\.\d+$", line), line

@@ -209,7 +209,9 @@ def destroy(world: dict[str, Any], deployment: br.Deployment) -> None:
     me = world["principals"][os.environ["DATABRICKS_CLIENT_ID"]]["user_name"]
     for obj_id in state["objects"]:  # deleting an app needs CAN_MANAGE on it (Apps docs, permission levels)
         app = world["objects"].get(obj_id) if obj_id.startswith("apps:") else None
-        grants = {(p["level"], p.get("service_principal_name")) for p in (app or {}).get("spec", {}).get("permissions", [])}
+        grants = {
+            (p["level"], p.get("service_principal_name")) for p in (app or {}).get("spec", {}).get("permissions", [])
+        }
         if app and grants and ("CAN_MANAGE", me) not in grants:
             raise Refused(f"Error: PERMISSION_DENIED: {me} cannot delete {obj_id}")
     for obj_id, meta in sorted(state["objects"].items(), key=lambda item: -item[0].count("/")):
