@@ -12,19 +12,20 @@ from pathlib import Path
 ANSWERS = json.loads(
     r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver, "lakebase": cookiecutter.lakebase} | tojson }}"""
 )
-ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on models.py
+ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on items/models.py
 
 # destination in the rendered project -> (the answer that decides, the variant it picks)
 VARIANTS = {
     "app/main.py": ("framework", "_variants/ui/{}.py"),
     "app/database/connection.py": ("driver", "_variants/connection/{}.py"),
-    "app/database/queries.py": ("queries", "_variants/queries/{}.py"),
+    "app/items/queries.py": ("queries", "_variants/queries/{}.py"),
 }
 # path in the rendered project -> (the answer that decides, the values that keep it)
 KEEP_ONLY_FOR = {
     "app/static": ("framework", {"flask", "fastapi"}),  # the HTML page over the JSON API
+    "app/json_api.py": ("framework", {"flask", "fastapi"}),  # what the two JSON APIs share about HTTP
     "tests/test_sql_params.py": ("driver", {"asyncpg"}),  # the %(name)s -> $n rewrite only asyncpg needs
-    "app/database/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
+    "app/items/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
     "scripts/previews.py": ("lakebase", {"autoscaling"}),  # pull-request previews need branches
 }
 

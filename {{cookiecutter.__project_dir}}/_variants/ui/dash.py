@@ -5,9 +5,10 @@ from typing import Any
 import flask
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from database import database, healthy, items, problem
-from database.items import InvalidItem
+import items
+from database import database, healthy, problem
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 
 app = Dash(__name__, title={{ cookiecutter.project_name | tojson }})
 server = app.server

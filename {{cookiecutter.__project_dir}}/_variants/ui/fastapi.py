@@ -11,20 +11,23 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
-from database import database, healthy, items, problem
-from database.items import InvalidItem
+import items
+import json_api
+from database import database, healthy, problem
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }})
 PAGE = Path(__file__).parent / "static" / "index.html"
 
 
 def refuse(status: int, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "field": field}, status_code=status)
+    return JSONResponse(json_api.error_body(message, field), status_code=status)
 
 
+@app.exception_handler(json_api.BadRequest)
 @app.exception_handler(InvalidItem)
-async def invalid(request: Request, error: InvalidItem) -> JSONResponse:
+async def invalid(request: Request, error: json_api.BadRequest | InvalidItem) -> JSONResponse:
     return refuse(400, str(error), error.field)
 
 
@@ -48,7 +51,7 @@ async def signed_in(request: Request) -> str:
 
 
 User = Annotated[str, Depends(signed_in)]
-Json = Annotated[Any, Body()]  # any JSON: items.fields() checks its shape, so both APIs refuse alike
+Json = Annotated[Any, Body()]  # any JSON: json_api.fields() checks its shape, so both APIs refuse alike
 
 
 @app.get("/", include_in_schema=False)
@@ -70,13 +73,13 @@ def page() -> FileResponse:
 
 @app.post("/api/items")
 {{ async_ }}def create_item(owner: User, body: Json = None) -> JSONResponse:
-    (title,) = items.fields(body, "title")
+    (title,) = json_api.fields(body, "title")
     return JSONResponse({{ await_ }}items.create_item({{ await_ }}database(), owner, title), status_code=201)
 
 
 @app.put("/api/items/{item_id}")
 {{ async_ }}def update_item(item_id: str, owner: User, body: Json = None) -> JSONResponse:
-    title, done = items.fields(body, "title", "done")
+    title, done = json_api.fields(body, "title", "done")
     item = {{ await_ }}items.update_item({{ await_ }}database(), owner, item_id, title, done)
     return JSONResponse(item) if item else refuse(404, "no such item", "id")
 

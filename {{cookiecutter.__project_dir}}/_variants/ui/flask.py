@@ -5,19 +5,22 @@ from typing import Any
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from database import database, healthy, items, problem
-from database.items import InvalidItem
+import items
+import json_api
+from database import database, healthy, problem
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
 
 
 def refuse(status: int, message: str, field: str | None = None) -> tuple[Any, int]:
-    return jsonify(error=message, field=field), status
+    return jsonify(json_api.error_body(message, field)), status
 
 
+@app.errorhandler(json_api.BadRequest)
 @app.errorhandler(InvalidItem)
-def invalid(error: InvalidItem) -> tuple[Any, int]:
+def invalid(error: json_api.BadRequest | InvalidItem) -> tuple[Any, int]:
     return refuse(400, str(error), error.field)
 
 
@@ -32,7 +35,7 @@ def http_error(error: HTTPException) -> tuple[Any, int]:  # unknown path, wrong 
 
 
 def body(*names: str) -> list[Any]:
-    return items.fields(request.get_json(force=True, silent=True), *names)  # malformed JSON: None, refused
+    return json_api.fields(request.get_json(force=True, silent=True), *names)  # malformed JSON: None, refused
 
 
 @app.get("/")

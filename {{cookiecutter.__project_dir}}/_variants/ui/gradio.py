@@ -9,9 +9,10 @@ from typing import Any
 import gradio as gr
 from fastapi import FastAPI, Response
 
-from database import Database, database, healthy, items, problem
-from database.items import InvalidItem
+import items
+from database import Database, database, healthy, problem
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 
 COLUMNS = ["title", "done", "updated"]
 
