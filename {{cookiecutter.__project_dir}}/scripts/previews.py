@@ -35,6 +35,10 @@ def run_json(*command: str, hint: str = "") -> Any:
     return json.loads(done.stdout or "null")
 
 
+def list_branches(project: str, hint: str = "") -> list[dict[str, Any]]:
+    return run_json("databricks", "postgres", "list-branches", project, "-o", "json", hint=hint) or []
+
+
 def preview_bundle(pr_number: str) -> dict[str, Any]:
     """The preview target as the CLI resolves it for a pull request number."""
     env = {**os.environ, "BUNDLE_VAR_pr_number": pr_number}
@@ -62,10 +66,8 @@ def app_of(bundle: dict[str, Any]) -> str:
 def room(pr_number: str) -> int:
     bundle = preview_bundle(pr_number)
     project = project_of(bundle)
-    branches = run_json(
-        "databricks", "postgres", "list-branches", project, "-o", "json",
-        hint=f"\nPreviews branch from staging's project {project}: push to main once to deploy staging first.",
-    ) or []
+    first = f"\nPreviews branch from staging's project {project}: push to main once to deploy staging first."
+    branches = list_branches(project, hint=first)
     mine = f"{project}/branches/pr-{pr_number}"
     if any(b.get("name") == mine for b in branches) or len(branches) < BRANCHES_PER_PROJECT:
         return 0
@@ -95,11 +97,12 @@ def orphans(now: datetime) -> int:
     )
     is_open = {str(pr["number"]) for pr in open_prs}
     apps = {
-        m[1] for a in run_json("databricks", "apps", "list", "-o", "json") or []
+        m[1]
+        for a in run_json("databricks", "apps", "list", "-o", "json") or []
         if (m := re.fullmatch(re.escape(prefix) + r"([1-9][0-9]*)", a.get("name", "")))
     }
     expiry = {}
-    for branch in run_json("databricks", "postgres", "list-branches", project, "-o", "json") or []:
+    for branch in list_branches(project):
         if m := re.fullmatch(r"pr-([1-9][0-9]*)", branch.get("branch_id") or branch["name"].rsplit("/", 1)[-1]):
             expires = (branch.get("status") or {}).get("expire_time")
             expiry[m[1]] = datetime.fromisoformat(expires) if expires else None
