@@ -19,7 +19,7 @@ import yaml
 
 from tests.support import bundle_checks as checks
 from tests.support.template import ROOT, render
-from tests.support.workflow_runner import Repository, Run, evaluate, run_workflow
+from tests.support.workflow_runner import Repository, Run, Runner, evaluate, run_workflow
 
 STANDINS = Path(__file__).parent / "support" / "standins"
 PROD_ID, PREVIEW_ID = "prod-deployer-client-id", "preview-deployer-client-id"
@@ -87,7 +87,7 @@ class Team:
             "STANDIN_WORKSPACE": str(self.workspace),
         }
         path = workflow or self.root / ".github" / "workflows" / "deploy.yml"
-        run = run_workflow(path, name, ref, payload or {}, self.repository, self.bin, scratch, env)
+        run = run_workflow(path, name, ref, payload or {}, Runner(self.repository, self.bin, scratch, env))
         self.runs.append((name, run))
         self.load()
         return run

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -225,17 +224,19 @@ class Run:
 ACTIONS_WITHOUT_EFFECT = ("databricks/setup-cli@", "actions/setup-python@")  # the stand-ins are on PATH already
 
 
-def run_workflow(
-    workflow_path: Path,
-    event_name: str,
-    ref: str,
-    payload: dict[str, Any],
-    repository: Repository,
-    bin_dir: Path,
-    scratch: Path,
-    base_env: dict[str, str],
-) -> Run:
+@dataclass
+class Runner:
+    """Where jobs run: the repository, the stand-ins' directory (first on PATH), scratch space, the base environment."""
+
+    repository: Repository
+    bin_dir: Path
+    scratch: Path
+    base_env: dict[str, str]
+
+
+def run_workflow(workflow_path: Path, event_name: str, ref: str, payload: dict[str, Any], runner: Runner) -> Run:
     """Run every job the event triggers, in `needs` order; returns what each job did."""
+    repository = runner.repository
     workflow = yaml.safe_load(workflow_path.read_text())
     triggers = workflow.get("on", workflow.get(True))
     if event_name not in triggers:
@@ -269,10 +270,7 @@ def run_workflow(
                 runs.append(JobRun(name, {}, job.get("environment"), "skipped", {}, "", "", {}, None))
                 results[name] = {"result": "skipped", "outputs": {}}
                 continue
-            done = [
-                _run_job(name, job, matrix, workflow, context, repository, bin_dir, scratch, base_env)
-                for matrix in _matrix(job, context)
-            ]
+            done = [_run_job(name, job, matrix, workflow, context, runner) for matrix in _matrix(job, context)]
             runs.extend(done)
             failed = any(j.result == "failure" for j in done)
             outputs = done[-1].outputs if done else {}
@@ -302,11 +300,9 @@ def _run_job(
     matrix: dict[str, Any],
     workflow: dict[str, Any],
     outer: dict[str, Any],
-    repository: Repository,
-    bin_dir: Path,
-    scratch: Path,
-    base_env: dict[str, str],
+    runner: Runner,
 ) -> JobRun:
+    repository, base_env = runner.repository, runner.base_env
     environment = job.get("environment")
     if isinstance(environment, dict):
         environment = environment["name"]
@@ -314,14 +310,14 @@ def _run_job(
     if environment:
         context["vars"] = {**repository.variables, **repository.environments.get(environment, {})}
     suffix = "-".join(_text(v) for v in matrix.values())
-    home = scratch / f"{name}{'-' + suffix if suffix else ''}"
+    home = runner.scratch / f"{name}{'-' + suffix if suffix else ''}"
     home.mkdir(parents=True)
     workspace = home / "workspace"
     workspace.mkdir()
     files = {key: home / key.lower() for key in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV")}
     env = {
         **base_env,
-        "PATH": f"{bin_dir}:{base_env.get('PATH', '/usr/bin:/bin')}",
+        "PATH": f"{runner.bin_dir}:{base_env.get('PATH', '/usr/bin:/bin')}",
         "HOME": str(home),
         "CI": "true",
         "GITHUB_ACTIONS": "true",
@@ -398,8 +394,3 @@ def _outputs(text: str) -> dict[str, str]:
             key, value = line.split("=", 1)
             found[key] = value
     return found
-
-
-def standin_env(python: str, repo_root: Path) -> dict[str, str]:
-    """What the stand-ins need to import the template's own modules (the bundle resolver)."""
-    return {"PYTHONPATH": str(repo_root), "STANDIN_PYTHON": python, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
