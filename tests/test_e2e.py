@@ -7,7 +7,9 @@ Each app does CRUD through its real interface as two users, keeps its rows per u
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -515,6 +517,30 @@ def assert_busy(r: requests.Response) -> None:
     assert int(r.headers["Retry-After"]) >= 1, r.headers
 
 
+def oversized_post(url: str, chunked: bool) -> tuple[int, dict[str, Any]]:
+    """POST 60 MB of JSON to /api/items, streamed: send the headers and 64 KiB, then stop and read the answer.
+
+    An app that refuses before reading answers although 60 MB minus 64 KiB were never sent; one that reads the
+    body first would wait for the rest (until the hang guard)."""
+    host, port = url.removeprefix("http://").split(":")
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {60 * 1024 * 1024}"
+    head = (
+        f"POST /api/items HTTP/1.1\r\nHost: {host}:{port}\r\nX-Forwarded-Email: {ALICE}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    ).encode()
+    part = b'{"title": "' + b"x" * (64 * 1024)
+    with socket.create_connection((host, int(port)), timeout=HANG_GUARD) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):  # the app may answer and close while the body is still coming
+            sock.sendall(part if not chunked else b"%x\r\n%s\r\n" % (len(part), part))
+        answer = b""
+        while not answer.rstrip().endswith((b"}", b"}\r\n0")) and (chunk := sock.recv(65536)):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    body = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(body[body.index(b"{") : body.rindex(b"}") + 1])
+
+
 # Which limit ends a query stuck behind a lock: statement_timeout counts the wait too, lock_timeout only the wait.
 STOPPERS = {
     "statement_timeout": {"DB_STATEMENT_TIMEOUT_MS": "3000", "DB_LOCK_TIMEOUT_MS": "60000"},
@@ -539,9 +565,14 @@ def test_api_limits(answers, tmp_path, pg_server, workspace_stub, deployment):
             api = f"{app.url}/api/items"
             try:
                 if run == 0:
-                    assert (
-                        requests.post(api, json={"title": "one"}, headers=alice, timeout=HANG_GUARD).status_code == 201
-                    )
+                    created = requests.post(api, json={"title": "one"}, headers=alice, timeout=HANG_GUARD)
+                    assert created.status_code == 201, created.text
+                    for chunked in (False, True):  # refused on its Content-Length, or as it arrives
+                        status, body = oversized_post(app.url, chunked)
+                        assert status == 413 and body["field"] == "body" and set(body) == {"error", "field"}, body
+                    big = {"title": "x" * 20_000}  # over the cap, small enough to send whole: the same answer
+                    r = requests.post(api, json=big, headers=alice, timeout=HANG_GUARD)
+                    assert r.status_code == 413 and r.json()["field"] == "body", r.text
                 with pg_server.connect_superuser(dbname) as holder, holder.transaction():
                     holder.execute(f"LOCK TABLE {SCHEMA}.items IN ACCESS EXCLUSIVE MODE")
                     with ThreadPoolExecutor(1) as pool:

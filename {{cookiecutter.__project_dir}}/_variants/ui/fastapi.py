@@ -18,6 +18,7 @@ from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }})
+app.add_middleware(json_api.BodyCap)  # an oversized body is refused before it is read
 PAGE = Path(__file__).parent / "static" / "index.html"
 
 
@@ -43,6 +44,11 @@ async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
     return response
 
 
+@app.exception_handler(json_api.BodyTooLarge)
+async def too_large(request: Request, error: json_api.BodyTooLarge) -> JSONResponse:
+    return refuse(413, str(error), "body")
+
+
 @app.exception_handler(RequestValidationError)
 async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
     return refuse(400, "the request body must be a JSON object", "body")  # missing or not JSON at all
@@ -50,6 +56,8 @@ async def malformed(request: Request, error: RequestValidationError) -> JSONResp
 
 @app.exception_handler(HTTPException)
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:  # unknown path, wrong method
+    if isinstance(error.__cause__, json_api.BodyTooLarge):  # FastAPI turns any error reading the body into a 400
+        return await too_large(request, error.__cause__)
     return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
 
 
