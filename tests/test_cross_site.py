@@ -26,7 +26,13 @@ pytestmark = pytest.mark.e2e
 
 EVIL = "https://evil.example"
 APP_HOST = "lakebase-app-1234.aws.databricksapps.com"  # what X-Forwarded-Host says behind the Apps proxy
-FRAMEWORKS = {"flask": "psycopg3", "fastapi": "asyncpg", "dash": "psycopg3", "gradio": "asyncpg", "streamlit": "psycopg3"}
+FRAMEWORKS = {
+    "flask": "psycopg3",
+    "fastapi": "asyncpg",
+    "dash": "psycopg3",
+    "gradio": "asyncpg",
+    "streamlit": "psycopg3",
+}
 # What the Apps runtime sets for Streamlit (https://docs.databricks.com/aws/en/dev-tools/databricks-apps/system-env)
 STREAMLIT_RUNTIME_ENV = {"STREAMLIT_SERVER_ENABLE_CORS": "false", "STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION": "false"}
 
@@ -159,9 +165,7 @@ def test_gradio_call_api_and_uploads_refuse_other_origins(running) -> None:
     call = f"{app.url}/gradio_api/call/create_item"
     for shape, headers, content_type, body in shapes({"data": ["evil"]}):
         refused(send("POST", call, headers, content_type, body), shape)
-    preflight = requests.options(
-        call, headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"}, timeout=30
-    )
+    preflight = requests.options(call, headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"}, timeout=30)
     assert "access-control-allow-origin" not in {k.lower() for k in preflight.headers}, dict(preflight.headers)
     cross_read = requests.get(f"{app.url}/gradio_api/info", headers={"Origin": EVIL}, timeout=30)
     assert "access-control-allow-origin" not in {k.lower() for k in cross_read.headers}, dict(cross_read.headers)
