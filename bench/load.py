@@ -25,7 +25,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,10 +42,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.appenv import app_python  # noqa: E402
 from tests.harness.postgres import PostgresServer  # noqa: E402
 from tests.harness.workspace_stub import KINDS, WorkspaceStub  # noqa: E402
-from tests.template import render, valid_combinations  # noqa: E402
+from tests.support.appenv import app_python  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.template import render, valid_combinations  # noqa: E402
 
 ENDPOINT = "projects/p/branches/production/endpoints/primary"
 API_FRAMEWORKS = {"fastapi", "flask"}
@@ -353,12 +353,6 @@ def _stop_proc(proc: subprocess.Popen) -> None:
 def stop_all() -> None:
     for proc in list(_PROCS):
         _stop_proc(proc)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.template import all_combinations, combo_id, refused, render_cli  # noqa: E402
+from tests.support.template import all_combinations, combo_id, refused, render_cli  # noqa: E402
 
 
 def render_and_lint(out: Path, combo: dict) -> tuple[str, float, float]:

@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from cookiecutter.main import cookiecutter  # noqa: E402
 
-from tests import apprunner  # noqa: E402
 from tests.harness.postgres import PostgresServer  # noqa: E402
 from tests.harness.workspace_stub import WorkspaceStub  # noqa: E402
-from tests.template import render  # noqa: E402
+from tests.support import apprunner  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
+from tests.support.template import render  # noqa: E402
 
 
 def until_healthy(app: apprunner.App, timeout: float = 60) -> float:
@@ -108,7 +109,7 @@ def main() -> int:
             dbname = pg.create_database_for(client.role)
             times = []
             for run in range(args.runs + 1):
-                port = apprunner.free_port()
+                port = free_port()
                 env = apprunner.runtime_env(project, stub, client, port, Path(tmp) / "home", dbname)
                 app = apprunner.start(project, env, Path(tmp) / f"{framework}-{driver}-{run}.log")
                 try:

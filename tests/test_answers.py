@@ -15,7 +15,7 @@ from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 from databricks.bundles.apps import App
 
-from tests.template import CONFIG, ROOT, render, render_cli
+from tests.support.template import CONFIG, ROOT, render, render_cli
 
 BAD_ANSWERS = [
     ("project_name", "", "empty"),

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from tests.template import ROOT
+from tests.support.template import ROOT
 
 
 @pytest.mark.e2e

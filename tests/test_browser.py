@@ -20,8 +20,8 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.localapp import running_local_app
-from tests.template import ROOT, render
+from tests.support.localapp import running_local_app
+from tests.support.template import ROOT, render
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"

@@ -1,6 +1,6 @@
 """Bundles that deploy right the first time, and deployments that cannot hurt each other.
 
-First the resolver itself (tests/bundle_resolver.py, each rule from the Databricks CLI's source), then every
+First the resolver itself (tests/support/bundle_resolver.py, each rule from the Databricks CLI's source), then every
 rendered flavour resolved as prod, dev for two developers and two pull-request previews.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests import bundle_checks as checks
-from tests import bundle_resolver as br
-from tests.template import render
+from tests.support import bundle_checks as checks
+from tests.support import bundle_resolver as br
+from tests.support.template import render
 
 SP = checks.CI
 

@@ -17,27 +17,15 @@ from typing import Any
 import pytest
 import requests
 
-from tests import apprunner
-from tests.template import combo_id, render, valid_combinations
+from tests.support import apprunner
+from tests.support.http_api import ALICE, BOB, HttpApi
+from tests.support.ports import free_port
+from tests.support.template import combo_id, render, valid_combinations
 
 pytestmark = pytest.mark.e2e
 
-ALICE = "alice@example.com"
-BOB = "bob@example.com"
 SCHEMA = "app_data"
 MAX_CREDENTIAL_CALLS = 6
-
-
-# ---------------------------------------------------------------------------------------------- fixtures
-@pytest.fixture
-def deployment(request, pg_server, workspace_stub):
-    """A fresh service principal (role) of the combination's Lakebase flavour and a database of its own."""
-    callspec = getattr(request.node, "callspec", None)
-    answers = callspec.params.get("combo") or callspec.params.get("answers") or {} if callspec else {}
-    client = workspace_stub.new_client(lakebase=answers.get("lakebase", "autoscaling"))
-    dbname = pg_server.create_database_for(client.role)
-    yield client, dbname
-    pg_server.drop_database(dbname)
 
 
 def rows_in_db(pg_server: Any, dbname: str) -> list[tuple[str, str, bool]]:
@@ -60,42 +48,6 @@ def table_owner(pg_server: Any, dbname: str) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------- UIs
-class HttpApi:
-    """flask / fastapi: the JSON API."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def _h(self, user: str) -> dict[str, str]:
-        return {"X-Forwarded-Email": user}
-
-    def create(self, user: str, title: str) -> int:
-        r = requests.post(f"{self.url}/api/items", json={"title": title}, headers=self._h(user), timeout=30)
-        assert r.status_code == 201, (r.status_code, r.text)
-        return int(r.json()["id"])
-
-    def create_refused(self, user: str, title: str) -> None:
-        r = requests.post(f"{self.url}/api/items", json={"title": title}, headers=self._h(user), timeout=30)
-        assert r.status_code == 400, (r.status_code, r.text)
-
-    def list(self, user: str) -> list[tuple[int, str, bool]]:
-        r = requests.get(f"{self.url}/api/items", headers=self._h(user), timeout=30)
-        assert r.status_code == 200, (r.status_code, r.text)
-        return [(int(i["id"]), i["title"], bool(i["done"])) for i in r.json()]
-
-    def update(self, user: str, item_id: int, title: str, done: bool) -> bool:
-        r = requests.put(
-            f"{self.url}/api/items/{item_id}", json={"title": title, "done": done}, headers=self._h(user), timeout=30
-        )
-        assert r.status_code in (200, 404), (r.status_code, r.text)
-        return r.status_code == 200
-
-    def delete(self, user: str, item_id: int) -> bool:
-        r = requests.delete(f"{self.url}/api/items/{item_id}", headers=self._h(user), timeout=30)
-        assert r.status_code in (204, 404), (r.status_code, r.text)
-        return r.status_code == 204
-
-
 class DashUi:
     """dash: its two callbacks through /_dash-update-component (change: add / toggle / delete a row; show: the list)."""
 
@@ -396,7 +348,7 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
     framework = combo["framework"]
     started = time.monotonic()
     project = render(tmp_path / "out", **combo)
-    port = apprunner.free_port()
+    port = free_port()
     env = apprunner.runtime_env(project, workspace_stub, client, port, tmp_path / "home", dbname)
     log = tmp_path / "app.log"
     ready = "/_stcore/health" if framework == "streamlit" else "/"
@@ -500,9 +452,7 @@ def test_two_instances_start_together(answers, tmp_path, pg_server, workspace_st
     apps = []
     try:
         for n in range(2):
-            env = apprunner.runtime_env(
-                project, workspace_stub, client, apprunner.free_port(), tmp_path / "home", dbname
-            )
+            env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
             apps.append(apprunner.start(project, env, tmp_path / f"app{n}.log"))
         for app in apps:
             apprunner.wait_ready(app)
@@ -523,7 +473,7 @@ def test_two_instances_start_together(answers, tmp_path, pg_server, workspace_st
 def test_recovers_when_postgres_comes_back(answers, tmp_path, pg_server, workspace_stub, deployment):
     client, dbname = deployment
     project = render(tmp_path / "out", **answers)
-    env = apprunner.runtime_env(project, workspace_stub, client, apprunner.free_port(), tmp_path / "home", dbname)
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
     with apprunner.running_app(project, env, tmp_path / "app.log") as app:
         api = HttpApi(app.url)
         assert requests.get(f"{app.url}/healthz", timeout=30).status_code == 200

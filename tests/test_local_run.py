@@ -9,9 +9,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.appenv import app_python
-from tests.localapp import running_local_app
-from tests.template import render
+from tests.support.appenv import app_python
+from tests.support.localapp import running_local_app
+from tests.support.template import render
 
 
 def get(url: str) -> tuple[int, bytes]:

@@ -18,10 +18,11 @@ import pytest
 import requests
 from cookiecutter.main import cookiecutter
 
-from tests import apprunner
-from tests.appenv import app_python, password_role_env
-from tests.template import ROOT, render
-from tests.test_e2e import ALICE, BOB, HttpApi
+from tests.support import apprunner
+from tests.support.appenv import app_python, password_role_env
+from tests.support.http_api import ALICE, BOB, HttpApi
+from tests.support.ports import free_port
+from tests.support.template import ROOT, render
 
 # The last template version without migrations: its apps created the schema with a bootstrap at start-up.
 PREVIOUS = "7c86458"
@@ -157,15 +158,13 @@ WALKTHROUGH = [
 
 @pytest.mark.parametrize("answers", WALKTHROUGH, ids=lambda a: f"{a['framework']}-{a['driver']}")
 def test_readme_schema_change_then_two_instances_start_at_once(
-    answers: dict[str, str], tmp_path: Path, pg_server: Any, workspace_stub: Any
+    answers: dict[str, str], tmp_path: Path, pg_server: Any, workspace_stub: Any, deployment: tuple[Any, str]
 ) -> None:
     before = render(tmp_path / "v1", **answers)
-    # Production: the app as deployed today, holding rows.
-    client = workspace_stub.new_client()
-    prod = pg_server.create_database_for(client.role)
+    client, prod = deployment  # production: the app as deployed today, holding rows
 
     def env_for(project: Path) -> dict[str, str]:
-        return apprunner.runtime_env(project, workspace_stub, client, apprunner.free_port(), tmp_path / "home", prod)
+        return apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", prod)
 
     with apprunner.running_app(before, env_for(before), tmp_path / "v1.log") as app:
         api = HttpApi(app.url)
@@ -238,19 +237,18 @@ def upgrade() -> None:
 
 @pytest.mark.parametrize("answers", [{"framework": "fastapi", "driver": "psycopg2"}], ids=["fastapi-psycopg2"])
 def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
-    answers: dict[str, str], tmp_path: Path, pg_server: Any, workspace_stub: Any
+    answers: dict[str, str], tmp_path: Path, pg_server: Any, workspace_stub: Any, deployment: tuple[Any, str]
 ) -> None:
     project = render(tmp_path, **answers)
-    client = workspace_stub.new_client()
-    dbname = pg_server.create_database_for(client.role)
-    env = apprunner.runtime_env(project, workspace_stub, client, apprunner.free_port(), tmp_path / "home", dbname)
+    client, dbname = deployment
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
     with apprunner.running_app(project, env, tmp_path / "v1.log") as app:
         HttpApi(app.url).create(ALICE, "before the broken release")
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY column_name"
     schema_before = query(pg_server, dbname, columns)
 
     (project / "app" / "migrations" / "versions" / "0002_broken.py").write_text(BROKEN)
-    env["DATABRICKS_APP_PORT"] = str(apprunner.free_port())
+    env["DATABRICKS_APP_PORT"] = str(free_port())
     with apprunner.running_app(project, env, tmp_path / "v2.log") as app:
         health = requests.get(f"{app.url}/healthz", timeout=60)
         assert health.status_code == 503

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.template import ROOT
+from tests.support.template import ROOT
 
 
 def quickstart_commands() -> list[str]:

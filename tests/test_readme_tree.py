@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.template import ROOT, render
+from tests.support.template import ROOT, render
 
 # Between them, every conditional file is absent once and present once (static/ page, asyncpg's test).
 COMBOS = [{"framework": "streamlit"}, {"framework": "fastapi", "driver": "asyncpg"}]

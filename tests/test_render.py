@@ -15,9 +15,9 @@ from packaging.requirements import Requirement
 from yamllint import config as yamllint_config
 from yamllint import linter
 
-from tests import bundle_checks
-from tests.appenv import app_python, password_role_env
-from tests.template import (
+from tests.support import bundle_checks
+from tests.support.appenv import app_python, password_role_env
+from tests.support.template import (
     ALL_DRIVER_PACKAGES,
     AXES,
     DRIVER_PACKAGES,
@@ -34,6 +34,7 @@ VALID = valid_combinations()
 LAKEBASE_SCHEMA = json.loads((Path(__file__).parent / "data" / "bundle_schema_lakebase.json").read_text())
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{ [a-z_.A-Z]+ \}\}")  # ${{ secrets.X }} in the Actions workflow
+CHECK_RENDERED_APP = Path(__file__).parent / "support" / "check_rendered_app.py"
 VAR_USE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
 
 
@@ -169,7 +170,7 @@ def test_app_modules_import_without_a_database(project: tuple[dict[str, Any], Pa
     combo, root = project
     env = {"PATH": "/usr/bin:/bin", "HOME": str(root)}
     result = subprocess.run(
-        [str(app_python()), str(Path(__file__).parent / "check_rendered_app.py"), str(root), combo["framework"]],
+        [str(app_python()), str(CHECK_RENDERED_APP), str(root), combo["framework"]],
         capture_output=True,
         text=True,
         env=env,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.appenv import app_python, password_role_env
-from tests.template import render
+from tests.support.appenv import app_python, password_role_env
+from tests.support.template import render
 
 OPEN = {
     False: "from database import open_database; open_database().close()",

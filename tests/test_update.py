@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.template import ROOT, render
+from tests.support.template import ROOT, render
 
 GIT = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "-c", "init.defaultBranch=main"]
 

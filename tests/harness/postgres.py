@@ -26,7 +26,6 @@ import ipaddress
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,18 +37,14 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from tests.support.ports import free_port
+
 DEFAULT_DBNAME = "databricks_postgres"
 SUPERUSER = "postgres"
 
 
 class PostgresError(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _has_pg_binaries(d: Path) -> bool:
@@ -324,8 +319,8 @@ class PostgresServer:
             )
             native = res.returncode == 0 and "openssl" in res.stdout.lower()
             self.tls, self.tls_via = True, ("postgres" if native else "proxy")
-        self.port = _free_port()
-        self.server_port = _free_port() if self.tls_via == "proxy" else self.port
+        self.port = free_port()
+        self.server_port = free_port() if self.tls_via == "proxy" else self.port
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.server_port),

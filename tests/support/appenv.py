@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-REQUIREMENTS = HERE / "app-requirements.txt"
+TESTS = Path(__file__).resolve().parent.parent
+REQUIREMENTS = TESTS / "app-requirements.txt"
 
 
 def cache_dir() -> Path:

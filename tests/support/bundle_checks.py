@@ -1,4 +1,4 @@
-"""What every rendered databricks.yml must guarantee, checked on the deployments tests/bundle_resolver.py resolves.
+"""What every rendered databricks.yml must guarantee, checked on the deployments tests/support/bundle_resolver.py resolves.
 
 The four deployments a team has at once: prod (from CI, as its service principal), dev as two developers, and
 pull-request previews (from CI). Names chosen so the checks could fail: two developers, two previews.
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests import bundle_resolver as br
+from tests.support import bundle_resolver as br
 
 CI = br.User("1706906c-c0a2-4c25-9f57-3a7aa3cb8123", "github-deployer")  # a service principal
 ALICE = br.User("alice.smith@example.com")

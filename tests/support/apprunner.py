@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,13 +22,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.appenv import app_python
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.appenv import app_python
 
 
 def app_yaml(project: Path) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from cookiecutter.main import cookiecutter
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONFIG: dict[str, Any] = json.loads((ROOT / "cookiecutter.json").read_text())
 REFUSALS: list[dict[str, Any]] = CONFIG["_refusals"]
 
