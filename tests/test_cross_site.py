@@ -18,9 +18,11 @@ import pytest
 import requests
 import websocket
 
-from tests import apprunner
-from tests.template import render
-from tests.test_e2e import ALICE, DashUi, deployment, rows_in_db  # noqa: F401 (deployment: a fixture)
+from tests.support import apprunner
+from tests.support.http_api import ALICE
+from tests.support.ports import free_port
+from tests.support.template import render
+from tests.test_e2e import DashUi, rows_in_db
 
 pytestmark = pytest.mark.e2e
 
@@ -79,11 +81,11 @@ def refused(response: requests.Response, shape: str) -> None:
 
 
 @pytest.fixture
-def running(request, tmp_path, pg_server, workspace_stub, deployment) -> Iterator[tuple[apprunner.App, Any]]:  # noqa: F811
+def running(request, tmp_path, pg_server, workspace_stub, deployment) -> Iterator[tuple[apprunner.App, Any]]:
     framework = request.param
     client, dbname = deployment
     project = render(tmp_path / "out", framework=framework, driver=FRAMEWORKS[framework])
-    env = apprunner.runtime_env(project, workspace_stub, client, apprunner.free_port(), tmp_path / "home", dbname)
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
     if framework == "streamlit":
         env.update(STREAMLIT_RUNTIME_ENV)
     ready = "/_stcore/health" if framework == "streamlit" else "/"
