@@ -47,7 +47,7 @@ def empty_line(rows: list[Any]) -> Any:
 
 
 def signed_in(request: gr.Request) -> str:
-    return f"Signed in as {owner(request)}"
+    return f"Signed in as `{owner(request).replace('`', '')}`"  # in a code span: shown as it is, not a link
 
 
 {{ async_ }}def act(change: Callable[[Database, str], Any], request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
@@ -74,12 +74,11 @@ def signed_in(request: gr.Request) -> str:
 
 
 with gr.Blocks(title=NAME) as demo:
-    with gr.Row(elem_classes=["header"]):
-        gr.Markdown(f"# {NAME}")
-        who = gr.Markdown(elem_classes=["who"])
-    with gr.Row():
-        new_title = gr.Textbox(label="New item", placeholder="What needs doing?", max_length=200)
-        add = gr.Button("Add", variant="primary")
+    gr.Markdown(f"# {NAME}")
+    who = gr.Markdown(elem_classes=["who"])
+    with gr.Row(equal_height=True):
+        new_title = gr.Textbox(label="New item", placeholder="What needs doing?", max_length=200, scale=4)
+        add = gr.Button("Add", variant="primary", scale=1)
     rows = gr.Dataframe(headers=COLUMNS, datatype=["str", "bool", "str"], label="Your items", interactive=False)
     empty = gr.Markdown(EMPTY, elem_classes=["empty"])
     with gr.Row():
@@ -99,6 +98,8 @@ app = FastAPI()
 # route_utils.CustomCORSMiddleware); a CORSMiddleware of the parent app replaces it (mount_gradio_app's
 # docstring), and this one allows no other origin at all: another site cannot read an answer.
 app.add_middleware(CORSMiddleware, allow_origins=[])
+# The system's fonts: the default theme would load its fonts from Google's CDN (not offline, not under the policy).
+THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # Gradio's page starts itself with inline scripts and styles and has no way to give them a nonce or a hash,
 # so its policy has to allow inline code; it still allows no other origin, no plugin, and no framing.
 POLICY = (
@@ -134,6 +135,6 @@ app = gr.mount_gradio_app(
     path="/",
     show_error=False,
     max_file_size=1,
-    theme=gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]),  # no CDN
+    theme=THEME,
     css_paths=[Path(__file__).parent / "static" / "style.css"],
 )
