@@ -54,7 +54,7 @@ READERS = 8  # owners whose lists the GETs read (seeded with SEED_ITEMS each)
 SEED_ITEMS = 5
 
 # ---------------------------------------------------------------------------------------------
-# the connect-per-request baselines (what the seed docs show), same SQL as database/items.py
+# the connect-per-request baselines (what the seed docs show), same SQL as items/queries.py
 
 NAIVE_FASTAPI = '''
 """Connect-per-request baseline: asyncpg.connect() inside every handler, static PGPASSWORD."""

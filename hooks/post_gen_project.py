@@ -10,13 +10,13 @@ import shutil
 from pathlib import Path
 
 ANSWERS = json.loads(r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver} | tojson }}""")
-ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on models.py
+ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on items/models.py
 
 # destination in the rendered project -> (the answer that decides, the variant it picks)
 VARIANTS = {
     "app/main.py": ("framework", "_variants/ui/{}.py"),
     "app/database/connection.py": ("driver", "_variants/connection/{}.py"),
-    "app/database/queries.py": ("queries", "_variants/queries/{}.py"),
+    "app/items/queries.py": ("queries", "_variants/queries/{}.py"),
 }
 # path in the rendered project -> (the answer that decides, the values that keep it)
 KEEP_ONLY_FOR = {
@@ -26,7 +26,7 @@ KEEP_ONLY_FOR = {
     "app/static": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # style.css; Streamlit has its theme
     "app/security.py": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # Streamlit: its own flags
     "tests/test_sql_params.py": ("driver", {"asyncpg"}),  # the %(name)s -> $n rewrite only asyncpg needs
-    "app/database/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
+    "app/items/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
 }
 
 

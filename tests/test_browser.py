@@ -16,15 +16,15 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.localapp import running_local_app
+from tests.support.page import instrument, until
 from tests.support.template import ROOT, render
+from tests.support.waiting import HANG_GUARD
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -71,16 +71,11 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CSP violations show
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(60)
+    instrument(driver)
     try:
         yield driver
     finally:
         driver.quit()
-
-
-def patient(driver: WebDriver) -> WebDriverWait:
-    """Waits up to 30 s; an element the page re-rendered while it was read (stale) means: look again."""
-    return WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def by_label_text(driver: WebDriver, css: str, text: str) -> Callable[[WebDriver], bool]:
@@ -88,32 +83,32 @@ def by_label_text(driver: WebDriver, css: str, text: str) -> Callable[[WebDriver
 
 
 def add_item(driver: WebDriver, framework: str, title: str) -> None:
-    wait = patient(driver)
     if framework in ("flask", "fastapi"):
-        box = wait.until(lambda d: d.find_element(By.ID, "title"))
+        box = until(driver, lambda d: d.find_element(By.ID, "title"))
         box.send_keys(title)
         driver.find_element(By.CSS_SELECTOR, "#new-item button[type=submit]").click()
-        wait.until(by_label_text(driver, "#items li span", title))
+        until(driver, by_label_text(driver, "#items li span", title))
     elif framework == "dash":
-        box = wait.until(lambda d: d.find_element(By.ID, "new-title"))
+        box = until(driver, lambda d: d.find_element(By.ID, "new-title"))
         box.send_keys(title)
         driver.find_element(By.ID, "add").click()
-        wait.until(by_label_text(driver, "#items", title))
+        until(driver, by_label_text(driver, "#items", title))
     elif framework == "gradio":
-        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea, input[type=text]"))
+        box = until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "textarea, input[type=text]"))
         box.send_keys(title)
         driver.find_element(By.XPATH, "//button[normalize-space()='Add']").click()
-        wait.until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        until(driver, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
     else:  # streamlit
-        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='New item']"))
+        box = until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='New item']"))
         box.send_keys(title, Keys.TAB)
-        time.sleep(0.3)  # let Streamlit take the value before the form is submitted
+        # Streamlit takes a form field's value when the field loses focus: submit only once it has
+        until(driver, lambda d: d.switch_to.active_element != box and box.get_attribute("value") == title)
         driver.find_element(By.XPATH, "//button[.//*[normalize-space()='Add']]").click()
-        wait.until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        until(driver, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
     # the input is cleared after Add, ready for the next item (Streamlit re-renders it: look it up again)
     css = {"flask": "#title", "fastapi": "#title", "dash": "#new-title", "gradio": "textarea, input[type=text]"}
     selector = css.get(framework, "input[aria-label='New item']")
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("value") == "")
+    until(driver, lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("value") == "")
 
 
 def delete_row(driver: WebDriver, framework: str, title: str) -> None:
@@ -130,8 +125,8 @@ def delete_row(driver: WebDriver, framework: str, title: str) -> None:
             row.find_element(By.XPATH, ".//button[normalize-space()='Delete']").click()
         return True
 
-    patient(driver).until(click_delete)
-    patient(driver).until(lambda d: title not in d.find_element(By.TAG_NAME, "body").text)
+    until(driver, click_delete)
+    until(driver, lambda d: title not in d.find_element(By.TAG_NAME, "body").text)
 
 
 def csp_violations(driver: WebDriver) -> list[str]:
@@ -139,7 +134,7 @@ def csp_violations(driver: WebDriver) -> list[str]:
 
 
 def assert_served_with_security_headers(url: str, framework: str) -> None:
-    with urllib.request.urlopen(url, timeout=30) as response:
+    with urllib.request.urlopen(url, timeout=HANG_GUARD) as response:
         headers = response.headers
     if framework == "streamlit":  # Streamlit offers no way to add a header (README: Security)
         return
@@ -159,11 +154,11 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
         started = time.monotonic()
         assert_served_with_security_headers(app.url + "/", framework)
         browser.get(app.url + "/")
-        body = patient(browser).until(lambda d: d.find_element(By.TAG_NAME, "body"))
-        patient(browser).until(lambda d: EMPTY in body.text and "local.user@example.com" in body.text)
+        until(browser, lambda d: EMPTY in d.find_element(By.TAG_NAME, "body").text, "the empty state")
+        until(browser, lambda d: "local.user@example.com" in d.find_element(By.TAG_NAME, "body").text, "who")
         add_item(browser, framework, title)
         browser.refresh()  # listed from the database, not just echoed by the page
-        patient(browser).until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        until(browser, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
         text = browser.find_element(By.TAG_NAME, "body").text
         assert f"Browser {framework}" in text and "local.user@example.com" in text and EMPTY not in text, text
         assert "UTC" in text or framework in ("flask", "fastapi"), text  # a date a person reads, not ISO
@@ -175,7 +170,7 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
             add_item(browser, framework, keeper)
             delete_row(browser, framework, title)
             browser.refresh()  # the database, not the page, says what is left
-            patient(browser).until(lambda d: keeper in d.find_element(By.TAG_NAME, "body").text)
+            until(browser, lambda d: keeper in d.find_element(By.TAG_NAME, "body").text)
             assert title not in browser.find_element(By.TAG_NAME, "body").text
         violations = csp_violations(browser)
         assert not violations, violations

@@ -22,6 +22,7 @@ from tests.support import apprunner
 from tests.support.http_api import ALICE
 from tests.support.ports import free_port
 from tests.support.template import render
+from tests.support.waiting import HANG_GUARD
 from tests.test_e2e import DashUi, rows_in_db
 
 pytestmark = pytest.mark.e2e
@@ -91,7 +92,7 @@ def running(request, tmp_path, pg_server, workspace_stub, deployment) -> Iterato
     ready = "/_stcore/health" if framework == "streamlit" else "/"
     with apprunner.running_app(project, env, tmp_path / "app.log", ready_path=ready) as app:
         if framework != "streamlit":
-            assert requests.get(f"{app.url}/healthz", timeout=60).status_code == 200, app.log_text()[-3000:]
+            assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 200, app.log_text()[-3000:]
         try:
             yield app, lambda: rows_in_db(pg_server, dbname)
         except BaseException:

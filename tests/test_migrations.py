@@ -23,6 +23,7 @@ from tests.support.appenv import app_python, password_role_env
 from tests.support.http_api import ALICE, BOB, HttpApi
 from tests.support.ports import free_port
 from tests.support.template import ROOT, render
+from tests.support.waiting import HANG_GUARD
 
 # The last template version without migrations: its apps created the schema with a bootstrap at start-up.
 PREVIOUS = "7c86458"
@@ -43,15 +44,17 @@ def previous_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_in_app(root: Path, env: dict[str, str], code: str, is_async: bool) -> subprocess.CompletedProcess[str]:
     """Run ``code`` (awaited for asyncpg) inside app/ with the app environment; ``db`` is an opened Database."""
     body = "\n".join(f"        {line}" for line in code.strip().splitlines())
+    # the example feature: its own package now, inside database/ in the previous template
+    feature = "import items" if (root / "app" / "items").is_dir() else "from database import items"
     if is_async:
         script = (
-            "import asyncio\nfrom database import items, open_database\n"
+            f"import asyncio\n{feature}\nfrom database import open_database\n"
             f"async def main():\n    db = await open_database()\n    try:\n{body}\n    finally:\n"
             "        await db.close()\nasyncio.run(main())\n"
         )
     else:
         script = (
-            "from database import items, open_database\n"
+            f"{feature}\nfrom database import open_database\n"
             f"def main():\n    db = open_database()\n    try:\n{body}\n    finally:\n        db.close()\nmain()\n"
         )
     return subprocess.run(
@@ -122,7 +125,7 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
     """Do what each step of the README says, in app/, against the database in ``env``; returns the new migration."""
     app = project / "app"
     versions = app / "migrations" / "versions"
-    models = app / "database" / "models.py"
+    models = app / "items" / "models.py"
     for lang, body in walkthrough(project / "README.md"):
         if lang == "bash":
             for line in body.strip().splitlines():
@@ -211,7 +214,7 @@ def test_readme_schema_change_then_two_instances_start_at_once(
 
     # An old instance (rolling deploy) finds the newer database: it says so and keeps serving.
     with apprunner.running_app(before, env_for(before), tmp_path / "v1-again.log") as old:
-        assert requests.get(f"{old.url}/healthz", timeout=60).status_code == 200, old.log_text()[-3000:]
+        assert requests.get(f"{old.url}/healthz", timeout=HANG_GUARD).status_code == 200, old.log_text()[-3000:]
         assert len(HttpApi(old.url).list(ALICE)) == 2
         assert "newer than this code" in old.log_text() and "0002" in old.log_text()
 
@@ -250,13 +253,13 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     (project / "app" / "migrations" / "versions" / "0002_broken.py").write_text(BROKEN)
     env["DATABRICKS_APP_PORT"] = str(free_port())
     with apprunner.running_app(project, env, tmp_path / "v2.log") as app:
-        health = requests.get(f"{app.url}/healthz", timeout=60)
+        health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
         assert health.status_code == 503
         reason = health.json()["database"]
         assert "0002_broken.py" in reason and "no_such_column" in reason, reason
         refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=60)
         assert refused.status_code == 500  # no request is served against the half-migrated schema
-        assert requests.get(f"{app.url}/healthz", timeout=60).status_code == 503  # and it stays so
+        assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         log = app.log_text()
     assert "0002_broken.py" in log and "no_such_column" in log and "rolled back" in log, log[-3000:]
     assert query(pg_server, dbname, columns) == schema_before  # the ADD COLUMN was rolled back too

@@ -78,6 +78,6 @@ def test_rendered_docs_name_only_files_the_project_has(tmp_path: Path, answers: 
                 continue  # URLs, Lakebase resource names, what the project makes when it runs
             if mentioned == NEW_MIGRATION:
                 continue  # the file "Change the schema" has you create (tests/test_migrations.py runs those steps)
-            # relative to the project, or to app/ (the import root: `database/items.py`), or a bare file name
+            # relative to the project, or to app/ (the import root: `database/pooled.py`), or a bare file name
             exists = any((base / mentioned).exists() for base in (root, root / "app")) or mentioned in names
             assert exists, f"{doc.relative_to(root)} names `{mentioned}`, which a {answers} project does not have"

@@ -63,15 +63,15 @@ def test_cruft_update_brings_template_changes_and_keeps_local_ones(tmp_path: Pat
     git(project, "init", "-q")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "rendered from the first template")
-    items = project / "app" / "database" / "items.py"
-    items.write_text(items.read_text() + "\n# A team's own addition, which an update must keep.\n")
+    own = project / "app" / "database" / "settings.py"  # in the first template and still here
+    own.write_text(own.read_text() + "\n# A team's own addition, which an update must keep.\n")
     git(project, "commit", "-qam", "local change")
 
     update = subprocess.run(
         [*cruft, "update", "--skip-apply-ask", "--checkout", current], cwd=project, capture_output=True, text=True
     )
     assert update.returncode == 0, update.stdout + update.stderr
-    assert "A team's own addition" in items.read_text()
+    assert "A team's own addition" in own.read_text()
     assert (project / ".github" / "workflows" / "ci.yml").exists()
     assert (project / ".yamllint.yaml").exists()
     assert '"commit": "' + current in (project / ".cruft.json").read_text()

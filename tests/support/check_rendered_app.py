@@ -25,9 +25,12 @@ for module in (
     "database.credentials",
     "database.connection",
     "database.schema",
-    "database.items",
     "database.migrate",
     "database.libpq",
+    "items",
+    "items.rules",
+    "items.queries",
+    *(["json_api"] if framework in ("flask", "fastapi") else []),
 ):
     importlib.import_module(module)
 if framework != "streamlit":  # a Streamlit script runs its page when imported; it is compiled instead

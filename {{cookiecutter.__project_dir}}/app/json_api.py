@@ -1,7 +1,11 @@
-"""The HTTP shape of the JSON API, shared by the Flask and FastAPI files (the contract is in README.md)."""
+"""What the Flask and FastAPI APIs share about HTTP: which requests are read at all, the body's fields and the one
+error body.
+
+Every error answer is ``{"error": "<what was wrong>", "field": "<the field>" | null}`` (README, API contract).
+"""
 
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from security import CROSS_SITE, cross_site
 
@@ -10,10 +14,22 @@ WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 UNEXPECTED = "something went wrong on our side; the app's log says what"  # never the error itself
 
 
+class BadRequest(ValueError):
+    """A request body of the wrong shape; ``field`` names what was wrong."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class Refusal(NamedTuple):
     status: int
     error: str
     field: str | None
+
+
+def error_body(message: str, field: str | None = None) -> dict[str, str | None]:
+    return {"error": message, "field": field}
 
 
 def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
@@ -25,3 +41,16 @@ def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
     if method.upper() in WITH_BODY and content_type != JSON:
         return Refusal(415, f"the request body must be JSON (Content-Type: {JSON})", "body")
     return None
+
+
+def fields(body: object, *names: str) -> list[Any]:
+    """The values of exactly these fields of a JSON request body, in order."""
+    if not isinstance(body, dict):
+        raise BadRequest("body", "the request body must be a JSON object")
+    for name in body:
+        if name not in names:
+            raise BadRequest(str(name), f"unknown field {name!r}")
+    for name in names:
+        if name not in body:
+            raise BadRequest(name, f"{name} is required")
+    return [body[name] for name in names]

@@ -15,11 +15,12 @@ import os
 
 import pytest
 
-from database import Database, items, open_database
+import items
+from database import Database, open_database
 from database.credentials import password_source
-from database.items import InvalidItem
 from database.migrate import upgrade
 from database.settings import load_settings
+from items.rules import InvalidItem
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("PGHOST") and os.environ.get("PGPASSWORD")),

@@ -1,7 +1,7 @@
 """Connection pool on asyncpg.
 
 The pool opens every NEW connection through ``_login``, with the current Lakebase token. asyncpg
-notices a server-side close only when it next talks: that statement fails and ``retry.Pooled``
+notices a server-side close only when it next talks: that statement fails and ``pooled.Pooled``
 runs the work again. SQL is written with ``%(name)s`` parameters, like the other drivers; ``_bind``
 turns it into asyncpg's ``$n``.
 """
@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .retry import ConnectionLost, Params, Pooled, Row
+from .pooled import ConnectionLost, Params, Pooled, Row
 from .settings import SCHEMA, Settings
 
 # What a connection that died (or a server that is away) raises; InternalClientError is a

@@ -19,7 +19,7 @@ import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import libpq_params
-from .retry import ConnectionLost, Params, Pooled, Row
+from .pooled import ConnectionLost, Params, Pooled, Row
 from .settings import Settings
 
 Connection = psycopg2.extensions.connection

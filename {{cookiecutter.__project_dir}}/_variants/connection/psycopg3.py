@@ -1,7 +1,7 @@
 """Connection pool on psycopg 3 and psycopg_pool.
 
 Every NEW connection logs in through ``TokenConnection.connect`` with the current Lakebase token;
-connections already open are left alone. Retry and commit bookkeeping live in ``retry.Pooled``.
+connections already open are left alone. Retry and commit bookkeeping live in ``pooled.Pooled``.
 """
 
 from collections.abc import Iterator
@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from .credentials import PasswordSource, login
 from .libpq import libpq_params
-from .retry import Params, Pooled, Row
+from .pooled import Params, Pooled, Row
 from .settings import Settings
 
 

@@ -2,7 +2,7 @@
 
 The ``do_connect`` listener logs every NEW connection in with the current Lakebase token. No
 pre-ping: a dead connection fails its first statement, SQLAlchemy invalidates it and
-``retry.Pooled`` runs the work again. SQL is passed to psycopg as written (``%(name)s`` parameters);
+``pooled.Pooled`` runs the work again. SQL is passed to psycopg as written (``%(name)s`` parameters);
 the example's queries are SQLAlchemy Core statements (queries.py), compiled to such SQL once.
 """
 
@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import libpq_params
-from .retry import ConnectionLost, Params, Pooled, Row
+from .pooled import ConnectionLost, Params, Pooled, Row
 from .settings import Settings
 
 _DIALECT = PGDialect_psycopg()

@@ -1,6 +1,6 @@
 """The example feature's statements in SQLAlchemy Core, on the tables of models.py.
 
-Their parameters are named like the other drivers' ``%(name)s`` ones, so items.py passes the same
+Their parameters are named like the other drivers' ``%(name)s`` ones, so items/__init__.py passes the same
 dictionaries whatever the driver; a change to models.py shows up here as a Python error, not a SQL one.
 """
 

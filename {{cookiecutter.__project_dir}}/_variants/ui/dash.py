@@ -8,9 +8,10 @@ from typing import Any
 import flask
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
-from database import database, healthy, items, problem
-from database.items import InvalidItem
+import items
+from database import database, healthy, problem
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 from security import CROSS_SITE, cross_site, security_headers
 
 NAME = {{ cookiecutter.project_name | tojson }}

@@ -15,10 +15,11 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import items
 import json_api
-from database import database, healthy, items, problem
-from database.items import InvalidItem
+from database import database, healthy, problem
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 from security import STRICT_POLICY, security_headers
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }})
@@ -35,7 +36,7 @@ DOCS_POLICY = (
 
 
 def refuse(status: int, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "field": field}, status_code=status)
+    return JSONResponse(json_api.error_body(message, field), status_code=status)
 
 
 class SameOriginJson:
@@ -62,8 +63,9 @@ class SameOriginJson:
 app.add_middleware(SameOriginJson)
 
 
+@app.exception_handler(json_api.BadRequest)
 @app.exception_handler(InvalidItem)
-async def invalid(request: Request, error: InvalidItem) -> JSONResponse:
+async def invalid(request: Request, error: json_api.BadRequest | InvalidItem) -> JSONResponse:
     return refuse(400, str(error), error.field)
 
 
@@ -93,7 +95,7 @@ async def signed_in(request: Request) -> str:
 
 
 User = Annotated[str, Depends(signed_in)]
-Json = Annotated[Any, Body()]  # any JSON: items.fields() checks its shape, so both APIs refuse alike
+Json = Annotated[Any, Body()]  # any JSON: json_api.fields() checks its shape, so both APIs refuse alike
 
 
 @app.get("/", include_in_schema=False)
@@ -109,7 +111,7 @@ def page() -> FileResponse:
 
 
 @app.get("/api/me")
-def me(owner: User) -> dict[str, str]:
+async def me(owner: User) -> dict[str, str]:
     return {"email": owner}
 
 
@@ -120,13 +122,13 @@ def me(owner: User) -> dict[str, str]:
 
 @app.post("/api/items")
 {{ async_ }}def create_item(owner: User, body: Json = None) -> JSONResponse:
-    (title,) = items.fields(body, "title")
+    (title,) = json_api.fields(body, "title")
     return JSONResponse({{ await_ }}items.create_item({{ await_ }}database(), owner, title), status_code=201)
 
 
 @app.put("/api/items/{item_id}")
 {{ async_ }}def update_item(item_id: str, owner: User, body: Json = None) -> JSONResponse:
-    title, done = items.fields(body, "title", "done")
+    title, done = json_api.fields(body, "title", "done")
     item = {{ await_ }}items.update_item({{ await_ }}database(), owner, item_id, title, done)
     return JSONResponse(item) if item else refuse(404, "no such item", "id")
 

@@ -6,10 +6,11 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+import items
 import json_api
-from database import database, healthy, items, problem
-from database.items import InvalidItem
+from database import database, healthy, problem
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 from security import STRICT_POLICY, security_headers
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
@@ -17,11 +18,12 @@ log = logging.getLogger(__name__)
 
 
 def refuse(status: int, message: str, field: str | None = None) -> tuple[Any, int]:
-    return jsonify(error=message, field=field), status
+    return jsonify(json_api.error_body(message, field)), status
 
 
+@app.errorhandler(json_api.BadRequest)
 @app.errorhandler(InvalidItem)
-def invalid(error: InvalidItem) -> tuple[Any, int]:
+def invalid(error: json_api.BadRequest | InvalidItem) -> tuple[Any, int]:
     return refuse(400, str(error), error.field)
 
 
@@ -54,7 +56,7 @@ def headers(response: Response) -> Response:
 
 
 def body(*names: str) -> list[Any]:
-    return items.fields(request.get_json(silent=True), *names)  # JSON checked before; malformed: None, refused
+    return json_api.fields(request.get_json(silent=True), *names)  # JSON checked before; malformed: None, refused
 
 
 @app.get("/")

@@ -13,9 +13,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
-from database import Database, database, healthy, items, problem
-from database.items import InvalidItem
+import items
+from database import Database, database, healthy, problem
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 from security import CROSS_SITE, cross_site, security_headers
 
 NAME = {{ cookiecutter.project_name | tojson }}

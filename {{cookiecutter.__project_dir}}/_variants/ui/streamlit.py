@@ -4,9 +4,10 @@ from datetime import datetime
 
 import streamlit as st
 
-from database import Database, items, open_database
-from database.items import InvalidItem
+import items
+from database import Database, open_database
 from identity import NotSignedIn, current_user
+from items.rules import InvalidItem
 
 
 @st.cache_resource  # one pool per server process, shared by every session

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     revision.add_argument("-m", "--message", required=True, help="what the migration does")
 {%- if driver == "sqlalchemy" %}
     revision.add_argument(
-        "--autogenerate", action="store_true", help="write what differs between database/models.py and the database"
+        "--autogenerate", action="store_true", help="write what differs between items/models.py and the database"
     )
 {%- endif %}
     args = parser.parse_args(argv)

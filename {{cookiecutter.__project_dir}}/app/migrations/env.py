@@ -6,11 +6,11 @@ like the app, takes the advisory lock and creates the schema before Alembic star
 
 from alembic import context
 
-{% if cookiecutter.driver == "sqlalchemy" -%}
-from database.models import metadata
-{% endif -%}
 from database.schema import VERSION_TABLE
 from database.settings import SCHEMA
+{%- if cookiecutter.driver == "sqlalchemy" %}
+from items.models import metadata
+{%- endif %}
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -11,72 +11,12 @@ by owner, so a user sees and changes only their own rows. Items come back as the
 from datetime import UTC, datetime
 from typing import Any
 
-from . import queries
-from .connection import Database
+from database import Database
 
-MAX_TITLE = 200
-MAX_ID = 2**63 - 1  # ids are PostgreSQL bigint
+from . import queries
+from .rules import clean_done, clean_id, clean_owner, clean_title  # the checks, and InvalidItem
 
 Item = dict[str, Any]
-
-
-class InvalidItem(ValueError):
-    """Input refused before it reaches the database; ``field`` names what was wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-def clean_title(title: object) -> str:
-    if not isinstance(title, str):
-        raise InvalidItem("title", "title must be a string")
-    title = title.strip()
-    if not title:
-        raise InvalidItem("title", "title must not be empty")
-    if len(title) > MAX_TITLE:
-        raise InvalidItem("title", f"title must be at most {MAX_TITLE} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in title):  # NUL would not even reach PostgreSQL text
-        raise InvalidItem("title", "title must not contain control characters such as NUL or line breaks")
-    try:
-        title.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate, e.g. JSON "\ud800"
-        raise InvalidItem("title", "title must be valid Unicode text") from None
-    return title
-
-
-def clean_done(done: object) -> bool:
-    if not isinstance(done, bool):
-        raise InvalidItem("done", "done must be true or false")
-    return done
-
-
-def clean_id(item_id: object) -> int:
-    """An item id from a URL segment or a UI component: a whole number within bigint."""
-    if isinstance(item_id, str) and item_id.isascii() and item_id.isdigit() and len(item_id) <= 19:
-        item_id = int(item_id)
-    if isinstance(item_id, bool) or not isinstance(item_id, int) or not 1 <= item_id <= MAX_ID:
-        raise InvalidItem("id", f"id must be a whole number from 1 to {MAX_ID}")
-    return item_id
-
-
-def clean_owner(owner: object) -> str:
-    if not isinstance(owner, str) or not owner.strip():
-        raise InvalidItem("user", "no signed-in user")
-    return owner.strip().lower()
-
-
-def fields(body: object, *names: str) -> list[Any]:
-    """The values of exactly these fields of a JSON request body, in order."""
-    if not isinstance(body, dict):
-        raise InvalidItem("body", "the request body must be a JSON object")
-    for name in body:
-        if name not in names:
-            raise InvalidItem(str(name), f"unknown field {name!r}")
-    for name in names:
-        if name not in body:
-            raise InvalidItem(name, f"{name} is required")
-    return [body[name] for name in names]
 
 
 def _iso(moment: datetime) -> str:
