@@ -45,10 +45,16 @@ def framework_of(project: Path) -> str:
 
 
 def runtime_env(
-    project: Path, workspace_stub: Any, client: Any, port: int, home: Path, dbname: str | None = None
+    project: Path,
+    workspace_stub: Any,
+    client: Any,
+    port: int,
+    home: Path,
+    dbname: str | None = None,
+    appname: str = "lakebase-e2e",
 ) -> dict[str, str]:
     """Exactly what the Apps runtime gives the app process (plus PATH, HOME, DATABRICKS_CONFIG_FILE)."""
-    env = dict(workspace_stub.env_for_app(client, appname="lakebase-e2e"))
+    env = dict(workspace_stub.env_for_app(client, appname=appname))
     if dbname:
         env["PGDATABASE"] = dbname
     env["DATABRICKS_APP_PORT"] = str(port)
@@ -98,9 +104,9 @@ def start(project: Path, env: dict[str, str], log: Path) -> App:
     return App(project, port, proc, log)
 
 
-def wait_ready(app: App, path: str = "/") -> None:
-    """Until the app answers 200 on `path` (fails at once if it exits; see waiting.py)."""
-    until_serving(app.url + path, app.proc, app.log_text)
+def wait_ready(app: App, path: str = "/", poll: float = 0.2) -> None:
+    """Until the app answers 200 on `path` (fails at once if it exits; see waiting.py); sets app.ready_after."""
+    until_serving(app.url + path, app.proc, app.log_text, poll)
     app.ready_after = time.monotonic() - app.started
 
 

@@ -24,7 +24,7 @@ def answers_200(url: str) -> bool:
         return False
 
 
-def until_serving(url: str, process: subprocess.Popen, log: Callable[[], str]) -> float:
+def until_serving(url: str, process: subprocess.Popen, log: Callable[[], str], poll: float = 0.2) -> float:
     """Poll `url` until it answers 200 while `process` runs; return the seconds it took.
 
     Fails with the process's log as soon as the process exits, or if it neither serves nor exits within HANG_GUARD.
@@ -39,4 +39,4 @@ def until_serving(url: str, process: subprocess.Popen, log: Callable[[], str]) -
             raise AssertionError(
                 f"{url}: the app neither served nor exited in {HANG_GUARD:.0f} s (a hang):\n{log()[-6000:]}"
             )
-        time.sleep(0.2)
+        time.sleep(poll)

@@ -17,12 +17,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import items
 import json_api
-from database import database, healthy, problem
+from database import DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
 from security import STRICT_POLICY, security_headers
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }})
+app.add_middleware(json_api.BodyCap)  # an oversized body is refused before it is read
 STATIC = Path(__file__).parent / "static"
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 log = logging.getLogger(__name__)
@@ -74,6 +75,18 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
     return refuse(401, str(error))
 
 
+@app.exception_handler(DatabaseBusy)
+async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
+    response = refuse(503, "the database is busy: try again shortly")
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+@app.exception_handler(json_api.BodyTooLarge)
+async def too_large(request: Request, error: json_api.BodyTooLarge) -> JSONResponse:
+    return refuse(413, str(error), "body")
+
+
 @app.exception_handler(RequestValidationError)
 async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
     return refuse(400, "the request body must be a JSON object", "body")  # missing or not JSON at all
@@ -81,6 +94,8 @@ async def malformed(request: Request, error: RequestValidationError) -> JSONResp
 
 @app.exception_handler(HTTPException)
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:  # unknown path, wrong method
+    if isinstance(error.__cause__, json_api.BodyTooLarge):  # FastAPI turns any error reading the body into a 400
+        return await too_large(request, error.__cause__)
     return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
 
 
