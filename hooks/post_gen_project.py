@@ -9,7 +9,9 @@ import json
 import shutil
 from pathlib import Path
 
-ANSWERS = json.loads(r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver} | tojson }}""")
+ANSWERS = json.loads(
+    r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver, "lakebase": cookiecutter.lakebase} | tojson }}"""
+)
 ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on items/models.py
 
 # destination in the rendered project -> (the answer that decides, the variant it picks)
@@ -27,6 +29,7 @@ KEEP_ONLY_FOR = {
     "app/security.py": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # Streamlit: its own flags
     "tests/test_sql_params.py": ("driver", {"asyncpg"}),  # the %(name)s -> $n rewrite only asyncpg needs
     "app/items/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
+    "scripts/previews.py": ("lakebase", {"autoscaling"}),  # pull-request previews need branches
 }
 
 

@@ -34,7 +34,9 @@ from tests.support.waiting import HANG_GUARD
 VALID = valid_combinations()
 LAKEBASE_SCHEMA = json.loads((Path(__file__).parent / "data" / "bundle_schema_lakebase.json").read_text())
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
-GITHUB_EXPRESSION = re.compile(r"\$\{\{ [a-z_.A-Z]+ \}\}")  # ${{ secrets.X }} in the Actions workflow
+GITHUB_EXPRESSION = re.compile(
+    r"\$\{\{ [\w.()\-]+ \}\}"
+)  # ${{ secrets.X }}, ${{ fromJSON(needs.x.outputs.y) }} in workflows
 CHECK_RENDERED_APP = Path(__file__).parent / "support" / "check_rendered_app.py"
 VAR_USE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
 
