@@ -1,7 +1,6 @@
 """Render every valid combination and check what a user gets, file by file."""
 
 import compileall
-import json
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from packaging.requirements import Requirement
 from yamllint import config as yamllint_config
 from yamllint import linter
 
-from tests.support import bundle_checks
+from tests.support import bundle_checks, bundle_schema
 from tests.support.appenv import app_python, password_role_env
 from tests.support.template import (
     ALL_DRIVER_PACKAGES,
@@ -32,7 +31,6 @@ from tests.support.template import (
 from tests.support.waiting import HANG_GUARD
 
 VALID = valid_combinations()
-LAKEBASE_SCHEMA = json.loads((Path(__file__).parent / "data" / "bundle_schema_lakebase.json").read_text())
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 GITHUB_EXPRESSION = re.compile(
     r"\$\{\{ [\w.()\-]+ \}\}"
@@ -116,16 +114,9 @@ def test_bundle_resources_load_through_the_bundle_models(project: tuple[dict[str
         else:
             assert resource.database is not None and resource.postgres is None
             assert resource.database.permission.value == "CAN_CONNECT_AND_CREATE"
-        # databricks-bundles has no models for postgres_*: check them against the CLI's own schema
-        for (kind, key), spec in deployment.raw_resources.items():
-            if kind == "apps":
-                continue
-            fields = LAKEBASE_SCHEMA[kind]
-            assert set(spec) <= set(fields["properties"]), (kind, set(spec) - set(fields["properties"]))
-            assert set(fields["required"]) <= set(spec), (kind, key)
-            assert set(spec.get("lifecycle") or {}) <= set(LAKEBASE_SCHEMA["lifecycle"]["properties"])
-            settings = spec.get("default_endpoint_settings") or {}
-            assert set(settings) <= set(LAKEBASE_SCHEMA["postgres_projects.default_endpoint_settings"]["properties"])
+        # databricks-bundles has no models for postgres_*: the CLI schema's rules, after the target merged
+        merged = bundle_schema.problems({"resources": deployment.config["resources"]})
+        assert not merged, f"{bundle_schema.SCHEMA_VERSION}: {merged}"
         declared = {kind for kind, _ in deployment.resources}
         if combo["create_database"] or deployment.target == "preview":
             expected = {"apps", "postgres_branches", "postgres_roles", "postgres_databases"}
