@@ -71,7 +71,11 @@ def test_rendered_files_are_fully_rendered_and_lint_clean(project: tuple[dict[st
             text = GITHUB_EXPRESSION.sub("", path.read_text())
             assert not JINJA_LEFTOVER.search(text), f"unrendered Jinja in {path.relative_to(root)}"
     assert not (root / "_variants").exists()
-    assert (root / "app" / "static").exists() == (combo["framework"] in ("flask", "fastapi"))
+    json_api = combo["framework"] in ("flask", "fastapi")  # the page over the JSON API, and its HTTP shape
+    assert (root / "app" / "static" / "index.html").exists() == json_api
+    assert (root / "app" / "json_api.py").exists() == json_api
+    styled = combo["framework"] != "streamlit"  # Streamlit: no stylesheet, no header, its own origin flags
+    assert (root / "app" / "static" / "style.css").exists() == (root / "app" / "security.py").exists() == styled
     ruff = [sys.executable, "-m", "ruff"]
     check = subprocess.run([*ruff, "check", "--no-cache", "."], cwd=root, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
