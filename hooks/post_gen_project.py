@@ -23,6 +23,7 @@ KEEP_ONLY_FOR = {
     "app/static": ("framework", {"flask", "fastapi"}),  # the HTML page over the JSON API
     "app/json_api.py": ("framework", {"flask", "fastapi"}),  # what the two JSON APIs share about HTTP
     "tests/test_sql_params.py": ("driver", {"asyncpg"}),  # the %(name)s -> $n rewrite only asyncpg needs
+    "app/database/libpq.py": ("driver", {"psycopg3", "psycopg2", "sqlalchemy"}),  # asyncpg speaks no libpq
     "app/items/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
 }
 

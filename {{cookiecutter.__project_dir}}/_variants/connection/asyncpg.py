@@ -69,6 +69,20 @@ def _bind(sql: str, params: Params | None) -> tuple[str, list[Any]]:
     return query, [params[name] for name in names]
 
 
+def connect_args(s: Settings) -> dict[str, Any]:
+    """Keyword arguments of ``asyncpg.connect`` to the app's database, for the pool and for migrations (migrate.py);
+    the password is added per login."""
+    return {
+        "host": s.host,
+        "port": s.port,
+        "database": s.database,
+        "user": s.user,
+        "ssl": None if s.sslmode == "disable" else s.sslmode,
+        "timeout": s.connect_timeout,
+        "server_settings": {"search_path": SCHEMA, "application_name": s.application_name},  # the app's schema first
+    }
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Replaces asyncpg's RESET ALL round trip on every release (it still rolls back an open transaction):
     this app keeps no session state (no SET, LISTEN or session advisory locks) to reset."""
@@ -84,17 +98,11 @@ class Database(Pooled[asyncpg.Connection]):
     async def open(self) -> None:
         s = self._settings
         self._pool = await asyncpg.create_pool(
-            host=s.host,
-            port=s.port,
-            database=s.database,
-            user=s.user,
+            **connect_args(s),
             connect=self._login,
-            ssl=None if s.sslmode == "disable" else s.sslmode,
             min_size=s.pool_min_size,
             max_size=s.pool_max_size,
             max_inactive_connection_lifetime=s.pool_max_lifetime,
-            timeout=s.connect_timeout,
-            server_settings={"search_path": SCHEMA, "application_name": s.application_name},
             reset=_keep_session,
         )
 

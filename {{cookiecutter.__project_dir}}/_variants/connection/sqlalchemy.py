@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .credentials import PasswordSource, login, login_refused
-from .libpq import libpq_params
+from .libpq import connect_args
 from .pooled import ConnectionLost, Params, Pooled, Row
 from .settings import Settings
 
@@ -42,7 +42,7 @@ class Database(Pooled[Connection]):
             max_overflow=0,  # the pool size is the hard bound on connections
             pool_timeout=settings.connect_timeout,
             pool_recycle=settings.pool_max_lifetime,
-            connect_args=libpq_params(settings),
+            connect_args=connect_args(settings),
         )
 
         @event.listens_for(self._engine, "do_connect")

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 import items
 import json_api
-from database import database, healthy, problem
+from database import Database, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
 
@@ -51,6 +51,7 @@ async def signed_in(request: Request) -> str:
 
 
 User = Annotated[str, Depends(signed_in)]
+Db = Annotated[Database, Depends(database)]  # this process's pool, opened on first use
 Json = Annotated[Any, Body()]  # any JSON: json_api.fields() checks its shape, so both APIs refuse alike
 
 
@@ -67,25 +68,25 @@ def page() -> FileResponse:
 
 
 @app.get("/api/items")
-{{ async_ }}def list_items(owner: User) -> JSONResponse:
-    return JSONResponse({{ await_ }}items.list_items({{ await_ }}database(), owner))
+{{ async_ }}def list_items(owner: User, db: Db) -> JSONResponse:
+    return JSONResponse({{ await_ }}items.list_items(db, owner))
 
 
 @app.post("/api/items")
-{{ async_ }}def create_item(owner: User, body: Json = None) -> JSONResponse:
+{{ async_ }}def create_item(owner: User, db: Db, body: Json = None) -> JSONResponse:
     (title,) = json_api.fields(body, "title")
-    return JSONResponse({{ await_ }}items.create_item({{ await_ }}database(), owner, title), status_code=201)
+    return JSONResponse({{ await_ }}items.create_item(db, owner, title), status_code=201)
 
 
 @app.put("/api/items/{item_id}")
-{{ async_ }}def update_item(item_id: str, owner: User, body: Json = None) -> JSONResponse:
+{{ async_ }}def update_item(item_id: str, owner: User, db: Db, body: Json = None) -> JSONResponse:
     title, done = json_api.fields(body, "title", "done")
-    item = {{ await_ }}items.update_item({{ await_ }}database(), owner, item_id, title, done)
+    item = {{ await_ }}items.update_item(db, owner, item_id, title=title, done=done)
     return JSONResponse(item) if item else refuse(404, "no such item", "id")
 
 
 @app.delete("/api/items/{item_id}")
-{{ async_ }}def delete_item(item_id: str, owner: User) -> Response:
-    if not {{ await_ }}items.delete_item({{ await_ }}database(), owner, item_id):
+{{ async_ }}def delete_item(item_id: str, owner: User, db: Db) -> Response:
+    if not {{ await_ }}items.delete_item(db, owner, item_id):
         return refuse(404, "no such item", "id")
     return Response(status_code=204)

@@ -3,15 +3,9 @@
 import streamlit as st
 
 import items
-from database import Database, open_database
+from database import database
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
-
-
-@st.cache_resource  # one pool per server process, shared by every session
-def get_database() -> Database:
-    return open_database()
-
 
 st.set_page_config(page_title={{ cookiecutter.project_name | tojson }})
 st.title({{ cookiecutter.project_name | tojson }})
@@ -20,7 +14,7 @@ try:
 except NotSignedIn as error:
     st.error(str(error))
     st.stop()
-db = get_database()
+db = database()  # one pool per server process, shared by every session; a failed migration is not retried
 
 with st.form("new-item", clear_on_submit=True):  # the input is cleared after Add
     new_title = st.text_input("New item", max_chars=200)
@@ -34,7 +28,7 @@ for item in items.list_items(db, owner):
     done_col, title_col, delete_col = st.columns([1, 6, 2])
     done = done_col.checkbox("done", value=item["done"], key=f"done-{item['id']}", label_visibility="collapsed")
     if done != item["done"]:
-        items.set_done(db, owner, item["id"], done)
+        items.update_item(db, owner, item["id"], done=done)
         st.rerun()
     title_col.text(item["title"])  # text, never markdown or HTML
     if delete_col.button("Delete", key=f"delete-{item['id']}"):

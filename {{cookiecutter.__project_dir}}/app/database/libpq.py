@@ -5,7 +5,7 @@ from typing import Any
 from .settings import SCHEMA, Settings
 
 
-def libpq_params(s: Settings) -> dict[str, Any]:
+def connect_args(s: Settings) -> dict[str, Any]:
     """Keyword arguments of a libpq connection to the app's database; the password is added per login."""
     return {
         "host": s.host,
