@@ -15,18 +15,16 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.template import render  # noqa: E402
+from tests.support.waiting import until_serving  # noqa: E402
 
 
-def time_to_first_page(project: Path, log: Path, timeout: float = 600) -> float:
+def time_to_first_page(project: Path, log: Path) -> float:
     port = free_port()
-    started = time.monotonic()
     with log.open("a") as out:
         run = subprocess.Popen(
             ["bash", "run-local.sh", "--port", str(port)],
@@ -36,18 +34,7 @@ def time_to_first_page(project: Path, log: Path, timeout: float = 600) -> float:
             start_new_session=True,
         )
         try:
-            while True:
-                if run.poll() is not None:
-                    raise RuntimeError(f"run-local.sh exited {run.returncode}:\n{log.read_text()[-3000:]}")
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-                        if response.status == 200:
-                            return time.monotonic() - started
-                except OSError:
-                    pass
-                if time.monotonic() - started > timeout:
-                    raise RuntimeError(f"no first page after {timeout} s:\n{log.read_text()[-3000:]}")
-                time.sleep(0.2)
+            return until_serving(f"http://127.0.0.1:{port}/", run, lambda: log.read_text(errors="replace"))
         finally:
             if run.poll() is None:
                 os.killpg(run.pid, signal.SIGINT)

@@ -19,10 +19,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from pathlib import Path
-
-import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,21 +30,6 @@ from tests.harness.workspace_stub import WorkspaceStub  # noqa: E402
 from tests.support import apprunner  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 from tests.support.template import render  # noqa: E402
-
-
-def until_healthy(app: apprunner.App, timeout: float = 60) -> float:
-    """Seconds from the process start to the first 200 on /healthz."""
-    while time.monotonic() - app.started < timeout:
-        if app.proc.poll() is not None:
-            raise RuntimeError(f"the app exited:\n{app.log_text()[-4000:]}")
-        try:
-            if requests.get(app.url + "/healthz", timeout=10).status_code == 200:
-                return time.monotonic() - app.started
-        except requests.RequestException:
-            pass
-        time.sleep(0.02)
-    raise RuntimeError(f"/healthz not 200 after {timeout} s:\n{app.log_text()[-4000:]}")
-
 
 # Wall seconds of open_database(), and CPU seconds of the whole process until it returned (interpreter, imports,
 # pool, credential, schema/migrations): CPU time hardly depends on how busy the machine is, wall time does.
@@ -113,7 +95,8 @@ def main() -> int:
                 env = apprunner.runtime_env(project, stub, client, port, Path(tmp) / "home", dbname)
                 app = apprunner.start(project, env, Path(tmp) / f"{framework}-{driver}-{run}.log")
                 try:
-                    times.append(until_healthy(app))
+                    apprunner.wait_ready(app, "/healthz", poll=0.02)  # seconds from the start to the first 200
+                    times.append(app.ready_after)
                 finally:
                     apprunner.stop(app)
             later = times[1:]

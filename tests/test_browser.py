@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support.localapp import running_local_app
+from tests.support.page import instrument, until
 from tests.support.template import ROOT, render
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -67,16 +66,11 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(60)
+    instrument(driver)
     try:
         yield driver
     finally:
         driver.quit()
-
-
-def patient(driver: WebDriver) -> WebDriverWait:
-    """Waits up to 30 s; an element the page re-rendered while it was read (stale) means: look again."""
-    return WebDriverWait(driver, 30, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def by_label_text(driver: WebDriver, css: str, text: str) -> Callable[[WebDriver], bool]:
@@ -84,32 +78,32 @@ def by_label_text(driver: WebDriver, css: str, text: str) -> Callable[[WebDriver
 
 
 def add_item(driver: WebDriver, framework: str, title: str) -> None:
-    wait = patient(driver)
     if framework in ("flask", "fastapi"):
-        box = wait.until(lambda d: d.find_element(By.ID, "title"))
+        box = until(driver, lambda d: d.find_element(By.ID, "title"))
         box.send_keys(title)
         driver.find_element(By.CSS_SELECTOR, "#new-item button[type=submit]").click()
-        wait.until(by_label_text(driver, "#items li span", title))
+        until(driver, by_label_text(driver, "#items li span", title))
     elif framework == "dash":
-        box = wait.until(lambda d: d.find_element(By.ID, "new-title"))
+        box = until(driver, lambda d: d.find_element(By.ID, "new-title"))
         box.send_keys(title)
         driver.find_element(By.ID, "add").click()
-        wait.until(by_label_text(driver, "#items", title))
+        until(driver, by_label_text(driver, "#items", title))
     elif framework == "gradio":
-        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "textarea, input[type=text]"))
+        box = until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "textarea, input[type=text]"))
         box.send_keys(title)
         driver.find_element(By.XPATH, "//button[normalize-space()='Add']").click()
-        wait.until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        until(driver, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
     else:  # streamlit
-        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='New item']"))
+        box = until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='New item']"))
         box.send_keys(title, Keys.TAB)
-        time.sleep(0.3)  # let Streamlit take the value before the form is submitted
+        # Streamlit takes a form field's value when the field loses focus: submit only once it has
+        until(driver, lambda d: d.switch_to.active_element != box and box.get_attribute("value") == title)
         driver.find_element(By.XPATH, "//button[.//*[normalize-space()='Add']]").click()
-        wait.until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        until(driver, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
     # the input is cleared after Add, ready for the next item (Streamlit re-renders it: look it up again)
     css = {"flask": "#title", "fastapi": "#title", "dash": "#new-title", "gradio": "textarea, input[type=text]"}
     selector = css.get(framework, "input[aria-label='New item']")
-    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("value") == "")
+    until(driver, lambda d: d.find_element(By.CSS_SELECTOR, selector).get_attribute("value") == "")
 
 
 def delete_row(driver: WebDriver, framework: str, title: str) -> None:
@@ -126,8 +120,8 @@ def delete_row(driver: WebDriver, framework: str, title: str) -> None:
             row.find_element(By.XPATH, ".//button[normalize-space()='Delete']").click()
         return True
 
-    patient(driver).until(click_delete)
-    patient(driver).until(lambda d: title not in d.find_element(By.TAG_NAME, "body").text)
+    until(driver, click_delete)
+    until(driver, lambda d: title not in d.find_element(By.TAG_NAME, "body").text)
 
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "dash", "gradio", "streamlit"])
@@ -140,7 +134,7 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
         browser.get(app.url + "/")
         add_item(browser, framework, title)
         browser.refresh()  # listed from the database, not just echoed by the page
-        patient(browser).until(lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        until(browser, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOTS / f"{framework}.png"))
         if framework != "gradio":  # Gradio picks the row by title in a dropdown; tests/test_e2e.py drives it
@@ -148,6 +142,6 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
             add_item(browser, framework, keeper)
             delete_row(browser, framework, title)
             browser.refresh()  # the database, not the page, says what is left
-            patient(browser).until(lambda d: keeper in d.find_element(By.TAG_NAME, "body").text)
+            until(browser, lambda d: keeper in d.find_element(By.TAG_NAME, "body").text)
             assert title not in browser.find_element(By.TAG_NAME, "body").text
         print(f"{framework}: browser create+list {time.monotonic() - started:.1f} s")

@@ -21,6 +21,7 @@ from tests.support import apprunner
 from tests.support.http_api import ALICE, BOB, HttpApi
 from tests.support.ports import free_port
 from tests.support.template import combo_id, render, valid_combinations
+from tests.support.waiting import HANG_GUARD
 
 pytestmark = pytest.mark.e2e
 
@@ -315,17 +316,6 @@ def streamlit_contract(driver: apprunner.Driver) -> None:
         assert any("title" in e for e in shown["errors"]), (title, shown)
 
 
-def eventually(probe: Callable[[], Any], seconds: float = 10) -> Any:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return probe()
-        except (AssertionError, requests.RequestException, apprunner.DriverError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
-
-
 def assert_no_token_leak(workspace_stub: Any, project: Path, logs: list[Path]) -> None:
     tokens = [*workspace_stub.issued_tokens, *workspace_stub.issued_access_tokens]
     assert workspace_stub.issued_tokens or workspace_stub.issued_access_tokens, "no credential was issued"
@@ -364,7 +354,7 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
             if driver:
                 logs.append(driver.log)
             if framework != "streamlit":
-                assert requests.get(f"{app.url}/healthz", timeout=30).status_code == 200, app.log_text()[-4000:]
+                assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 200, app.log_text()[-4000:]
 
             users = [ALICE, BOB] if framework != "streamlit" else [ALICE]
             first = users[0]
@@ -455,7 +445,7 @@ def test_two_instances_start_together(answers, tmp_path, pg_server, workspace_st
         assert status == {0: 200, 1: 200}, (status, [a.log_text()[-4000:] for a in apps])
         for i, app in enumerate(apps):
             HttpApi(app.url).create(ALICE, f"from instance {i}")
-            assert requests.get(f"{app.url}/healthz", timeout=30).status_code == 200
+            assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 200
         assert sorted(t for _, t, _ in rows_in_db(pg_server, dbname)) == ["from instance 0", "from instance 1"]
         assert table_owner(pg_server, dbname) == client.role
         assert workspace_stub.credential_calls() <= MAX_CREDENTIAL_CALLS
@@ -471,26 +461,26 @@ def test_recovers_when_postgres_comes_back(answers, tmp_path, pg_server, workspa
     env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
     with apprunner.running_app(project, env, tmp_path / "app.log") as app:
         api = HttpApi(app.url)
-        assert requests.get(f"{app.url}/healthz", timeout=30).status_code == 200
+        assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 200
         api.create(ALICE, "before the outage")
         pg_server.stop_server()
         try:
             codes = []
             for _ in range(3):
                 t0 = time.monotonic()
-                codes.append(requests.get(f"{app.url}/healthz", timeout=30).status_code)
+                codes.append(requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code)
                 print(f"E2E outage /healthz -> {codes[-1]} in {time.monotonic() - t0:.1f}s")
             assert codes == [503, 503, 503], (codes, app.log_text()[-4000:])
         finally:
             pg_server.start_server()
         back = time.monotonic()
-        deadline = back + 20
         # Every process must recover by itself (gunicorn runs 2 workers, each pool retries with its own
-        # backoff, which grows while the server is away): wait for 5 healthy answers in a row.
+        # backoff, which grows while the server is away): wait for 5 healthy answers in a row while the app
+        # runs (how soon is printed, not judged: a busy machine makes it slower, not wrong).
         in_a_row = 0
         while in_a_row < 5:
-            in_a_row = in_a_row + 1 if requests.get(f"{app.url}/healthz", timeout=30).status_code == 200 else 0
-            assert time.monotonic() < deadline, app.log_text()[-4000:]
+            in_a_row = in_a_row + 1 if requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 200 else 0
+            assert app.proc.poll() is None and time.monotonic() - back < HANG_GUARD, app.log_text()[-4000:]
             if in_a_row == 0:
                 time.sleep(0.5)
         print(f"E2E healthy again {time.monotonic() - back:.1f}s after PostgreSQL restarted")

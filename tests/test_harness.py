@@ -154,11 +154,14 @@ def test_expire_now_blocks_new_logins_but_open_sessions_continue(sdk_env, worksp
 
 def test_current_token_is_reused_until_a_quarter_of_its_ttl_remains(sdk_env, workspace_stub, pg_server):
     w = WorkspaceClient()
-    workspace_stub.ttl_seconds = 4
+    # TTL long enough that a busy machine makes the second call well inside the first 75% of it
+    workspace_stub.ttl_seconds = 8
     first = w.postgres.generate_database_credential(endpoint=ENDPOINT)
     again = w.postgres.generate_database_credential(endpoint=ENDPOINT)
     assert (again.token, again.expire_time.ToDatetime()) == (first.token, first.expire_time.ToDatetime())
-    time.sleep(3.2)  # less than 25% of the TTL left: a new token, and only the new one logs in
+    # until less than 25% of the TTL the token states is left: a new token, and only the new one logs in
+    renew_from = first.expire_time.ToDatetime(tzinfo=dt.UTC) - dt.timedelta(seconds=0.25 * 8)
+    time.sleep(max(0.0, (renew_from - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
     renewed = w.postgres.generate_database_credential(endpoint=ENDPOINT)
     assert renewed.token != first.token
     pg_server.connect_as(sdk_env.role, renewed.token).close()
@@ -178,10 +181,10 @@ def test_expire_now_makes_the_next_call_mint(sdk_env, workspace_stub, pg_server)
 
 
 def test_short_ttl_expires(sdk_env, workspace_stub, pg_server):
-    workspace_stub.ttl_seconds = 2
+    workspace_stub.ttl_seconds = 5  # long enough for a busy machine to log in before it runs out
     cred = WorkspaceClient().postgres.generate_database_credential(endpoint=ENDPOINT)
     remaining = cred.expire_time.ToDatetime(tzinfo=dt.UTC) - dt.datetime.now(dt.UTC)
-    assert remaining < dt.timedelta(seconds=2.5)
+    assert remaining < dt.timedelta(seconds=5.5)
     pg_server.connect_as(sdk_env.role, cred.token).close()
     time.sleep(max(0.0, remaining.total_seconds()) + 0.5)
     _login_fails(pg_server, sdk_env.role, cred.token)

@@ -23,6 +23,7 @@ from tests.support.appenv import app_python, password_role_env
 from tests.support.http_api import ALICE, BOB, HttpApi
 from tests.support.ports import free_port
 from tests.support.template import ROOT, render
+from tests.support.waiting import HANG_GUARD
 
 # The last template version without migrations: its apps created the schema with a bootstrap at start-up.
 PREVIOUS = "7c86458"
@@ -213,7 +214,7 @@ def test_readme_schema_change_then_two_instances_start_at_once(
 
     # An old instance (rolling deploy) finds the newer database: it says so and keeps serving.
     with apprunner.running_app(before, env_for(before), tmp_path / "v1-again.log") as old:
-        assert requests.get(f"{old.url}/healthz", timeout=60).status_code == 200, old.log_text()[-3000:]
+        assert requests.get(f"{old.url}/healthz", timeout=HANG_GUARD).status_code == 200, old.log_text()[-3000:]
         assert len(HttpApi(old.url).list(ALICE)) == 2
         assert "newer than this code" in old.log_text() and "0002" in old.log_text()
 
@@ -252,13 +253,13 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     (project / "app" / "migrations" / "versions" / "0002_broken.py").write_text(BROKEN)
     env["DATABRICKS_APP_PORT"] = str(free_port())
     with apprunner.running_app(project, env, tmp_path / "v2.log") as app:
-        health = requests.get(f"{app.url}/healthz", timeout=60)
+        health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
         assert health.status_code == 503
         reason = health.json()["database"]
         assert "0002_broken.py" in reason and "no_such_column" in reason, reason
         refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=60)
         assert refused.status_code == 500  # no request is served against the half-migrated schema
-        assert requests.get(f"{app.url}/healthz", timeout=60).status_code == 503  # and it stays so
+        assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         log = app.log_text()
     assert "0002_broken.py" in log and "no_such_column" in log and "rolled back" in log, log[-3000:]
     assert query(pg_server, dbname, columns) == schema_before  # the ADD COLUMN was rolled back too

@@ -23,6 +23,7 @@ import requests
 import yaml
 
 from tests.support.appenv import app_python
+from tests.support.waiting import HANG_GUARD, until_serving
 
 
 def app_yaml(project: Path) -> dict[str, Any]:
@@ -44,10 +45,16 @@ def framework_of(project: Path) -> str:
 
 
 def runtime_env(
-    project: Path, workspace_stub: Any, client: Any, port: int, home: Path, dbname: str | None = None
+    project: Path,
+    workspace_stub: Any,
+    client: Any,
+    port: int,
+    home: Path,
+    dbname: str | None = None,
+    appname: str = "lakebase-e2e",
 ) -> dict[str, str]:
     """Exactly what the Apps runtime gives the app process (plus PATH, HOME, DATABRICKS_CONFIG_FILE)."""
-    env = dict(workspace_stub.env_for_app(client, appname="lakebase-e2e"))
+    env = dict(workspace_stub.env_for_app(client, appname=appname))
     if dbname:
         env["PGDATABASE"] = dbname
     env["DATABRICKS_APP_PORT"] = str(port)
@@ -97,19 +104,10 @@ def start(project: Path, env: dict[str, str], log: Path) -> App:
     return App(project, port, proc, log)
 
 
-def wait_ready(app: App, path: str = "/", timeout: float = 60) -> None:
-    while True:
-        if app.proc.poll() is not None:
-            raise AssertionError(f"the app exited with {app.proc.returncode}:\n{app.log_text()[-6000:]}")
-        try:
-            if requests.get(app.url + path, timeout=5).status_code == 200:
-                app.ready_after = time.monotonic() - app.started
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() - app.started > timeout:
-            raise AssertionError(f"{app.url}{path} not 200 after {timeout} s:\n{app.log_text()[-6000:]}")
-        time.sleep(0.2)
+def wait_ready(app: App, path: str = "/", poll: float = 0.2) -> None:
+    """Until the app answers 200 on `path` (fails at once if it exits; see waiting.py); sets app.ready_after."""
+    until_serving(app.url + path, app.proc, app.log_text, poll)
+    app.ready_after = time.monotonic() - app.started
 
 
 def stop(app: App) -> None:
@@ -135,7 +133,7 @@ def healthz_at_once(apps: list[App]) -> dict[int, int]:
     status: dict[int, int] = {}
 
     def health(i: int) -> None:
-        status[i] = requests.get(f"{apps[i].url}/healthz", timeout=60).status_code
+        status[i] = requests.get(f"{apps[i].url}/healthz", timeout=HANG_GUARD).status_code
 
     threads = [threading.Thread(target=health, args=(i,)) for i in range(len(apps))]
     for thread in threads:
@@ -146,12 +144,10 @@ def healthz_at_once(apps: list[App]) -> dict[int, int]:
 
 
 @contextmanager
-def running_app(
-    project: Path, env: dict[str, str], log: Path, ready_path: str = "/", timeout: float = 60
-) -> Iterator[App]:
+def running_app(project: Path, env: dict[str, str], log: Path, ready_path: str = "/") -> Iterator[App]:
     app = start(project, env, log)
     try:
-        wait_ready(app, ready_path, timeout)
+        wait_ready(app, ready_path)
         yield app
     finally:
         stop(app)
@@ -263,7 +259,7 @@ def state(at):
 
 def handle(request):
     USER["email"] = request.get("user")
-    at = AppTest.from_file(MAIN, default_timeout=30)
+    at = AppTest.from_file(MAIN, default_timeout=HANG_GUARD)
     at.run()
     op = request["op"]
     if op == "add":
@@ -280,7 +276,7 @@ def handle(request):
     if op == "list":
         return state(at)
     shown = state(at)  # what the session that acted shows (st.error on a refused title)
-    at = AppTest.from_file(MAIN, default_timeout=30)  # a fresh session shows what is stored now
+    at = AppTest.from_file(MAIN, default_timeout=HANG_GUARD)  # a fresh session shows what is stored now
     at.run()
     return {**state(at), "acting_session": shown}
 
@@ -291,7 +287,6 @@ serve(handle)
 
 def driver(kind: str, tmp_path: Path, env: dict[str, str], cwd: Path, arg: str) -> Driver:
     script = tmp_path / f"{kind}_driver.py"
-    script.write_text(
-        {"gradio": GRADIO_DRIVER, "streamlit": STREAMLIT_DRIVER}[kind].replace("sys.argv[1]", json.dumps(arg))
-    )
+    source = {"gradio": GRADIO_DRIVER, "streamlit": STREAMLIT_DRIVER}[kind].replace("sys.argv[1]", json.dumps(arg))
+    script.write_text(f"HANG_GUARD = {HANG_GUARD!r}\n{source}")
     return Driver(script, env, cwd, tmp_path / f"{kind}_driver.log")

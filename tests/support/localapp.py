@@ -7,7 +7,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from tests.support.appenv import app_python
 from tests.support.ports import free_port
+from tests.support.waiting import HANG_GUARD, until_serving
 
 
 @dataclass
@@ -31,7 +31,7 @@ class LocalApp:
 
 
 @contextmanager
-def running_local_app(root: Path, workdir: Path, timeout: float = 90) -> Iterator[LocalApp]:
+def running_local_app(root: Path, workdir: Path) -> Iterator[LocalApp]:
     """Run local/run.py; yield once the first page answers 200; stop it and check PostgreSQL stopped too."""
     port = free_port()
     python = app_python()
@@ -52,21 +52,12 @@ def running_local_app(root: Path, workdir: Path, timeout: float = 90) -> Iterato
         )
         try:
             url = f"http://127.0.0.1:{port}"
-            while True:
-                assert run.poll() is None, log_path.read_text()
-                try:
-                    with urllib.request.urlopen(url + "/", timeout=5) as response:
-                        if response.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert time.monotonic() - started < timeout, log_path.read_text()
-                time.sleep(0.2)
+            until_serving(url + "/", run, lambda: log_path.read_text(errors="replace"))
             yield LocalApp(url, time.monotonic() - started, log_path, pg_tmp)
         finally:
             run.send_signal(signal.SIGTERM)
             try:
-                run.wait(timeout=30)
+                run.wait(timeout=HANG_GUARD)  # run.py stops the app, then PostgreSQL
             finally:
                 if run.poll() is None:
                     os.killpg(run.pid, signal.SIGKILL)

@@ -1,0 +1,92 @@
+"""Waiting on what a page in the browser reports, not on a fixed patience (for tests/test_browser.py).
+
+`until(driver, condition)` polls the condition. While it is false the page is asked whether it is still at work:
+the document loading, a fetch or XMLHttpRequest of the page in flight (counted by a script installed before the
+page's own, see `instrument`), Dash's loading screen, a Dash callback in flight (Dash sets the title to
+"Updating..." and marks the component), a Streamlit script run or reconnect (`stApp`'s data-test-script-state
+and data-test-connection-state, streamlit/frontend app/src/App.tsx), a Gradio event (a status tracker that is not
+hidden). A busy machine only makes that work take longer, so it is waited for. The wait fails when the page has
+been idle for IDLE_TURNS turns of its event loop (two animation frames each) with the condition still false: the
+page says it has finished and what the test waits for is not there. HANG_GUARD only ends a page that never stops
+working.
+"""
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.support.waiting import HANG_GUARD
+
+T = TypeVar("T")
+IDLE_TURNS = 20
+
+# Installed before any script of the page: counts its HTTP requests still in flight.
+COUNT_REQUESTS = """
+window.__requestsInFlight = 0;
+const started = () => { window.__requestsInFlight += 1; };
+const ended = () => { window.__requestsInFlight -= 1; };
+const fetchOfPage = window.fetch;
+window.fetch = function (...args) {
+  started();
+  return fetchOfPage.apply(this, args).finally(ended);
+};
+const sendOfPage = XMLHttpRequest.prototype.send;
+XMLHttpRequest.prototype.send = function (...args) {
+  started();
+  this.addEventListener("loadend", ended, { once: true });
+  return sendOfPage.apply(this, args);
+};
+"""
+
+# What the page says it is still doing ("" when idle), after two animation frames (a turn of its event loop).
+AT_WORK = """
+const done = arguments[arguments.length - 1];
+requestAnimationFrame(() => requestAnimationFrame(() => {
+  const at = (selector) => document.querySelector(selector) !== null;
+  const app = document.querySelector("[data-testid=stApp]");
+  done(
+    document.readyState !== "complete" ? "loading the document"
+    : (window.__requestsInFlight || 0) > 0 ? "requests in flight"
+    : at("._dash-loading") ? "Dash is loading"
+    : document.title === "Updating..." || at("[data-dash-is-loading=true]") ? "a Dash callback"
+    : app && app.dataset.testScriptState !== "notRunning" ? "Streamlit script " + app.dataset.testScriptState
+    : app && app.dataset.testConnectionState !== "CONNECTED" ? "Streamlit " + app.dataset.testConnectionState
+    : at("[data-testid=status-tracker]:not(.hide)") ? "a Gradio event"
+    : ""
+  );
+}));
+"""
+
+
+def instrument(driver: WebDriver) -> None:
+    """Count every page's requests from its first script on; give pages the hang guard, not a short patience."""
+    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": COUNT_REQUESTS})
+    driver.set_page_load_timeout(HANG_GUARD)
+    driver.set_script_timeout(HANG_GUARD)
+
+
+def at_work(driver: WebDriver) -> str:
+    return driver.execute_async_script(AT_WORK)
+
+
+def until(driver: WebDriver, condition: Callable[[WebDriver], T], what: str = "") -> T:
+    """The condition's first true value; an element the page re-rendered while it was read means: look again."""
+    idle_turns, started = 0, time.monotonic()
+    while True:
+        try:
+            value = condition(driver)
+        except (NoSuchElementException, StaleElementReferenceException):
+            value = None
+        if value:
+            return value
+        working_on = at_work(driver)
+        idle_turns = 0 if working_on else idle_turns + 1
+        if idle_turns >= IDLE_TURNS:
+            shown = driver.execute_script("return document.body ? document.body.innerText : ''")
+            raise AssertionError(f"the page finished its work without {what or condition}; it shows:\n{shown[-3000:]}")
+        if time.monotonic() - started > HANG_GUARD:
+            raise AssertionError(f"the page was still at work ({working_on}) after {HANG_GUARD:.0f} s (a hang)")
+        time.sleep(0.05)
