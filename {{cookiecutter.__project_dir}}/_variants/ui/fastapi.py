@@ -6,29 +6,76 @@
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 import items
 import json_api
 from database import Database, database, healthy, problem
 from identity import NotSignedIn, current_user
-from items.rules import InvalidItem
+from items.rules import MAX_TITLE, InvalidItem
 
-app = FastAPI(title={{ cookiecutter.project_name | tojson }})
+app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description="The API contract is in README.md.")
 PAGE = Path(__file__).parent / "static" / "index.html"
 
 
+# ---------------------------------------------------------------------- the API's shapes (and /docs)
+class NewItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # like the Flask API: no unknown field, no coercion
+    title: str = Field(description=f"1 to {MAX_TITLE} characters after trimming, no control characters")
+
+
+class ItemChange(NewItem):
+    done: bool
+
+
+class Item(BaseModel):
+    id: int
+    title: str
+    done: bool
+    created_at: str = Field(description="ISO 8601, UTC", examples=["2026-11-29T10:15:00.123456+00:00"])
+    updated_at: str = Field(description="ISO 8601, UTC")
+
+
+class Problem(BaseModel):
+    """The one error body of every framework's API."""
+
+    error: str = Field(description="what was wrong")
+    field: str | None = Field(description="the field, or null")
+
+
+PROBLEMS = {
+    400: {"model": Problem, "description": "refused input; nothing changed"},
+    401: {"model": Problem, "description": "on Databricks, no signed-in user"},
+    404: {"model": Problem, "description": "the user has no such item (another user's item included)"},
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals a route documents in /docs."""
+    return {status: PROBLEMS[status] for status in statuses}
+
+
+class NoSuchItem(Exception):
+    """The signed-in user has no item with that id (another user's item included)."""
+
+
+# ---------------------------------------------------------------------- errors, in the one body
 def refuse(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(json_api.error_body(message, field), status_code=status)
 
 
-@app.exception_handler(json_api.BadRequest)
 @app.exception_handler(InvalidItem)
-async def invalid(request: Request, error: json_api.BadRequest | InvalidItem) -> JSONResponse:
+async def invalid(request: Request, error: InvalidItem) -> JSONResponse:
     return refuse(400, str(error), error.field)
+
+
+@app.exception_handler(NoSuchItem)
+async def no_such_item(request: Request, error: NoSuchItem) -> JSONResponse:
+    return refuse(404, "no such item", "id")
 
 
 @app.exception_handler(NotSignedIn)
@@ -36,9 +83,21 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
     return refuse(401, str(error))
 
 
+def _order(finding: dict[str, Any]) -> int:
+    """What the Flask API reports first: the body's shape, then an unknown field, a missing one, a wrong type."""
+    if len(finding["loc"]) < 2 or finding["type"] == "json_invalid":
+        return 0
+    return {"extra_forbidden": 1, "missing": 2}.get(finding["type"], 3)
+
+
 @app.exception_handler(RequestValidationError)
 async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
-    return refuse(400, "the request body must be a JSON object", "body")  # missing or not JSON at all
+    first = min(error.errors(), key=_order)
+    if _order(first) == 0:  # missing, not JSON, or not an object
+        return refuse(400, "the request body must be a JSON object", "body")
+    name = str(first["loc"][1])
+    said = {"extra_forbidden": f"unknown field {name!r}", "missing": f"{name} is required"}
+    return refuse(400, said.get(first["type"], f"{name}: {first['msg']}"), name)
 
 
 @app.exception_handler(HTTPException)
@@ -46,15 +105,31 @@ async def http_error(request: Request, error: HTTPException) -> JSONResponse:  #
     return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
 
 
+def openapi() -> dict[str, Any]:
+    """FastAPI's schema without the 422 answer this API never gives (its refusals are 400, in the one body)."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            operation["responses"].pop("422", None)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+app.openapi = openapi
+
+
+# ---------------------------------------------------------------------- who asks, and the pool
 async def signed_in(request: Request) -> str:
     return current_user(request.headers)
 
 
 User = Annotated[str, Depends(signed_in)]
 Db = Annotated[Database, Depends(database)]  # this process's pool, opened on first use
-Json = Annotated[Any, Body()]  # any JSON: json_api.fields() checks its shape, so both APIs refuse alike
 
 
+# ---------------------------------------------------------------------- the routes
 @app.get("/", include_in_schema=False)
 def page() -> FileResponse:
     return FileResponse(PAGE)
@@ -67,26 +142,27 @@ def page() -> FileResponse:
     return {"database": "ok" if ok else problem()}
 
 
-@app.get("/api/items")
-{{ async_ }}def list_items(owner: User, db: Db) -> JSONResponse:
-    return JSONResponse({{ await_ }}items.list_items(db, owner))
+@app.get("/api/items", responses=problems(401))
+{{ async_ }}def list_items(owner: User, db: Db) -> list[Item]:
+    """The signed-in user's items, oldest first."""
+    return {{ await_ }}items.list_items(db, owner)  # dicts of Item's shape: FastAPI checks and documents them
 
 
-@app.post("/api/items")
-{{ async_ }}def create_item(owner: User, db: Db, body: Json = None) -> JSONResponse:
-    (title,) = json_api.fields(body, "title")
-    return JSONResponse({{ await_ }}items.create_item(db, owner, title), status_code=201)
+@app.post("/api/items", status_code=201, responses=problems(400, 401))
+{{ async_ }}def create_item(body: NewItem, owner: User, db: Db) -> Item:
+    return {{ await_ }}items.create_item(db, owner, body.title)
 
 
-@app.put("/api/items/{item_id}")
-{{ async_ }}def update_item(item_id: str, owner: User, db: Db, body: Json = None) -> JSONResponse:
-    title, done = json_api.fields(body, "title", "done")
-    item = {{ await_ }}items.update_item(db, owner, item_id, title=title, done=done)
-    return JSONResponse(item) if item else refuse(404, "no such item", "id")
+@app.put("/api/items/{item_id}", responses=problems(400, 401, 404))
+{{ async_ }}def update_item(item_id: str, body: ItemChange, owner: User, db: Db) -> Item:
+    item = {{ await_ }}items.update_item(db, owner, item_id, title=body.title, done=body.done)
+    if item is None:
+        raise NoSuchItem
+    return item
 
 
-@app.delete("/api/items/{item_id}")
+@app.delete("/api/items/{item_id}", status_code=204, responses=problems(400, 401, 404))
 {{ async_ }}def delete_item(item_id: str, owner: User, db: Db) -> Response:
     if not {{ await_ }}items.delete_item(db, owner, item_id):
-        return refuse(404, "no such item", "id")
+        raise NoSuchItem
     return Response(status_code=204)
