@@ -21,21 +21,23 @@ from cookiecutter.main import cookiecutter
 from tests.support import apprunner
 from tests.support.appenv import app_python, password_role_env
 from tests.support.http_api import ALICE, BOB, HttpApi
+from tests.support.migration_file import migration_file
 from tests.support.ports import free_port
 from tests.support.template import ROOT, render
 from tests.support.waiting import HANG_GUARD
 
-# The last template version without migrations: its apps created the schema with a bootstrap at start-up.
-PREVIOUS = "7c86458"
+# Earlier template versions whose databases must upgrade in place, rows and owners kept: the last without
+# migrations (its apps created the schema with a bootstrap at start-up), and the last before row-level security.
+PREVIOUS = {"7c86458": "bootstrap", "f84ef24": "0001"}
 DRIVERS = ["psycopg3", "psycopg2", "asyncpg", "sqlalchemy"]
 FRAMEWORK = {"asyncpg": "fastapi"}  # asyncpg needs an async framework; flask runs the rest
 
 
-@pytest.fixture(scope="module")
-def previous_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The template as it was at PREVIOUS, from git (as a user who rendered it then had it)."""
-    where = tmp_path_factory.mktemp("previous-template")
-    archive = subprocess.run(["git", "archive", PREVIOUS], cwd=ROOT, check=True, capture_output=True).stdout
+@pytest.fixture(scope="module", params=list(PREVIOUS))
+def previous_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The template as it was at a PREVIOUS commit, from git (as a user who rendered it then had it)."""
+    where = tmp_path_factory.mktemp(f"template-{request.param}")
+    archive = subprocess.run(["git", "archive", request.param], cwd=ROOT, check=True, capture_output=True).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(where, filter="data")
     return where
@@ -77,7 +79,8 @@ def test_database_of_the_previous_template_upgrades_in_place(
     old = Path(
         cookiecutter(str(previous_template), no_input=True, output_dir=str(tmp_path / "old"), extra_context=answers)
     )
-    assert not (old / "app" / "migrations").exists()
+    had = sorted(p.name for p in (old / "app" / "migrations" / "versions").glob("*.py"))
+    assert had == ([] if "7c86458" in previous_template.name else ["0001_bootstrap.py"])
     _, env = password_role_env(pg_server, tmp_path)
     dbname = env["PGDATABASE"]
     made = run_in_app(
@@ -93,13 +96,17 @@ def test_database_of_the_previous_template_upgrades_in_place(
 
     new = render(tmp_path / "new", **answers)
     started = run_in_app(
-        new, env, f'print([row["title"] for row in {await_}items.list_items(db, "alice@example.com")])', is_async
+        new,
+        env,
+        f'print([row["title"] for row in {await_}items.list_items(db, "alice@example.com")])\n'
+        f'print([row["title"] for row in {await_}items.list_items(db, "bob@example.com")])',
+        is_async,
     )
     assert started.returncode == 0, started.stderr
-    assert started.stdout.strip() == "['kept one']"
+    assert started.stdout.split("\n")[:2] == ["['kept one']", "['kept two']"]  # each owner still sees their row
     after = query(pg_server, dbname, "SELECT id, owner, title, done, created_at FROM app_data.items ORDER BY id")
     assert after == before
-    assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0001",)]
+    assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
     current = subprocess.run(
         [str(app_python()), "-m", "database.migrate", "current"],
         cwd=new / "app",
@@ -108,7 +115,7 @@ def test_database_of_the_previous_template_upgrades_in_place(
         text=True,
         timeout=120,
     )
-    assert current.returncode == 0 and current.stdout.split() == ["0001", "(head)"], current.stdout + current.stderr
+    assert current.returncode == 0 and current.stdout.split() == ["0002", "(head)"], current.stdout + current.stderr
 
 
 # ---------------------------------------------------------------------------------------------- the README walkthrough
@@ -117,7 +124,7 @@ CODE_BLOCK = re.compile(r"^ *```(\w+)\n(.*?)^ *```", re.S | re.M)
 
 def walkthrough(readme: Path) -> list[tuple[str, str]]:
     """The code blocks of the rendered README's "Change the schema" section, in order: (language, dedented text)."""
-    section = readme.read_text().split("## Change the schema", 1)[1].split("\n## ", 1)[0]
+    section = readme.read_text().split("## Change the schema", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
     return [(lang, textwrap.dedent(body)) for lang, body in CODE_BLOCK.findall(section)]
 
 
@@ -141,14 +148,14 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
             end = text.index("\n)\n", start) + 3
             models.write_text(text[:start] + body + text[end:])
         elif body.startswith("def upgrade"):  # the SQL that replaces the new file's empty upgrade()
-            (migration,) = versions.glob("0002_*.py")
+            (migration,) = versions.glob("0003_*.py")
             text = migration.read_text()
             assert "def upgrade() -> None:\n    pass\n" in text, text
             migration.write_text(text.replace("def upgrade() -> None:\n    pass\n", body))
         else:  # a line for the end of upgrade()
-            (migration,) = versions.glob("0002_*.py")
+            (migration,) = versions.glob("0003_*.py")
             migration.write_text(migration.read_text() + textwrap.indent(body, "    "))
-    (migration,) = versions.glob("0002_*.py")
+    (migration,) = versions.glob("0003_*.py")
     return migration
 
 
@@ -183,15 +190,29 @@ def test_readme_schema_change_then_two_instances_start_at_once(
     if answers["driver"] == "sqlalchemy":  # autogenerate wrote exactly the model's change
         operations = re.findall(r"op\.(\w+)\(", migration.read_text())
         assert operations == ["add_column", "create_index", "execute"], migration.read_text()
-    assert query(pg_server, dev_env["PGDATABASE"], "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
+    assert query(pg_server, dev_env["PGDATABASE"], "SELECT version_num FROM app_data.alembic_version") == [("0003",)]
     check = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(migration)], capture_output=True)
     assert check.returncode == 0, check.stdout
-    # Instrument the migration (test only): a table that counts its runs.
+    # Instrument the migration (test only): a table (with the row security every table needs) that records each
+    # run and how many rows the README's backfill changed in it.
+    backfill = 'op.execute("UPDATE items SET priority = 1 WHERE NOT done")'
+    assert migration.read_text().count(backfill) == 1
     migration.write_text(
-        migration.read_text()
-        + '    op.execute("CREATE TABLE IF NOT EXISTS runs_0002 (at timestamptz DEFAULT now())")\n'
-        '    op.execute("INSERT INTO runs_0002 DEFAULT VALUES")\n'
+        migration.read_text().replace(
+            backfill,
+            'changed = op.get_bind().execute(sa.text("UPDATE items SET priority = 1 WHERE NOT done")).rowcount',
+        )
+        + '    op.execute("CREATE TABLE IF NOT EXISTS runs_0003 (at timestamptz DEFAULT now(), changed int)")\n'
+        '    op.execute("ALTER TABLE runs_0003 ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY")\n'
+        '    op.execute("CREATE POLICY runs_0003_migrations ON runs_0003 USING ((SELECT migrating()))")\n'
+        '    op.execute(sa.text("INSERT INTO runs_0003 (changed) VALUES (:changed)").bindparams(changed=changed))\n'
     )
+    if "import sqlalchemy as sa" not in migration.read_text():
+        migration.write_text(
+            migration.read_text().replace(
+                "from alembic import op\n", "import sqlalchemy as sa\nfrom alembic import op\n"
+            )
+        )
 
     # Ship it: two instances of the new version start at the same moment against production.
     apps = [apprunner.start(after, env_for(after), tmp_path / f"v2-{n}.log") for n in range(2)]
@@ -205,8 +226,9 @@ def test_readme_schema_change_then_two_instances_start_at_once(
     finally:
         for app in apps:
             apprunner.stop(app)
-    assert query(pg_server, prod, "SELECT count(*) FROM app_data.runs_0002") == [(1,)]  # ran once
-    assert query(pg_server, prod, "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
+    # Ran once, and its backfill changed the two open items of two users (not none: it sees every user's rows).
+    assert query(pg_server, prod, "SELECT changed FROM app_data.runs_0003") == [(2,)]
+    assert query(pg_server, prod, "SELECT version_num FROM app_data.alembic_version") == [("0003",)]
     assert query(pg_server, prod, "SELECT id, owner, title, done FROM app_data.items ORDER BY id") == rows
     backfilled = query(pg_server, prod, "SELECT title, priority FROM app_data.items ORDER BY id")
     assert backfilled == [("open item", 1), ("finished item", 0), ("bob's", 1)]
@@ -216,26 +238,15 @@ def test_readme_schema_change_then_two_instances_start_at_once(
     with apprunner.running_app(before, env_for(before), tmp_path / "v1-again.log") as old:
         assert requests.get(f"{old.url}/healthz", timeout=HANG_GUARD).status_code == 200, old.log_text()[-3000:]
         assert len(HttpApi(old.url).list(ALICE)) == 2
-        assert "newer than this code" in old.log_text() and "0002" in old.log_text()
+        assert "newer than this code" in old.log_text() and "0003" in old.log_text()
 
 
 # ---------------------------------------------------------------------------------------------- a broken migration
-BROKEN = '''"""Add a note, then backfill it from a column that does not exist.
-
-Revision ID: 0002
-Revises: 0001
-"""
-
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE items ADD COLUMN note text")
-    op.execute("UPDATE items SET note = no_such_column")
-'''
+BROKEN = migration_file(
+    "0003",
+    "Add a note, then backfill it from a column that does not exist.",
+    ["ALTER TABLE items ADD COLUMN note text", "UPDATE items SET note = no_such_column"],
+)
 
 
 @pytest.mark.parametrize("answers", [{"framework": "fastapi", "driver": "psycopg2"}], ids=["fastapi-psycopg2"])
@@ -250,50 +261,40 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY column_name"
     schema_before = query(pg_server, dbname, columns)
 
-    (project / "app" / "migrations" / "versions" / "0002_broken.py").write_text(BROKEN)
+    (project / "app" / "migrations" / "versions" / "0003_broken.py").write_text(BROKEN)
     env["DATABRICKS_APP_PORT"] = str(free_port())
     with apprunner.running_app(project, env, tmp_path / "v2.log") as app:
         health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
         assert health.status_code == 503
         reason = health.json()["database"]
-        assert "0002_broken.py" in reason and "no_such_column" in reason, reason
+        assert "0003_broken.py" in reason and "no_such_column" in reason, reason
         refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=60)
         assert refused.status_code == 500  # no request is served against the half-migrated schema
         assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         log = app.log_text()
-    assert "0002_broken.py" in log and "no_such_column" in log and "rolled back" in log, log[-3000:]
+    assert "0003_broken.py" in log and "no_such_column" in log and "rolled back" in log, log[-3000:]
     assert query(pg_server, dbname, columns) == schema_before  # the ADD COLUMN was rolled back too
-    assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0001",)]
+    assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
     assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
 
 
-NOT_ADDITIVE = '''"""Rename a column: the previous release's queries would fail on the result.
-
-Revision ID: 0002
-Revises: 0001
-"""
-
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-additive = False
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE items RENAME COLUMN title TO name")
-'''
+NOT_ADDITIVE = migration_file(
+    "0003",
+    "Rename a column: the previous release's queries would fail on the result.",
+    ["ALTER TABLE items RENAME COLUMN title TO name"],
+    additive=False,
+)
 
 
 def test_older_code_does_not_serve_after_a_migration_that_is_not_additive(tmp_path: Path, pg_server: Any) -> None:
     old = render(tmp_path / "v1", framework="flask", driver="psycopg3")
     new = tmp_path / "v2" / old.name
     shutil.copytree(old, new)
-    (new / "app" / "migrations" / "versions" / "0002_rename.py").write_text(NOT_ADDITIVE)
+    (new / "app" / "migrations" / "versions" / "0003_rename.py").write_text(NOT_ADDITIVE)
     _, env = password_role_env(pg_server, tmp_path)
     assert run_in_app(old, env, 'items.create_item(db, "alice@example.com", "one")', False).returncode == 0
     assert run_in_app(new, env, "pass", False).returncode == 0
-    assert query(pg_server, env["PGDATABASE"], "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
+    assert query(pg_server, env["PGDATABASE"], "SELECT version_num FROM app_data.alembic_version") == [("0003",)]
     refused = run_in_app(old, env, "pass", False)
     assert refused.returncode != 0
-    assert "MigrationFailed" in refused.stderr and "migration 0002 declared itself not additive" in refused.stderr
+    assert "MigrationFailed" in refused.stderr and "migration 0003 declared itself not additive" in refused.stderr

@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .pooled import ConnectionLost, Params, Pooled, Row
+from .pooled import SET_USER, ConnectionLost, Params, Pooled, Row
 from .settings import SCHEMA, Settings
 
 # What a connection that died (or a server that is away) raises; InternalClientError is a
@@ -146,6 +146,13 @@ class Database(Pooled[asyncpg.Connection]):
     async def _rows(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> list[Row]:
         query, args = _bind(sql, params)
         return [dict(record) for record in await conn.fetch(query, *args)]
+
+    async def _rows_as(self, conn: asyncpg.Connection, user: str, sql: str, params: Params | None) -> list[Row]:
+        # asyncpg has no pipeline, and sends a statement with parameters alone: the setting needs a
+        # transaction around the read (BEGIN, SET_USER, the read, COMMIT: three round trips more).
+        async with conn.transaction():
+            await self._rows(conn, SET_USER, {"app_user": user})
+            return await self._rows(conn, sql, params)
 
     async def _count(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> int:
         query, args = _bind(sql, params)

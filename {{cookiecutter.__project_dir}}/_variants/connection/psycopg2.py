@@ -19,7 +19,7 @@ import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import connect_args
-from .pooled import ConnectionLost, Params, Pooled, Row
+from .pooled import SET_USER, ConnectionLost, Params, Pooled, Row
 from .settings import Settings
 
 Connection = psycopg2.extensions.connection
@@ -95,6 +95,13 @@ class Database(Pooled[Connection]):
         with conn.cursor() as cur:
             cur.execute(sql, params)
             return cur.fetchall()
+
+    def _rows_as(self, conn: Connection, user: str, sql: str, params: Params | None) -> list[Row]:
+        if params and "app_user" in params:
+            raise ValueError("app_user is the parameter that carries the user: name yours differently")
+        with conn.cursor() as cur:  # one simple query: both statements run in one implicit transaction
+            cur.execute(f"{SET_USER}; {sql}", {**(params or {}), "app_user": user})  # psycopg2 binds client-side
+            return cur.fetchall()  # the last statement's rows
 
     def _count(self, conn: Connection, sql: str, params: Params | None) -> int:
         with conn.cursor() as cur:

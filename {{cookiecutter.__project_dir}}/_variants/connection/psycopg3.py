@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool
 
 from .credentials import PasswordSource, login
 from .libpq import connect_args
-from .pooled import Params, Pooled, Row
+from .pooled import SET_USER, Params, Pooled, Row
 from .settings import Settings
 
 
@@ -60,6 +60,12 @@ class Database(Pooled[psycopg.Connection]):
 
     def _rows(self, conn: psycopg.Connection, sql: str, params: Params | None) -> list[Row]:
         return conn.execute(sql, params).fetchall()  # type: ignore[return-value]
+
+    def _rows_as(self, conn: psycopg.Connection, user: str, sql: str, params: Params | None) -> list[Row]:
+        with conn.pipeline():  # one round trip: both statements, then Sync (one implicit transaction)
+            conn.execute(SET_USER, {"app_user": user})
+            cursor = conn.execute(sql, params)
+        return cursor.fetchall()  # type: ignore[return-value]
 
     def _count(self, conn: psycopg.Connection, sql: str, params: Params | None) -> int:
         return conn.execute(sql, params).rowcount

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
+import psycopg
+from psycopg.rows import dict_row
 from sqlalchemy import Executable, create_engine, event
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Connection, Engine
@@ -18,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import connect_args
-from .pooled import ConnectionLost, Params, Pooled, Row
+from .pooled import SET_USER, ConnectionLost, Params, Pooled, Row
 from .settings import Settings
 
 _DIALECT = PGDialect_psycopg()
@@ -67,10 +69,22 @@ class Database(Pooled[Connection]):
             yield conn if transaction else conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def _lost(self, error: BaseException, conn: Connection) -> bool:
+        if isinstance(error, psycopg.OperationalError):  # from _rows_as, below SQLAlchemy: it must drop it too
+            lost = conn.invalidated or conn.connection.driver_connection.broken
+            if lost and not conn.invalidated:
+                conn.invalidate()
+            return lost
         return isinstance(error, DBAPIError) and error.connection_invalidated
 
     def _rows(self, conn: Connection, sql: str | Executable, params: Params | None) -> list[Row]:
         return [dict(row) for row in conn.exec_driver_sql(_compiled(sql), params).mappings()]
+
+    def _rows_as(self, conn: Connection, user: str, sql: str | Executable, params: Params | None) -> list[Row]:
+        psycopg_conn = conn.connection.driver_connection  # SQLAlchemy has no pipeline; psycopg has
+        with psycopg_conn.pipeline():  # one round trip: both statements, then Sync (one implicit transaction)
+            psycopg_conn.execute(SET_USER, {"app_user": user})
+            cursor = psycopg_conn.cursor(row_factory=dict_row).execute(_compiled(sql), params)
+        return cursor.fetchall()
 
     def _count(self, conn: Connection, sql: str | Executable, params: Params | None) -> int:
         return conn.exec_driver_sql(_compiled(sql), params).rowcount

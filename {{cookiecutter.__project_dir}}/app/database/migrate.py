@@ -50,13 +50,16 @@ from .libpq import connect_args
 {%- endif %}
 from .schema import (
     ACCESS,
+    BEFORE_ROW_SECURITY,
     CREATE,
     LOCK,
     NOT_ADDITIVE,
     UNLOCK,
+    UNPROTECTED,
     VERSION_TABLE,
     MigrationFailed,
     check_access,
+    check_row_security,
     mark_not_additive,
 )
 from .settings import SCHEMA, Settings, load_settings
@@ -149,9 +152,12 @@ def _upgrade(conn: Connection, config: Config) -> None:
         applied: list[str] = []
 
         def record(ctx: MigrationContext, step: Any, **kw: Any) -> None:  # inside the migration's transaction
-            applied.append(step.up_revision_id)
+            if step.up_revision_id not in BEFORE_ROW_SECURITY:
+                tables = {"schema": SCHEMA, "version_table": VERSION_TABLE}
+                check_row_security(list(ctx.connection.execute(text(UNPROTECTED), tables).scalars()))
             if getattr(step.up_revision.module, "additive", True) is False:
                 ctx.connection.execute(text(mark_not_additive(step.up_revision_id)))
+            applied.append(step.up_revision_id)
 
         config.attributes.update(connection=conn, on_version_apply=record)
         try:

@@ -6,10 +6,16 @@
 A backend can vanish under a statement (terminated, server restart, scale to zero). No connection
 is checked before use: the first statement on a dead one fails, and the work runs again.
 
-- Reads run outside a transaction (autocommit). Running one twice is harmless, so a lost
-  connection only means "run it again"; a read pays nothing for the bookkeeping below.
-- Writes run in one transaction that first reads its own id (``pg_current_xact_id()``: one extra
-  round trip; a write is assigned that id anyway). If COMMIT gets no answer, the server is asked
+- Every call is made for one user, or for none (``user=None``: health checks, the version table).
+  PostgreSQL's row-level security (migration 0002) shows a transaction only the rows of the user in
+  ``app.user``, set with ``set_config(..., true)``: local to the transaction, so nothing of one call
+  is left on the pooled connection for the next, and it works through a transaction-mode pooler
+  (PostgreSQL docs: functions-admin, sql-set; PgBouncer docs: features). No user, no rows.
+- Reads run in the implicit transaction of one statement (autocommit). A read for a user sends the
+  setting and the statement in the same round trip where the driver can (``_rows_as``). Running a
+  read twice is harmless, so a lost connection only means "run it again".
+- Writes run in one transaction that first reads its own id (``pg_current_xact_id()``), setting the
+  user in that same statement: no extra round trip. If COMMIT gets no answer, the server is asked
   what became of that transaction (``pg_xact_status``): committed work is not done twice, work
   that did not commit runs again, and when nobody can tell the caller gets the error.
 
@@ -35,7 +41,9 @@ Work = Callable[[C], Awaitable[T]]
 Work = Callable[[C], T]
 {%- endif %}
 
-CURRENT_TRANSACTION = "SELECT pg_current_xact_id()::text AS xid"
+# The transaction's id, and the user it is opened for ('' for none, which matches no row).
+CURRENT_TRANSACTION = "SELECT pg_current_xact_id()::text AS xid, set_config('app.user', %(app_user)s, true) AS app_user"
+SET_USER = "SELECT set_config('app.user', %(app_user)s, true)"  # until the end of the transaction
 TRANSACTION_STATUS = "SELECT pg_xact_status(%(xid)s::text::xid8) AS status"
 
 
@@ -62,6 +70,10 @@ class Pooled(Generic[C]):
         raise NotImplementedError
 
     {{ async_ }}def _rows(self, conn: C, sql: str, params: Params | None) -> list[Row]:
+        raise NotImplementedError
+
+    {{ async_ }}def _rows_as(self, conn: C, user: str, sql: str, params: Params | None) -> list[Row]:
+        """A read on an autocommit connection, in one transaction with ``SET_USER`` before it."""
         raise NotImplementedError
 
     {{ async_ }}def _count(self, conn: C, sql: str, params: Params | None) -> int:
@@ -98,12 +110,12 @@ class Pooled(Generic[C]):
 
         return {{ await_ }}self._again_if_lost(attempt, wait)
 
-    {{ async_ }}def _write(self, work: Work[C, T]) -> T:
+    {{ async_ }}def _write(self, work: Work[C, T], user: str | None) -> T:
         {{ async_ }}def attempt() -> T:
             {{ async_ }}with self._borrow(self._timeout, transaction=True) as conn:
                 xid, committing = None, False
                 try:
-                    xid = ({{ await_ }}self._rows(conn, CURRENT_TRANSACTION, None))[0]["xid"]
+                    xid = ({{ await_ }}self._rows(conn, CURRENT_TRANSACTION, {"app_user": user or ""}))[0]["xid"]
                     result = {{ await_ }}work(conn)
                     committing = True
                     {{ await_ }}self._commit(conn)
@@ -127,23 +139,26 @@ class Pooled(Generic[C]):
         raise error
 
     # ------------------------------------------------------------------ the API the app uses
-    {{ async_ }}def fetch_all(self, sql: str, params: Params | None = None) -> list[Row]:
+    # ``user``: the signed-in user the work is for (identity.py decides who); None sees no user's rows.
+    {{ async_ }}def fetch_all(self, sql: str, params: Params | None = None, *, user: str | None = None) -> list[Row]:
         """Rows of a read. Reads may run twice (after a lost connection): never write with them."""
-        return {{ await_ }}self._read(lambda conn: self._rows(conn, sql, params))
+        if user is None:
+            return {{ await_ }}self._read(lambda conn: self._rows(conn, sql, params))
+        return {{ await_ }}self._read(lambda conn: self._rows_as(conn, user, sql, params))
 
-    {{ async_ }}def fetch_one(self, sql: str, params: Params | None = None) -> Row | None:
+    {{ async_ }}def fetch_one(self, sql: str, params: Params | None = None, *, user: str | None = None) -> Row | None:
         """The first row of a read, or None."""
-        rows = {{ await_ }}self.fetch_all(sql, params)
+        rows = {{ await_ }}self.fetch_all(sql, params, user=user)
         return rows[0] if rows else None
 
-    {{ async_ }}def write_one(self, sql: str, params: Params | None = None) -> Row | None:
+    {{ async_ }}def write_one(self, sql: str, params: Params | None = None, *, user: str | None = None) -> Row | None:
         """A write that returns a row (INSERT/UPDATE ... RETURNING), committed exactly once."""
-        rows = {{ await_ }}self._write(lambda conn: self._rows(conn, sql, params))
+        rows = {{ await_ }}self._write(lambda conn: self._rows(conn, sql, params), user)
         return rows[0] if rows else None
 
-    {{ async_ }}def execute(self, sql: str, params: Params | None = None) -> int:
+    {{ async_ }}def execute(self, sql: str, params: Params | None = None, *, user: str | None = None) -> int:
         """A write, committed exactly once; the number of rows it affected."""
-        return {{ await_ }}self._write(lambda conn: self._count(conn, sql, params))
+        return {{ await_ }}self._write(lambda conn: self._count(conn, sql, params), user)
 
     {{ async_ }}def execute_script(self, statements: list[str]) -> None:
         """Statements in one transaction."""
@@ -152,7 +167,7 @@ class Pooled(Generic[C]):
             for statement in statements:
                 {{ await_ }}self._count(conn, statement, None)
 
-        {{ await_ }}self._write(run_all)
+        {{ await_ }}self._write(run_all, None)
 
     {{ async_ }}def ping(self, timeout: float = 2.0) -> bool:
         try:

@@ -21,14 +21,26 @@ LEFT JOIN pg_namespace AS n ON n.nspname = :schema
 
 # A session-level advisory lock, held across the migrations' own transactions. Its key is the one the
 # earlier template's bootstrap took (transaction-scoped), so old and new instances exclude each other too.
-LOCK = f"SELECT pg_advisory_lock(hashtext('{SCHEMA}.bootstrap'))"
-UNLOCK = f"SELECT pg_advisory_unlock(hashtext('{SCHEMA}.bootstrap'))"
+LOCK_KEY = f"hashtext('{SCHEMA}.bootstrap')"  # migration 0002's policies admit the session holding it
+LOCK = f"SELECT pg_advisory_lock({LOCK_KEY})"
+UNLOCK = f"SELECT pg_advisory_unlock({LOCK_KEY})"
 CREATE = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"  # the version table lives in it, so it comes first
 
 # The newest migration that declared ``additive = False`` is kept as the version table's comment, so that
 # code older than it (which does not have its file) can tell it must not serve.
 NOT_ADDITIVE = "SELECT substring(obj_description(to_regclass(:table), 'pg_class') FROM '^not additive: (.*)$')"
 VERSION_TABLE = "alembic_version"  # Alembic's, in the app's schema
+
+BEFORE_ROW_SECURITY = {"0001"}  # revisions older than 0002, which gave items its policies: not checked
+# Tables of the app's schema that PostgreSQL would serve without a per-user policy: row-level security
+# not enabled, not forced (the app's role owns its tables), or no policy. Checked after every migration.
+UNPROTECTED = """
+SELECT c.relname AS name
+FROM pg_class AS c
+WHERE c.relnamespace = to_regnamespace(:schema) AND c.relkind IN ('r', 'p') AND c.relname <> :version_table
+  AND NOT (c.relrowsecurity AND c.relforcerowsecurity AND EXISTS (SELECT FROM pg_policy WHERE polrelid = c.oid))
+ORDER BY 1
+"""
 
 
 def mark_not_additive(revision: str) -> str:
@@ -70,6 +82,20 @@ def is_current(versions: list[dict[str, Any]]) -> bool:
 
 class MigrationFailed(RuntimeError):
     """A migration failed and was rolled back: the schema is as it was before it, and the app must not serve."""
+
+
+class UnprotectedTable(RuntimeError):
+    """A migration left a table the app serves without row-level security."""
+
+
+def check_row_security(unprotected: list[str]) -> None:
+    """Refuse a migration that leaves a table without forced row-level security and a policy."""
+    if unprotected:
+        raise UnprotectedTable(
+            f"table(s) {', '.join(unprotected)} of schema {SCHEMA} have no forced row-level security with a "
+            'policy: every user could read every row. Add to the migration what README, "Change the schema", '
+            "shows for a new table"
+        )
 
 
 class SchemaAccessError(RuntimeError):
