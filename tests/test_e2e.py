@@ -403,8 +403,8 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
             assert table_owner(pg_server, dbname) == client.role
             if framework in ("flask", "fastapi"):
                 http_contract(app.url, a1)
-            if framework == "fastapi":
-                documented_contract(app.url)
+                if framework == "fastapi":
+                    documented_contract(app.url)
             elif framework == "dash":
                 dash_contract(ui, a1)
             elif framework == "gradio":
