@@ -16,6 +16,7 @@ from cookiecutter.main import cookiecutter
 from databricks.bundles.apps import App
 
 from tests.support.template import CONFIG, ROOT, render, render_cli
+from tests.support.waiting import HANG_GUARD
 
 BAD_ANSWERS = [
     ("project_name", "", "empty"),
@@ -202,7 +203,7 @@ def test_command_line_refusal_ends_with_the_hooks_message_not_a_traceback(tmp_pa
         [sys.executable, "-m", "cookiecutter", str(ROOT), "--no-input", "-o", str(out), f"{field}={HOSTILE[why]}"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
         cwd=cwd,
     )
     assert result.returncode == 1
@@ -239,7 +240,7 @@ def _interactive(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProces
         input="".join(line + "\n" for line in lines),
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
         env=env,
     )
 

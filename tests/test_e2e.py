@@ -7,9 +7,12 @@ Each app does CRUD through its real interface as two users, keeps its rows per u
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -334,10 +337,10 @@ def documented_contract(url: str) -> None:
     assert shapes["Problem"]["required"] == ["error", "field"]
     assert set(shapes["Item"]["properties"]) == {"id", "title", "done", "created_at", "updated_at"}
     expected = {
-        ("get", "/api/items"): ({"200", "401"}, None),
-        ("post", "/api/items"): ({"201", "400", "401"}, ["title"]),
-        ("put", "/api/items/{item_id}"): ({"200", "400", "401", "404"}, ["title", "done"]),
-        ("delete", "/api/items/{item_id}"): ({"204", "400", "401", "404"}, None),
+        ("get", "/api/items"): ({"200", "401", "503"}, None),
+        ("post", "/api/items"): ({"201", "400", "401", "413", "503"}, ["title"]),
+        ("put", "/api/items/{item_id}"): ({"200", "400", "401", "404", "413", "503"}, ["title", "done"]),
+        ("delete", "/api/items/{item_id}"): ({"204", "400", "401", "404", "503"}, None),
     }
     for (method, path), (statuses, fields) in expected.items():
         operation = schema["paths"][path][method]
@@ -513,3 +516,101 @@ def test_recovers_when_postgres_comes_back(answers, tmp_path, pg_server, workspa
         print(f"E2E healthy again {time.monotonic() - back:.1f}s after PostgreSQL restarted")
         assert [t for _, t, _ in api.list(ALICE)] == ["before the outage"]
         assert app.proc.poll() is None
+
+
+# ---------------------------------------------------------------------------------------------- limits
+API_PAIRS = sorted(
+    {(c["framework"], c["driver"]) for c in valid_combinations() if c["framework"] in ("flask", "fastapi")}
+)
+
+
+def until_waiting_on_a_lock(pg_server: Any, role: str, request: Future) -> None:
+    """Until the app's backend waits on the lock the test holds (what PostgreSQL reports); fails if the request
+    was answered first."""
+    while True:
+        with pg_server.connect_superuser() as conn:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'", [role]
+            ).fetchone()[0]
+        if waiting:
+            return
+        assert not request.done(), f"answered before it waited on the lock: {request.result().status_code}"
+        time.sleep(0.1)
+
+
+def assert_busy(r: requests.Response) -> None:
+    assert r.status_code == 503, (r.status_code, r.text)
+    assert set(r.json()) == {"error", "field"} and r.json()["field"] is None, r.text
+    assert int(r.headers["Retry-After"]) >= 1, r.headers
+
+
+def oversized_post(url: str, chunked: bool) -> tuple[int, dict[str, Any]]:
+    """POST 60 MB of JSON to /api/items, streamed: send the headers and 64 KiB, then stop and read the answer.
+
+    An app that refuses before reading answers although 60 MB minus 64 KiB were never sent; one that reads the
+    body first would wait for the rest (until the hang guard)."""
+    host, port = url.removeprefix("http://").split(":")
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {60 * 1024 * 1024}"
+    head = (
+        f"POST /api/items HTTP/1.1\r\nHost: {host}:{port}\r\nX-Forwarded-Email: {ALICE}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    ).encode()
+    part = b'{"title": "' + b"x" * (64 * 1024)
+    with socket.create_connection((host, int(port)), timeout=HANG_GUARD) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):  # the app may answer and close while the body is still coming
+            sock.sendall(part if not chunked else b"%x\r\n%s\r\n" % (len(part), part))
+        answer = b""
+        while not answer.rstrip().endswith((b"}", b"}\r\n0")) and (chunk := sock.recv(65536)):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    body = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(body[body.index(b"{") : body.rindex(b"}") + 1])
+
+
+# Which limit ends a query stuck behind a lock: statement_timeout counts the wait too, lock_timeout only the wait.
+STOPPERS = {
+    "statement_timeout": {"DB_STATEMENT_TIMEOUT_MS": "3000", "DB_LOCK_TIMEOUT_MS": "60000"},
+    "lock_timeout": {"DB_STATEMENT_TIMEOUT_MS": "60000", "DB_LOCK_TIMEOUT_MS": "3000"},
+}
+
+
+@pytest.mark.parametrize(
+    "answers", [{"framework": f, "driver": d} for f, d in API_PAIRS], ids=lambda a: "-".join(a.values())
+)
+def test_api_limits(answers, tmp_path, pg_server, workspace_stub, deployment):
+    """A full pool and a query stuck behind a lock past statement_timeout or lock_timeout are answered 503 with
+    Retry-After, never 500; then the app serves again."""
+    client, dbname = deployment
+    project = render(tmp_path / "out", **answers)
+    alice = {"X-Forwarded-Email": ALICE}
+    for run, (stopper, timeouts) in enumerate(STOPPERS.items()):
+        env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
+        # one process with one connection and a 1 s wait for it: the limits come well after that wait
+        env.update(DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1", DB_CONNECT_TIMEOUT="1", WEB_CONCURRENCY="1", **timeouts)
+        with apprunner.running_app(project, env, tmp_path / f"{stopper}.log") as app:
+            api = f"{app.url}/api/items"
+            try:
+                if run == 0:
+                    created = requests.post(api, json={"title": "one"}, headers=alice, timeout=HANG_GUARD)
+                    assert created.status_code == 201, created.text
+                    for chunked in (False, True):  # refused on its Content-Length, or as it arrives
+                        status, body = oversized_post(app.url, chunked)
+                        assert status == 413 and body["field"] == "body" and set(body) == {"error", "field"}, body
+                    big = {"title": "x" * 20_000}  # over the cap, small enough to send whole: the same answer
+                    r = requests.post(api, json=big, headers=alice, timeout=HANG_GUARD)
+                    assert r.status_code == 413 and r.json()["field"] == "body", r.text
+                with pg_server.connect_superuser(dbname) as holder, holder.transaction():
+                    holder.execute(f"LOCK TABLE {SCHEMA}.items IN ACCESS EXCLUSIVE MODE")
+                    with ThreadPoolExecutor(1) as pool:
+                        stuck = pool.submit(
+                            requests.get, api, headers=alice, timeout=HANG_GUARD
+                        )  # takes the one connection
+                        until_waiting_on_a_lock(pg_server, client.role, stuck)
+                        assert_busy(requests.get(api, headers=alice, timeout=HANG_GUARD))  # the pool is exhausted
+                        assert_busy(stuck.result())  # the limit ended the stuck query
+                items = requests.get(api, headers=alice, timeout=HANG_GUARD)
+                assert items.status_code == 200 and [i["title"] for i in items.json()] == ["one"], items.text
+            except BaseException:
+                print(f"--- app log ({stopper})\n{app.log_text()[-6000:]}")
+                raise

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from cookiecutter.main import cookiecutter
 from tests.support import apprunner
 from tests.support.appenv import app_python, password_role_env
 from tests.support.http_api import ALICE, BOB, HttpApi
+from tests.support.in_app import run_with_database
 from tests.support.migration_file import migration_file
 from tests.support.ports import free_port
 from tests.support.template import ROOT, render
@@ -44,24 +47,10 @@ def previous_template(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
 
 
 def run_in_app(root: Path, env: dict[str, str], code: str, is_async: bool) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` (awaited for asyncpg) inside app/ with the app environment; ``db`` is an opened Database."""
-    body = "\n".join(f"        {line}" for line in code.strip().splitlines())
+    """Run ``code`` inside app/ with ``items`` and ``db``, an opened Database (tests/support/in_app.py)."""
     # the example feature: its own package now, inside database/ in the previous template
     feature = "import items" if (root / "app" / "items").is_dir() else "from database import items"
-    if is_async:
-        script = (
-            f"import asyncio\n{feature}\nfrom database import open_database\n"
-            f"async def main():\n    db = await open_database()\n    try:\n{body}\n    finally:\n"
-            "        await db.close()\nasyncio.run(main())\n"
-        )
-    else:
-        script = (
-            f"{feature}\nfrom database import open_database\n"
-            f"def main():\n    db = open_database()\n    try:\n{body}\n    finally:\n        db.close()\nmain()\n"
-        )
-    return subprocess.run(
-        [str(app_python()), "-c", script], cwd=root / "app", env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_with_database(root / "app", env, code, is_async, feature)
 
 
 def query(pg_server: Any, dbname: str, sql: str) -> list[tuple]:
@@ -113,7 +102,7 @@ def test_database_of_the_previous_template_upgrades_in_place(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
     )
     assert current.returncode == 0 and current.stdout.split() == ["0002", "(head)"], current.stdout + current.stderr
 
@@ -139,7 +128,7 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
                 args = shlex.split(line)
                 assert args[0] == "../.venv/bin/python", line
                 done = subprocess.run(
-                    [str(app_python()), *args[1:]], cwd=app, env=env, capture_output=True, text=True, timeout=120
+                    [str(app_python()), *args[1:]], cwd=app, env=env, capture_output=True, text=True, timeout=HANG_GUARD
                 )
                 assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
         elif body.startswith("items = Table("):  # the model's new table definition, and the import the step names
@@ -242,6 +231,19 @@ def test_readme_schema_change_then_two_instances_start_at_once(
 
 
 # ---------------------------------------------------------------------------------------------- a broken migration
+@contextmanager
+def failed_release(
+    project: Path, env: dict[str, str], log: Path, filename: str, text: str
+) -> Iterator[tuple[apprunner.App, requests.Response]]:
+    """The next release adds migration `filename`, which fails: the app runs, and /healthz answers 503."""
+    (project / "app" / "migrations" / "versions" / filename).write_text(text)
+    env["DATABRICKS_APP_PORT"] = str(free_port())
+    with apprunner.running_app(project, env, log) as app:
+        health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
+        assert health.status_code == 503, health.text
+        yield app, health
+
+
 BROKEN = migration_file(
     "0003",
     "Add a note, then backfill it from a column that does not exist.",
@@ -261,21 +263,52 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY column_name"
     schema_before = query(pg_server, dbname, columns)
 
-    (project / "app" / "migrations" / "versions" / "0003_broken.py").write_text(BROKEN)
-    env["DATABRICKS_APP_PORT"] = str(free_port())
-    with apprunner.running_app(project, env, tmp_path / "v2.log") as app:
-        health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
-        assert health.status_code == 503
+    with failed_release(project, env, tmp_path / "v2.log", "0003_broken.py", BROKEN) as (app, health):
         reason = health.json()["database"]
-        assert "0003_broken.py" in reason and "no_such_column" in reason, reason
-        refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=60)
+        assert "0003_broken.py" in reason and "no_such_column" not in reason, reason  # the log says why
+        refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=HANG_GUARD)
         assert refused.status_code == 500  # no request is served against the half-migrated schema
         assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         log = app.log_text()
     assert "0003_broken.py" in log and "no_such_column" in log and "rolled back" in log, log[-3000:]
+    assert "SQLSTATE 42703" in log, log[-3000:]  # undefined_column
     assert query(pg_server, dbname, columns) == schema_before  # the ADD COLUMN was rolled back too
     assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
     assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
+
+
+UNIQUE_TITLES = migration_file(
+    "0003",
+    "Titles are unique from now on (but two users already share one).",
+    ["CREATE UNIQUE INDEX items_title_unique ON items (title)"],
+)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{"framework": "flask", "driver": "psycopg3"}, {"framework": "fastapi", "driver": "asyncpg"}],
+    ids=["flask-psycopg3", "fastapi-asyncpg"],
+)
+def test_a_failed_migration_answers_with_its_name_and_no_row_data(
+    answers: dict[str, str], tmp_path: Path, workspace_stub: Any, deployment: Any
+) -> None:
+    """PostgreSQL's DETAIL may quote the duplicated row (another user's title): /healthz names the migration only."""
+    secret = "salary review for carol: 180k"
+    project = render(tmp_path, **answers)
+    client, dbname = deployment
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
+    with apprunner.running_app(project, env, tmp_path / "v1.log") as app:
+        for user in (ALICE, BOB):
+            HttpApi(app.url).create(user, secret)
+
+    with failed_release(project, env, tmp_path / "v2.log", "0003_unique_titles.py", UNIQUE_TITLES) as (app, health):
+        reason = health.json()["database"]
+        assert "0003_unique_titles.py" in reason, reason
+        for leak in ("180k", "carol", "DETAIL", "Key (title)", "duplicate"):
+            assert leak not in health.text, health.text
+        log = app.log_text()
+    # the database's DETAIL goes to the log (under row-level security PostgreSQL leaves the key values out of it)
+    assert "0003_unique_titles.py" in log and "SQLSTATE 23505" in log and "DETAIL:" in log, log[-3000:]
 
 
 NOT_ADDITIVE = migration_file(

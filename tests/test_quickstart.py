@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.template import ROOT
+from tests.support.waiting import HANG_GUARD
 
 
 def quickstart_commands() -> list[str]:
@@ -34,7 +35,7 @@ def clean_machine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[
     subprocess.run(
         [str(tools / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv", "pipx"],
         check=True,
-        timeout=600,
+        timeout=HANG_GUARD,
     )
     on_path = base / "bin"
     on_path.mkdir()
@@ -70,7 +71,7 @@ def test_the_old_pip_line_fails_here(clean_machine: tuple[Path, dict[str, str]])
         text=True,
         env=env,
         cwd=base,
-        timeout=120,
+        timeout=HANG_GUARD,
     )
     assert old.returncode != 0, "this environment must forbid system pip installs"
     which = subprocess.run(["bash", "-c", "command -v python3"], capture_output=True, text=True, env=env).stdout
@@ -86,7 +87,7 @@ def test_quick_start_line_renders_a_project(clean_machine: tuple[Path, dict[str,
     line = commands[number].replace("gh:org/lakebase-app", str(ROOT))
     assert str(ROOT) in line, line
     line += f" --no-input -o {out} 'project_name=Quick {number}'"
-    result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, cwd=base, timeout=600)
+    result = subprocess.run(["bash", "-c", line], capture_output=True, text=True, env=env, cwd=base, timeout=HANG_GUARD)
     assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
     project = out / f"quick_{number}"
     assert (project / "databricks.yml").is_file() and (project / "run-local.sh").is_file()

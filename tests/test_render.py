@@ -29,6 +29,7 @@ from tests.support.template import (
     render_cli,
     valid_combinations,
 )
+from tests.support.waiting import HANG_GUARD
 
 VALID = valid_combinations()
 LAKEBASE_SCHEMA = json.loads((Path(__file__).parent / "data" / "bundle_schema_lakebase.json").read_text())
@@ -174,7 +175,7 @@ def test_app_modules_import_without_a_database(project: tuple[dict[str, Any], Pa
         capture_output=True,
         text=True,
         env=env,
-        timeout=180,
+        timeout=HANG_GUARD,
     )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr
 
@@ -188,8 +189,8 @@ def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], 
         capture_output=True,
         text=True,
         env=env,
-        timeout=300,
+        timeout=HANG_GUARD,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = 7 + 3 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
+    expected = 8 + 3 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
     assert re.search(rf"\b{expected} passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout

@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.support.appenv import app_python, password_role_env
+from tests.support.in_app import run_with_database
 from tests.support.migration_file import migration_file
 from tests.support.template import render
 
@@ -54,17 +55,8 @@ def copy_without_owner_filter(app: Path) -> str:
 
 def run_in_app(app: Path, env: dict[str, str], code: str, is_async: bool) -> str:
     """Run ``code`` in app/ with ``items`` (the example feature) and ``db`` (an opened Database); its stdout."""
-    body = textwrap.indent(textwrap.dedent(code).strip(), "        ")
-    awaited = "await " if is_async else ""
-    script = (
-        f"import asyncio, importlib\nfrom database import open_database\nitems = importlib.import_module({module_of(app, 'def list_items(db')!r})\n"
-        f"{'async ' if is_async else ''}def main():\n    db = {awaited}open_database()\n    try:\n{body}\n"
-        f"    finally:\n        {awaited}db.close()\n"
-        f"{'asyncio.run(main())' if is_async else 'main()'}\n"
-    )
-    done = subprocess.run(
-        [str(app_python()), "-c", script], cwd=app, env=env, capture_output=True, text=True, timeout=120
-    )
+    feature = f"import importlib\nitems = importlib.import_module({module_of(app, 'def list_items(db')!r})"
+    done = run_with_database(app, env, code, is_async, feature)
     assert done.returncode == 0, done.stderr[-4000:]
     return done.stdout
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import bundle_resolver as br
+from tests.support.waiting import HANG_GUARD
 
 CI = br.User("1706906c-c0a2-4c25-9f57-3a7aa3cb8123", "github-deployer")  # a service principal
 ALICE = br.User("alice.smith@example.com")
@@ -119,4 +120,6 @@ def run_postinit(root: Path, deployment: br.Deployment) -> subprocess.CompletedP
     """The bundle's own postinit check, with the resolved arguments, as the CLI runs it from the bundle root."""
     command = deployment.script("postinit")
     assert command and command.startswith("python3 "), command
-    return subprocess.run([sys.executable, *command.split()[1:]], cwd=root, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, *command.split()[1:]], cwd=root, capture_output=True, text=True, timeout=HANG_GUARD
+    )

@@ -9,6 +9,8 @@ from typing import Any
 
 from cookiecutter.main import cookiecutter
 
+from tests.support.waiting import HANG_GUARD
+
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG: dict[str, Any] = json.loads((ROOT / "cookiecutter.json").read_text())
 REFUSALS: list[dict[str, Any]] = CONFIG["_refusals"]
@@ -72,5 +74,5 @@ def render_cli(output_dir: Path, *args: str) -> subprocess.CompletedProcess[str]
         [sys.executable, "-m", "cookiecutter", str(ROOT), "--no-input", "-o", str(output_dir), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
     )

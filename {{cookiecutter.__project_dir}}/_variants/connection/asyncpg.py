@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .pooled import SET_USER, ConnectionLost, Params, Pooled, Row
-from .settings import SCHEMA, Settings
+from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
+from .settings import Settings, asyncpg_ssl, session_settings
 
 # What a connection that died (or a server that is away) raises; InternalClientError is a
 # connection left mid-protocol by a server-side termination.
@@ -69,7 +69,7 @@ def _bind(sql: str, params: Params | None) -> tuple[str, list[Any]]:
     return query, [params[name] for name in names]
 
 
-def connect_args(s: Settings) -> dict[str, Any]:
+def connect_args(s: Settings, *, migration: bool = False) -> dict[str, Any]:
     """Keyword arguments of ``asyncpg.connect`` to the app's database, for the pool and for migrations (migrate.py);
     the password is added per login."""
     return {
@@ -77,9 +77,10 @@ def connect_args(s: Settings) -> dict[str, Any]:
         "port": s.port,
         "database": s.database,
         "user": s.user,
-        "ssl": None if s.sslmode == "disable" else s.sslmode,
+        "ssl": asyncpg_ssl(s),
         "timeout": s.connect_timeout,
-        "server_settings": {"search_path": SCHEMA, "application_name": s.application_name},  # the app's schema first
+        # the app's schema first on the search_path, and the query and lock timeouts
+        "server_settings": {**session_settings(s, migration=migration), "application_name": s.application_name},
     }
 
 
@@ -119,6 +120,8 @@ class Database(Pooled[asyncpg.Connection]):
             raise RuntimeError("Database.open() was not awaited")
         try:
             conn = await self._pool.acquire(timeout=timeout)
+        except TimeoutError as error:  # asyncio.TimeoutError: every connection busy for the whole wait
+            raise DatabaseBusy("no database connection became free in time") from error
         except _LOST as error:
             if login_refused(error):
                 raise
@@ -141,7 +144,8 @@ class Database(Pooled[asyncpg.Connection]):
                 await self._pool.release(conn)
 
     def _lost(self, error: BaseException, conn: asyncpg.Connection) -> bool:
-        return isinstance(error, _LOST)
+        # statement_timeout's cancel is an OperatorInterventionError too, but the connection lives on
+        return isinstance(error, _LOST) and not isinstance(error, asyncpg.QueryCanceledError)
 
     async def _rows(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> list[Row]:
         query, args = _bind(sql, params)

@@ -14,11 +14,12 @@ from starlette.exceptions import HTTPException
 
 import items
 import json_api
-from database import Database, database, healthy, problem
+from database import Database, DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import MAX_TITLE, InvalidItem
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description="The API contract is in README.md.")
+app.add_middleware(json_api.BodyCap)  # an oversized body is refused before it is read
 PAGE = Path(__file__).parent / "static" / "index.html"
 
 
@@ -51,6 +52,8 @@ PROBLEMS = {
     400: {"model": Problem, "description": "refused input; nothing changed"},
     401: {"model": Problem, "description": "on Databricks, no signed-in user"},
     404: {"model": Problem, "description": "the user has no such item (another user's item included)"},
+    413: {"model": Problem, "description": "the body is over json_api.MAX_BODY_BYTES"},
+    503: {"model": Problem, "description": "the database is busy (Retry-After says when to try again)"},
 }
 
 
@@ -83,6 +86,18 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
     return refuse(401, str(error))
 
 
+@app.exception_handler(DatabaseBusy)
+async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
+    response = refuse(503, "the database is busy: try again shortly")
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+@app.exception_handler(json_api.BodyTooLarge)
+async def too_large(request: Request, error: json_api.BodyTooLarge) -> JSONResponse:
+    return refuse(413, str(error), "body")
+
+
 def _order(finding: dict[str, Any]) -> int:
     """What the Flask API reports first: the body's shape, then an unknown field, a missing one, a wrong type."""
     if len(finding["loc"]) < 2 or finding["type"] == "json_invalid":
@@ -102,6 +117,8 @@ async def malformed(request: Request, error: RequestValidationError) -> JSONResp
 
 @app.exception_handler(HTTPException)
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:  # unknown path, wrong method
+    if isinstance(error.__cause__, json_api.BodyTooLarge):  # FastAPI turns any error reading the body into a 400
+        return await too_large(request, error.__cause__)
     return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
 
 
@@ -142,18 +159,18 @@ def page() -> FileResponse:
     return {"database": "ok" if ok else problem()}
 
 
-@app.get("/api/items", responses=problems(401))
+@app.get("/api/items", responses=problems(401, 503))
 {{ async_ }}def list_items(owner: User, db: Db) -> list[Item]:
     """The signed-in user's items, oldest first."""
     return {{ await_ }}items.list_items(db, owner)  # dicts of Item's shape: FastAPI checks and documents them
 
 
-@app.post("/api/items", status_code=201, responses=problems(400, 401))
+@app.post("/api/items", status_code=201, responses=problems(400, 401, 413, 503))
 {{ async_ }}def create_item(body: NewItem, owner: User, db: Db) -> Item:
     return {{ await_ }}items.create_item(db, owner, body.title)
 
 
-@app.put("/api/items/{item_id}", responses=problems(400, 401, 404))
+@app.put("/api/items/{item_id}", responses=problems(400, 401, 404, 413, 503))
 {{ async_ }}def update_item(item_id: str, body: ItemChange, owner: User, db: Db) -> Item:
     item = {{ await_ }}items.update_item(db, owner, item_id, title=body.title, done=body.done)
     if item is None:
@@ -161,7 +178,7 @@ def page() -> FileResponse:
     return item
 
 
-@app.delete("/api/items/{item_id}", status_code=204, responses=problems(400, 401, 404))
+@app.delete("/api/items/{item_id}", status_code=204, responses=problems(400, 401, 404, 503))
 {{ async_ }}def delete_item(item_id: str, owner: User, db: Db) -> Response:
     if not {{ await_ }}items.delete_item(db, owner, item_id):
         raise NoSuchItem

@@ -3,15 +3,17 @@
 from typing import Any
 
 from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import items
 import json_api
-from database import database, healthy, problem
+from database import DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
+# Werkzeug stops reading a chunked body there: one byte over the cap, so that body() sees it is over
+app.config["MAX_CONTENT_LENGTH"] = json_api.MAX_BODY_BYTES + 1
 
 
 def refuse(status: int, message: str, field: str | None = None) -> tuple[Any, int]:
@@ -24,18 +26,36 @@ def invalid(error: json_api.BadRequest | InvalidItem) -> tuple[Any, int]:
     return refuse(400, str(error), error.field)
 
 
+@app.errorhandler(json_api.BodyTooLarge)
+def too_large(error: json_api.BodyTooLarge) -> tuple[Any, int]:
+    return refuse(413, str(error), "body")
+
+
 @app.errorhandler(NotSignedIn)
 def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
     return refuse(401, str(error))
 
 
+@app.errorhandler(DatabaseBusy)
+def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:
+    return *refuse(503, "the database is busy: try again shortly"), {"Retry-After": str(error.retry_after)}
+
+
+@app.before_request
+def cap_the_body() -> None:
+    if (request.content_length or 0) > json_api.MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()  # refused on its Content-Length, before a byte of it is read
+
+
 @app.errorhandler(HTTPException)
 def http_error(error: HTTPException) -> tuple[Any, int]:  # unknown path, wrong method: the same error shape
+    if isinstance(error, RequestEntityTooLarge):
+        return refuse(413, json_api.TOO_LARGE, "body")
     return refuse(error.code or 500, error.description or error.name)
 
 
 def body(*names: str) -> list[Any]:
-    return json_api.fields(request.get_json(force=True, silent=True), *names)  # malformed JSON: None, refused
+    return json_api.fields(json_api.capped_json(request.stream.read), *names)  # malformed JSON: None, refused
 
 
 @app.get("/")

@@ -91,7 +91,7 @@ def alembic_config() -> Config:
 
 def engine(settings: Settings, passwords: PasswordSource) -> {{ "AsyncEngine" if is_async else "Engine" }}:
     """An engine without a pool (migrations need one connection, once) that logs in like the app."""
-    created = {{ "create_async_engine" if is_async else "create_engine" }}(DIALECT, poolclass=NullPool, connect_args=connect_args(settings))
+    created = {{ "create_async_engine" if is_async else "create_engine" }}(DIALECT, poolclass=NullPool, connect_args=connect_args(settings, migration=True))
 
     @event.listens_for(created{{ ".sync_engine" if is_async }}, "do_connect")
     def _login_with_current_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
@@ -133,6 +133,20 @@ def _serve_older_code(conn: Connection, script: ScriptDirectory, newer: list[str
     )
 
 
+def _database_error(error: Exception) -> tuple[str, str]:
+    """The SQLSTATE and the database's own words (with its DETAIL), without SQLAlchemy's wrapping."""
+    orig = getattr(error, "orig", None)
+    if orig is None:
+        return "none", f"{type(error).__name__}: {error}"
+    native = orig.__cause__ or orig  # asyncpg's own exception, under SQLAlchemy's adapter
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or getattr(native, "sqlstate", None)
+    reason = str(orig).strip()
+    detail = getattr(native, "detail", None)
+    if detail and detail not in reason:
+        reason += f"\nDETAIL:  {detail}"
+    return sqlstate or "none", reason
+
+
 def _upgrade(conn: Connection, config: Config) -> None:
     """Apply every pending migration, each in its own transaction, under the advisory lock."""
     check_access(conn.execute(text(ACCESS), {"schema": SCHEMA}).mappings().one())
@@ -166,9 +180,13 @@ def _upgrade(conn: Connection, config: Config) -> None:
             if isinstance(error, DBAPIError) and error.connection_invalidated:
                 raise  # the connection was lost, not the migration wrong: the next start-up tries again
             failed = _describe(script, pending[len(applied)]) if len(applied) < len(pending) else "?"
-            orig = getattr(error, "orig", None)  # the database's own error, without SQLAlchemy's wrapping
-            reason = str(orig).strip() if orig is not None else f"{type(error).__name__}: {error}"
-            raise MigrationFailed(f"migration {failed} failed and was rolled back: {reason}") from error
+            sqlstate, reason = _database_error(error)
+            # The database's words (its DETAIL may quote rows: other users' data) go to the app log only;
+            # the exception, which /healthz shows, names the migration and no more.
+            log.error("migration %s failed (SQLSTATE %s): %s", failed, sqlstate, reason)
+            raise MigrationFailed(
+                f"migration {failed} failed and was rolled back; the app log has the database's error"
+            ) from error
         for revision in applied:
             log.info("applied migration %s", _describe(script, revision))
     finally:
