@@ -43,7 +43,7 @@ def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, fram
         if framework != "streamlit":
             assert get(f"{app.url}/healthz")[0] == 200
         if framework in ("flask", "fastapi"):  # the README's migration walkthrough starts from the printed line
-            assert migrate_current_with_printed_export(root, app.log) == ["0001", "(head)"]
+            assert migrate_current_with_printed_export(root, app.log)[-1] == "(head)"  # at the newest migration
 
 
 def migrate_current_with_printed_export(root: Path, log: Path) -> list[str]:
