@@ -52,6 +52,10 @@ def strings(names: str) -> dict[str, Rule]:
     return {name: STRING for name in names.split()}
 
 
+def flags(names: str) -> dict[str, Rule]:
+    return {name: BOOL for name in names.split()}
+
+
 LIFECYCLE = obj(prevent_destroy=BOOL)
 PERMISSION = obj(("level",), level=STRING, **strings("group_name service_principal_name user_name"))
 APP_PERMISSION = obj(
@@ -103,17 +107,13 @@ POSTGRES_PROJECT = obj(
 POSTGRES_BRANCH = obj(
     ("branch_id", "parent"),
     **strings("branch_id parent source_branch source_branch_lsn source_branch_time ttl expire_time"),
-    is_protected=BOOL,
-    no_expiry=BOOL,
-    purge_on_delete=BOOL,
-    replace_existing=BOOL,
+    **flags("is_protected no_expiry purge_on_delete replace_existing"),
     lifecycle=LIFECYCLE,
 )
 POSTGRES_ROLE = obj(
     ("parent", "role_id"),
     **strings("parent role_id postgres_role identity_type auth_method"),
-    membership_roles=ANY,
-    attributes=ANY,
+    **{k: ANY for k in ("membership_roles", "attributes")},
     replace_existing=BOOL,
     lifecycle=LIFECYCLE,
 )

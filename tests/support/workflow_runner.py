@@ -93,20 +93,17 @@ class Expression:
         self.pos += 1
         return token
 
-    def _or(self) -> Any:
-        left = self._and()
-        while self._peek() == "||":
-            self._take()
-            right = self._and()
-            left = left if left else right
-        return left
+    def _or(self) -> Any:  # a || b: the first truthy operand, else the last
+        return self._chain("||", self._and, lambda left, right: left if left else right)
 
-    def _and(self) -> Any:
-        left = self._compare()
-        while self._peek() == "&&":
+    def _and(self) -> Any:  # a && b: the first falsy operand, else the last
+        return self._chain("&&", self._compare, lambda left, right: right if left else left)
+
+    def _chain(self, op: str, operand: Any, combine: Any) -> Any:
+        left = operand()
+        while self._peek() == op:
             self._take()
-            right = self._compare()
-            left = right if left else left
+            left = combine(left, operand())
         return left
 
     def _compare(self) -> Any:
