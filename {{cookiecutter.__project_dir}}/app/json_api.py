@@ -1,13 +1,22 @@
-"""What the Flask and FastAPI APIs share about HTTP: the body's fields, its size cap and the one error body.
+"""What the Flask and FastAPI APIs share about HTTP: which requests are read at all, the body's fields, its size
+cap and the one error body.
 
 Every error answer is ``{"error": "<what was wrong>", "field": "<the field>" | null}`` (README, API contract).
 """
 
 import json
 {%- if cookiecutter.framework == "flask" %}
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+{%- else %}
+from collections.abc import Mapping
 {%- endif %}
-from typing import Any
+from typing import Any, NamedTuple
+
+from security import CROSS_SITE, cross_site
+
+JSON = "application/json"
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+UNEXPECTED = "something went wrong on our side; the app's log says what"  # never the error itself
 
 MAX_BODY_BYTES = 16 * 1024
 """The largest request body the app reads. The largest valid one is about 1.3 KB (a 200-character title written as
@@ -20,13 +29,30 @@ class BodyTooLarge(Exception):
     """A body without Content-Length (chunked) grew past MAX_BODY_BYTES while it was being read: 413."""
 
 
+class Refusal(NamedTuple):
+    status: int
+    error: str
+    field: str | None
+
+
 def error_body(message: str, field: str | None = None) -> dict[str, str | None]:
     return {"error": message, "field": field}
+
+
+def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
+    """Why a request is refused before its body is read, or None: it comes from another site (403), or its
+    body is not JSON (415: an HTML form or a ``text/plain`` fetch from another site cannot send JSON)."""
+    if cross_site(method, headers):
+        return Refusal(403, CROSS_SITE, None)
+    content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if method.upper() in WITH_BODY and content_type != JSON:
+        return Refusal(415, f"the request body must be JSON (Content-Type: {JSON})", "body")
+    return None
 {%- if cookiecutter.framework == "flask" %}
 
 
 class BadRequest(ValueError):
-    """A request body of the wrong shape; ``field`` names what was wrong. (FastAPI's models check the shape there.)"""
+    """A request body of the wrong shape; ``field`` names what was wrong (FastAPI's models check it there)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)

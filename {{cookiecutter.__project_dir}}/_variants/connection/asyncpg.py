@@ -6,6 +6,7 @@ runs the work again. SQL is written with ``%(name)s`` parameters, like the other
 turns it into asyncpg's ``$n``.
 """
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -95,6 +96,10 @@ class Database(Pooled[asyncpg.Connection]):
         self._settings = settings
         self._passwords = passwords
         self._pool: asyncpg.Pool | None = None
+        # One turn per pooled connection, first come first served. asyncpg's pool hands connections out through
+        # an asyncio.Queue, where a request that just arrived can take the connection a waiting one was woken for;
+        # the waiter goes back to the end of the line (bench/RESULTS.md, issue 17: the reads' p99 tail).
+        self._turns = asyncio.Semaphore(settings.pool_max_size)
 
     async def open(self) -> None:
         s = self._settings
@@ -116,6 +121,18 @@ class Database(Pooled[asyncpg.Connection]):
 
     @asynccontextmanager
     async def _borrow(self, timeout: float, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            await asyncio.wait_for(self._turns.acquire(), timeout)
+        except TimeoutError as error:  # every connection busy for the whole wait
+            raise DatabaseBusy("no database connection became free in time") from error
+        try:
+            async with self._pooled(timeout, transaction) as conn:
+                yield conn
+        finally:
+            self._turns.release()
+
+    @asynccontextmanager
+    async def _pooled(self, timeout: float, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
         if self._pool is None:
             raise RuntimeError("Database.open() was not awaited")
         try:

@@ -3,6 +3,7 @@
 {%- set await_ = "await " if is_async else "" -%}
 """{{ cookiecutter.project_name }}: JSON API and a small page, served by uvicorn. The API contract is in README.md."""
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,17 +11,30 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import items
 import json_api
 from database import Database, DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import MAX_TITLE, InvalidItem
+from security import STRICT_POLICY, security_headers
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description="The API contract is in README.md.")
 app.add_middleware(json_api.BodyCap)  # an oversized body is refused before it is read
-PAGE = Path(__file__).parent / "static" / "index.html"
+STATIC = Path(__file__).parent / "static"
+app.mount("/static", StaticFiles(directory=STATIC), name="static")
+log = logging.getLogger(__name__)
+# /docs is FastAPI's Swagger UI: its script and stylesheet come from cdn.jsdelivr.net and it starts with an
+# inline script, so it gets its own policy; the app's page keeps the strict one.
+DOCS_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
 
 
 # ---------------------------------------------------------------------- the API's shapes (and /docs)
@@ -51,8 +65,10 @@ class Problem(BaseModel):
 PROBLEMS = {
     400: {"model": Problem, "description": "refused input; nothing changed"},
     401: {"model": Problem, "description": "on Databricks, no signed-in user"},
+    403: {"model": Problem, "description": "a change from another site"},
     404: {"model": Problem, "description": "the user has no such item (another user's item included)"},
     413: {"model": Problem, "description": "the body is over json_api.MAX_BODY_BYTES"},
+    415: {"model": Problem, "description": "the body is not JSON"},
     503: {"model": Problem, "description": "the database is busy (Retry-After says when to try again)"},
 }
 
@@ -69,6 +85,30 @@ class NoSuchItem(Exception):
 # ---------------------------------------------------------------------- errors, in the one body
 def refuse(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(json_api.error_body(message, field), status_code=status)
+
+
+class SameOriginJson:
+    """Before any route: a cross-site or non-JSON change is refused unread. After: every response carries the
+    security headers. Plain ASGI, so a request costs two header checks and no extra task."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        policy = security_headers(DOCS_POLICY if scope["path"] in ("/docs", "/redoc") else STRICT_POLICY)
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(policy)
+            await send(message)
+
+        refused = json_api.refusal(scope["method"], Headers(scope=scope))
+        await (refuse(*refused) if refused else self.app)(scope, receive, send_with_headers)
+
+
+app.add_middleware(SameOriginJson)
 
 
 @app.exception_handler(InvalidItem)
@@ -122,6 +162,12 @@ async def http_error(request: Request, error: HTTPException) -> JSONResponse:  #
     return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
 
 
+@app.exception_handler(Exception)
+async def unexpected(request: Request, error: Exception) -> JSONResponse:  # details to the log, never the caller
+    log.exception("unexpected error in %s %s", request.method, request.url.path)
+    return refuse(500, json_api.UNEXPECTED)
+
+
 def openapi() -> dict[str, Any]:
     """FastAPI's schema without the 422 answer this API never gives (its refusals are 400, in the one body)."""
     if app.openapi_schema is None:
@@ -149,7 +195,7 @@ Db = Annotated[Database, Depends(database)]  # this process's pool, opened on fi
 # ---------------------------------------------------------------------- the routes
 @app.get("/", include_in_schema=False)
 def page() -> FileResponse:
-    return FileResponse(PAGE)
+    return FileResponse(STATIC / "index.html")
 
 
 @app.get("/healthz")
@@ -159,18 +205,23 @@ def page() -> FileResponse:
     return {"database": "ok" if ok else problem()}
 
 
+@app.get("/api/me")
+async def me(owner: User) -> dict[str, str]:
+    return {"email": owner}
+
+
 @app.get("/api/items", responses=problems(401, 503))
 {{ async_ }}def list_items(owner: User, db: Db) -> list[Item]:
     """The signed-in user's items, oldest first."""
     return {{ await_ }}items.list_items(db, owner)  # dicts of Item's shape: FastAPI checks and documents them
 
 
-@app.post("/api/items", status_code=201, responses=problems(400, 401, 413, 503))
+@app.post("/api/items", status_code=201, responses=problems(400, 401, 403, 413, 415, 503))
 {{ async_ }}def create_item(body: NewItem, owner: User, db: Db) -> Item:
     return {{ await_ }}items.create_item(db, owner, body.title)
 
 
-@app.put("/api/items/{item_id}", responses=problems(400, 401, 404, 413, 503))
+@app.put("/api/items/{item_id}", responses=problems(400, 401, 403, 404, 413, 415, 503))
 {{ async_ }}def update_item(item_id: str, body: ItemChange, owner: User, db: Db) -> Item:
     item = {{ await_ }}items.update_item(db, owner, item_id, title=body.title, done=body.done)
     if item is None:
@@ -178,7 +229,7 @@ def page() -> FileResponse:
     return item
 
 
-@app.delete("/api/items/{item_id}", status_code=204, responses=problems(400, 401, 404, 503))
+@app.delete("/api/items/{item_id}", status_code=204, responses=problems(400, 401, 403, 404, 503))
 {{ async_ }}def delete_item(item_id: str, owner: User, db: Db) -> Response:
     if not {{ await_ }}items.delete_item(db, owner, item_id):
         raise NoSuchItem
