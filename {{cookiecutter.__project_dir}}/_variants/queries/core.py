@@ -29,11 +29,14 @@ CREATE_ITEM = (
     )
     .returning(*COLUMNS)
 )
-UPDATE_ITEM = (
+UPDATE_ITEM = (  # a NULL parameter keeps its column
     update(items)
     .where(*THEIRS)
-    .values(title=bindparam("title"), done=bindparam("done"), updated_at=func.now())
+    .values(
+        title=func.coalesce(bindparam("title", type_=items.c.title.type), items.c.title),
+        done=func.coalesce(bindparam("done", type_=items.c.done.type), items.c.done),
+        updated_at=func.now(),
+    )
     .returning(*COLUMNS)
 )
-SET_DONE = update(items).where(*THEIRS).values(done=bindparam("done"), updated_at=func.now()).returning(*COLUMNS)
 DELETE_ITEM = delete(items).where(*THEIRS)
