@@ -11,7 +11,7 @@ from fastapi import Body, Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # inline script, so it gets its own policy; the app's page keeps the strict one.
 DOCS_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
@@ -44,17 +44,20 @@ class SameOriginJson:
     """Before any route: a cross-site or non-JSON change is refused unread. After: every response carries the
     security headers. Plain ASGI, so a request costs two header checks and no extra task."""
 
+    HEADERS = [(name.lower().encode(), value.encode()) for name, value in security_headers(STRICT_POLICY).items()]
+    DOCS_HEADERS = [(name.lower().encode(), value.encode()) for name, value in security_headers(DOCS_POLICY).items()]
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        policy = security_headers(DOCS_POLICY if scope["path"] in ("/docs", "/redoc") else STRICT_POLICY)
+        extra = self.DOCS_HEADERS if scope["path"] in ("/docs", "/redoc") else self.HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(policy)
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         refused = json_api.refusal(scope["method"], Headers(scope=scope))
