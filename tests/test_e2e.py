@@ -334,6 +334,31 @@ def assert_no_token_leak(workspace_stub: Any, project: Path, logs: list[Path]) -
             assert token.encode() not in data, f"a database token was written to {path}"
 
 
+def documented_contract(url: str) -> None:
+    """FastAPI's /openapi.json (what /docs shows) documents the contract http_contract holds: typed bodies that take
+    no unknown field, the one error body for each refusal, and no 422, which the API never answers."""
+    schema = requests.get(f"{url}/openapi.json", timeout=HANG_GUARD).json()
+    shapes = schema["components"]["schemas"]
+    assert shapes["Problem"]["required"] == ["error", "field"]
+    assert set(shapes["Item"]["properties"]) == {"id", "title", "done", "created_at", "updated_at"}
+    expected = {
+        ("get", "/api/items"): ({"200", "401", "503"}, None),
+        ("post", "/api/items"): ({"201", "400", "401", "403", "413", "415", "503"}, ["title"]),
+        ("put", "/api/items/{item_id}"): ({"200", "400", "401", "403", "404", "413", "415", "503"}, ["title", "done"]),
+        ("delete", "/api/items/{item_id}"): ({"204", "400", "401", "403", "404", "503"}, None),
+    }
+    for (method, path), (statuses, fields) in expected.items():
+        operation = schema["paths"][path][method]
+        assert set(operation["responses"]) == statuses, (method, path, operation["responses"])
+        for status in statuses - {"200", "201", "204"}:
+            problem = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert problem == {"$ref": "#/components/schemas/Problem"}, (method, path, status)
+        if fields:
+            ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            body = shapes[ref.rsplit("/", 1)[1]]
+            assert body["required"] == fields and body["additionalProperties"] is False, body
+
+
 # ---------------------------------------------------------------------------------------------- the matrix
 @pytest.mark.parametrize("combo", valid_combinations(), ids=combo_id)
 def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, deployment):
@@ -386,6 +411,8 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
             assert table_owner(pg_server, dbname) == client.role
             if framework in ("flask", "fastapi"):
                 http_contract(app.url, a1)
+                if framework == "fastapi":
+                    documented_contract(app.url)
             elif framework == "dash":
                 dash_contract(ui, a1)
             elif framework == "gradio":

@@ -81,10 +81,10 @@ def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_
         theirs = {w}items.create_item(db, "bob@example.com", "bob's")
         items.queries = importlib.import_module({unfiltered!r})  # every query of the feature, minus its owner filter
         print("listed", [item["title"] for item in {w}items.list_items(db, "alice@example.com")])
-        print("updated", {w}items.update_item(db, "alice@example.com", theirs["id"], "taken", True))
-        print("marked", {w}items.set_done(db, "alice@example.com", theirs["id"], True))
+        print("updated", {w}items.update_item(db, "alice@example.com", theirs["id"], title="taken", done=True))
+        print("marked", {w}items.update_item(db, "alice@example.com", theirs["id"], done=True))
         print("deleted", {w}items.delete_item(db, "alice@example.com", theirs["id"]))
-        print("own", ({w}items.update_item(db, "alice@example.com", mine["id"], "still mine", True))["title"])
+        print("own", ({w}items.update_item(db, "alice@example.com", mine["id"], title="still mine", done=True))["title"])
         print("no user", len({w}db.fetch_all("SELECT * FROM items")), {w}db.execute("DELETE FROM items"))
         print("healthy", {w}db.ping())
         """,

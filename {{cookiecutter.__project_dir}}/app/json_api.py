@@ -29,14 +29,6 @@ class BodyTooLarge(Exception):
     """A body without Content-Length (chunked) grew past MAX_BODY_BYTES while it was being read: 413."""
 
 
-class BadRequest(ValueError):
-    """A request body of the wrong shape; ``field`` names what was wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 class Refusal(NamedTuple):
     status: int
     error: str
@@ -58,6 +50,15 @@ def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
     if method.upper() in WITH_BODY and content_type != JSON:
         return Refusal(415, f"the request body must be JSON (Content-Type: {JSON})", "body")
     return None
+{%- if cookiecutter.framework == "flask" %}
+
+
+class BadRequest(ValueError):
+    """A request body of the wrong shape; ``field`` names what was wrong (FastAPI's models check it there)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def fields(body: object, *names: str) -> list[Any]:
@@ -71,7 +72,6 @@ def fields(body: object, *names: str) -> list[Any]:
         if name not in body:
             raise BadRequest(name, f"{name} is required")
     return [body[name] for name in names]
-{%- if cookiecutter.framework == "flask" %}
 
 
 def capped_json(read: Callable[[int], bytes]) -> object:

@@ -37,15 +37,17 @@ pytestmark = pytest.mark.skipif(
     assert [row["id"] for row in {{ await_ }}items.list_items(db, "alice@example.com")][-1] == alice["id"]
     assert bob["id"] not in [row["id"] for row in {{ await_ }}items.list_items(db, "alice@example.com")]
 
-    assert {{ await_ }}items.update_item(db, "bob@example.com", alice["id"], "stolen", True) is None
+    assert {{ await_ }}items.update_item(db, "bob@example.com", alice["id"], title="stolen", done=True) is None
     assert not {{ await_ }}items.delete_item(db, "bob@example.com", alice["id"])
-    updated = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], "tests written", True)
+    updated = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], title="tests written", done=True)
     assert updated is not None and updated["done"] is True and updated["title"] == "tests written"
 
     assert updated["created_at"].endswith("+00:00") and updated["updated_at"] >= updated["created_at"]  # ISO 8601, UTC
-    assert {{ await_ }}items.set_done(db, "bob@example.com", alice["id"], False) is None
-    done = {{ await_ }}items.set_done(db, "alice@example.com", alice["id"], False)
+    assert {{ await_ }}items.update_item(db, "bob@example.com", alice["id"], done=False) is None
+    done = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], done=False)
     assert done is not None and done["done"] is False and done["title"] == "tests written"
+    renamed = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], title="renamed")
+    assert renamed is not None and renamed["done"] is False and renamed["title"] == "renamed"  # done kept
 
     before = {{ await_ }}items.list_items(db, "alice@example.com")
     for title in ("x" * 201, "   ", "a\x00b", 5):
@@ -57,7 +59,7 @@ pytestmark = pytest.mark.skipif(
             {{ await_ }}items.delete_item(db, "alice@example.com", item_id)
         assert refused.value.field == "id"
     with pytest.raises(InvalidItem) as refused:
-        {{ await_ }}items.set_done(db, "alice@example.com", alice["id"], "false")
+        {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], done="false")
     assert refused.value.field == "done"
     assert {{ await_ }}items.list_items(db, "alice@example.com") == before  # refused input changed no row
 

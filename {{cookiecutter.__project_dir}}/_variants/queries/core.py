@@ -13,11 +13,14 @@ THEIRS = (items.c.id == bindparam("id"), items.c.owner == bindparam("owner"))  #
 
 LIST_ITEMS = select(*COLUMNS).where(items.c.owner == bindparam("owner")).order_by(items.c.id)
 CREATE_ITEM = insert(items).values(owner=bindparam("owner"), title=bindparam("title")).returning(*COLUMNS)
-UPDATE_ITEM = (
+UPDATE_ITEM = (  # a NULL parameter keeps its column
     update(items)
     .where(*THEIRS)
-    .values(title=bindparam("title"), done=bindparam("done"), updated_at=func.now())
+    .values(
+        title=func.coalesce(bindparam("title", type_=items.c.title.type), items.c.title),
+        done=func.coalesce(bindparam("done", type_=items.c.done.type), items.c.done),
+        updated_at=func.now(),
+    )
     .returning(*COLUMNS)
 )
-SET_DONE = update(items).where(*THEIRS).values(done=bindparam("done"), updated_at=func.now()).returning(*COLUMNS)
 DELETE_ITEM = delete(items).where(*THEIRS)

@@ -111,7 +111,7 @@ def create_item() -> tuple[Any, int]:
 def update_item(item_id: str) -> Any:
     owner = current_user(request.headers)
     title, done = body("title", "done")
-    item = items.update_item(database(), owner, item_id, title, done)
+    item = items.update_item(database(), owner, item_id, title=title, done=done)
     return jsonify(item) if item else refuse(404, "no such item", "id")
 
 

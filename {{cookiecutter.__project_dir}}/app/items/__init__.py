@@ -20,6 +20,7 @@ from . import queries
 from .rules import clean_done, clean_id, clean_owner, clean_title  # the checks, and InvalidItem
 
 Item = dict[str, Any]
+KEEP: Any = object()  # an update_item field left as it is
 
 
 def _iso(moment: datetime) -> str:
@@ -43,22 +44,15 @@ def _public(row: dict[str, Any]) -> Item:
     return _public(row)
 
 
-{{ async_ }}def update_item(db: Database, owner: str, item_id: object, title: object, done: object) -> Item | None:
-    """Returns the updated item, or None when the user has no item with that id."""
+{{ async_ }}def update_item(db: Database, owner: str, item_id: object, *, title: Any = KEEP, done: Any = KEEP) -> Item | None:
+    """Changes the title, done or both (what is not given stays); None when the user has no item with that id."""
     params = {
         "id": clean_id(item_id),
         "owner": clean_owner(owner),
-        "title": clean_title(title),
-        "done": clean_done(done),
+        "title": None if title is KEEP else clean_title(title),  # NULL keeps the column (COALESCE in the SQL)
+        "done": None if done is KEEP else clean_done(done),
     }
     row = {{ await_ }}db.write_one(queries.UPDATE_ITEM, params, user=params["owner"])
-    return _public(row) if row else None
-
-
-{{ async_ }}def set_done(db: Database, owner: str, item_id: object, done: object) -> Item | None:
-    """Marks an item done or not; None when the user has no item with that id."""
-    params = {"id": clean_id(item_id), "owner": clean_owner(owner), "done": clean_done(done)}
-    row = {{ await_ }}db.write_one(queries.SET_DONE, params, user=params["owner"])
     return _public(row) if row else None
 
 
