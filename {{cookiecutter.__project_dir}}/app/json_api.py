@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
-from security import CROSS_SITE, cross_site
+from security import CHANGES, CROSS_SITE, cross_site
 
 JSON = "application/json"
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -51,6 +51,8 @@ def error_body(message: str, field: str | None = None) -> dict[str, str | None]:
 def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
     """Why a request is refused before its body is read, or None: it comes from another site (403), or its
     body is not JSON (415: an HTML form or a ``text/plain`` fetch from another site cannot send JSON)."""
+    if method.upper() not in CHANGES:  # a read: nothing to check
+        return None
     if cross_site(method, headers):
         return Refusal(403, CROSS_SITE, None)
     content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()

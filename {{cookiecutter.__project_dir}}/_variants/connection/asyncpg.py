@@ -71,8 +71,8 @@ def _bind(sql: str, params: Params | None) -> tuple[str, list[Any]]:
 
 
 def connect_args(s: Settings, *, migration: bool = False) -> dict[str, Any]:
-    """Keyword arguments of ``asyncpg.connect`` to the app's database, for the pool and for migrations (migrate.py);
-    the password is added per login."""
+    """Keyword arguments of ``asyncpg.connect`` to the app's database, for the pool (``create_pool`` hands its
+    ``**connect_kwargs`` to ``connect``) and for migrations (migrate.py); the password is added per login."""
     return {
         "host": s.host,
         "port": s.port,

@@ -1,13 +1,16 @@
 """{{ cookiecutter.project_name }}: a Streamlit page (``streamlit run main.py``)."""
 
+import logging
 from datetime import datetime
 
 import streamlit as st
 
 import items
-from database import database
+from database import database, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
+
+log = logging.getLogger(__name__)
 
 
 def readable(stamp: str) -> str:
@@ -23,7 +26,12 @@ except NotSignedIn as error:
     st.error(str(error))
     st.stop()
 st.caption(f"Signed in as `{owner.replace('`', '')}`")  # in a code span: the address is shown as it is
-db = database()  # one pool per server process, shared by every session; a failed migration is not retried
+try:
+    db = database()  # one pool per server process, shared by every session; a failed migration is not retried
+except Exception:
+    log.exception("the database is unavailable")  # the details go to the log, never to the page
+    st.error(f"The database is unavailable: {problem()}")
+    st.stop()
 
 with st.form("new-item", clear_on_submit=True):  # the input is cleared after Add
     new_title = st.text_input("New item", max_chars=200, placeholder="What needs doing?")

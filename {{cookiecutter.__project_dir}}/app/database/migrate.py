@@ -115,8 +115,8 @@ def _describe(script: ScriptDirectory, revision: str) -> str:
 def _serve_older_code(conn: Connection, script: ScriptDirectory, newer: list[str]) -> None:
     """An instance of an older release (a rolling deploy) meets a database migrated by a newer one.
 
-    Migrations are additive unless they declare ``additive = False``; the newest such revision is
-    recorded on the version table, so this code, which has never seen it, can tell.
+    Migrations are additive unless they declare ``additive = False``; the newest such revision is the
+    comment on Alembic's version table (schema.py, NOT_ADDITIVE), so this code, which has never seen it, can tell.
     """
     breaking = conn.execute(text(NOT_ADDITIVE), {"table": f"{SCHEMA}.{VERSION_TABLE}"}).scalar()
     conn.commit()
