@@ -26,10 +26,10 @@ FRAMEWORK = {"psycopg3": "flask", "psycopg2": "flask", "asyncpg": "fastapi", "sq
 
 # What "the owner filter" is in each kind of queries module, and what the copy puts in its place.
 OWNER_FILTERS = [
-    (" WHERE owner = %(owner)s", ""),  # LIST_ITEMS (SQL)
-    (" AND owner = %(owner)s", ""),  # UPDATE_ITEM, SET_DONE, DELETE_ITEM (SQL)
-    ('.where(items.c.owner == bindparam("owner"))', ""),  # LIST_ITEMS (Core)
-    (', items.c.owner == bindparam("owner"))', ",)"),  # THEIRS (Core): still a tuple
+    (" WHERE owner = %(owner)s", ""),  # LIST_ITEMS, the count in CREATE_ITEM (SQL)
+    (" AND owner = %(owner)s", ""),  # LIST_PAGE, UPDATE_ITEM, DELETE_ITEM (SQL)
+    ('.where(items.c.owner == bindparam("owner"))', ""),  # LIST_ITEMS, KEPT (Core)
+    (', items.c.owner == bindparam("owner"))', ",)"),  # THEIRS, LIST_PAGE (Core): still a tuple
 ]
 
 

@@ -14,7 +14,7 @@ THEIRS = (items.c.id == bindparam("id"), items.c.owner == bindparam("owner"))  #
 LIST_ITEMS = select(*COLUMNS).where(items.c.owner == bindparam("owner")).order_by(items.c.id)
 LIST_PAGE = (
     select(*COLUMNS)
-    .where(items.c.owner == bindparam("owner"), items.c.id > bindparam("after"))
+    .where(items.c.id > bindparam("after"), items.c.owner == bindparam("owner"))
     .order_by(items.c.id)
     .limit(bindparam("limit"))
 )

@@ -2,7 +2,7 @@
 
 LIST_ITEMS = "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %(owner)s ORDER BY id"
 LIST_PAGE = (
-    "SELECT id, title, done, created_at, updated_at FROM items WHERE owner = %(owner)s AND id > %(after)s "
+    "SELECT id, title, done, created_at, updated_at FROM items WHERE id > %(after)s AND owner = %(owner)s "
     "ORDER BY id LIMIT %(limit)s"
 )
 # Inserts only while the user keeps fewer than max_items: the cap costs no extra round trip. Two creates racing
