@@ -120,3 +120,13 @@ def test_tls_verifies_the_certificate_unless_told_not_to(tmp_path: Path) -> None
     assert ca_file(load_settings({**local, "PGSSLROOTCERT": str(own_ca)})) == str(own_ca)
     with pytest.raises(SettingsError, match="DB_TLS_VERIFY"):
         load_settings({**local, "DB_TLS_VERIFY": "maybe"})
+
+
+def test_tls_falls_back_to_certifi_without_an_os_bundle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Where Python finds no OS CA bundle, the app verifies against certifi's rather than refusing to log in."""
+    import certifi
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-bundle.pem"))
+    local = {"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me", "PGPASSWORD": "x"}
+    settings = load_settings({**local, "PGSSLMODE": "require"})
+    assert ca_file(settings) == certifi.where()

@@ -121,7 +121,7 @@ def session_settings(s: Settings, *, migration: bool = False) -> dict[str, str]:
 
 
 def ca_file(s: Settings) -> str:
-    """The CA certificates a verified connection trusts: PGSSLROOTCERT, else the operating system's store.
+    """The CA certificates a verified connection trusts: PGSSLROOTCERT, else the OS's store, else certifi's.
 
     libpq's own `sslrootcert=system` is not used: it needs libpq 16, and the OpenSSL inside the psycopg binary
     wheels looks for the system store in its build directory (/usr/lib/psycopg-openssl), not the OS's. Python's
@@ -129,13 +129,23 @@ def ca_file(s: Settings) -> str:
     """
     if s.sslrootcert != "system":
         return s.sslrootcert
-    found = ssl.get_default_verify_paths().cafile
+    found = ssl.get_default_verify_paths().cafile or _certifi_bundle()
     if not found or not Path(found).is_file():
         raise SettingsError(
             "no CA certificate bundle found to verify Lakebase's certificate: install the OS's CA certificates "
             "(ca-certificates), point PGSSLROOTCERT or SSL_CERT_FILE at a bundle, or set DB_TLS_VERIFY=off"
         )
     return found
+
+
+def _certifi_bundle() -> str | None:
+    """Mozilla's CA bundle from certifi, which databricks-sdk brings in (through requests): the fallback where
+    Python finds no OS bundle, so a runtime without one still verifies instead of failing every login."""
+    try:
+        import certifi
+    except ImportError:
+        return None
+    return certifi.where()
 {%- if cookiecutter.driver == "asyncpg" %}
 
 
