@@ -1,14 +1,15 @@
 """Waiting on what a page in the browser reports, not on a fixed patience (for tests/test_browser.py).
 
 `until(driver, condition)` polls the condition. While it is false the page is asked whether it is still at work:
-the document loading, a fetch or XMLHttpRequest of the page in flight (counted by a script installed before the
-page's own, see `instrument`), Dash's loading screen, a Dash callback in flight (Dash sets the title to
-"Updating..." and marks the component), a Streamlit script run or reconnect (`stApp`'s data-test-script-state
-and data-test-connection-state, streamlit/frontend app/src/App.tsx), a Gradio event (a status tracker that is not
-hidden). A busy machine only makes that work take longer, so it is waited for. The wait fails when the page has
-been idle for IDLE_TURNS turns of its event loop (two animation frames each) with the condition still false: the
-page says it has finished and what the test waits for is not there. HANG_GUARD only ends a page that never stops
-working.
+the document loading; a fetch or XMLHttpRequest of the page in flight (counted by a script installed before the
+page's own, see `instrument`); Dash's loading screen (`._dash-loading`, dash/dash.py's index page) or a callback in
+flight (the title "Updating...", Dash's `update_title` default, and `data-dash-is-loading` on the component); a
+Streamlit script run or reconnect (`stApp`'s data-test-script-state / data-test-connection-state, set by
+Streamlit's frontend bundle, static/js/index.*.js in 1.67); a Gradio event (a `data-testid=status-tracker`
+without its `hide` class, Gradio 6's frontend). A busy machine only makes that work take longer, so it is waited
+for. The wait fails when the page has been idle for IDLE_TURNS turns of its event loop (two animation frames each)
+with the condition still false: the page says it has finished and what the test waits for is not there.
+HANG_GUARD only ends a page that never stops working.
 """
 
 import time
