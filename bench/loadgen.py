@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -44,16 +45,22 @@ class LoadResult:
         return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
 
 
+def _post_item(owner: str, title: str) -> bytes:
+    body = json.dumps({"title": title}).encode()
+    return (
+        f"POST /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Email: {owner}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
 def request_bytes(mode: str, i: int, n: int) -> bytes:
     if mode == "reads":
         return b"GET /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Email: reader0@example.com\r\n\r\n"
+    if mode == "writes":
+        return _post_item("writer0@example.com", f"item {i}-{n}")
     if mode == "items":
         if (i + n) % 5 == 0:
-            body = json.dumps({"title": f"item {i}-{n}"}).encode()
-            return (
-                f"POST /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Email: writer{i}@example.com\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-            ).encode() + body
+            return _post_item(f"writer{i}@example.com", f"item {i}-{n}")
         return (
             f"GET /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Email: reader{i % READERS}@example.com\r\n\r\n"
         ).encode()
@@ -140,14 +147,30 @@ def run_load(ports: list[int], mode: str, clients: int, seconds: float, timeout:
     return asyncio.run(_load(ports, mode, clients, seconds, timeout))
 
 
-def run_wrk(port: int, clients: int, seconds: float, user: str = "reader0@example.com") -> LoadResult:
-    """GET /api/items as ``user`` with wrk (2 threads, keep-alive); the asyncio loader when wrk is missing."""
+# wrk's request for mode "writes": every request a POST of one item (wrk's Lua API: wrk.method, body, headers)
+WRK_POST = """wrk.method = "POST"
+wrk.body = '{"title": "written by wrk"}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def run_wrk(
+    port: int, clients: int, seconds: float, user: str = "reader0@example.com", mode: str = "reads"
+) -> LoadResult:
+    """GET /api/items (mode "reads") or POST /api/items ("writes") as ``user`` with wrk (2 threads, keep-alive);
+    the asyncio loader when wrk is missing."""
     if not shutil.which("wrk"):
-        return run_load([port], "reads", clients, seconds)
+        return run_load([port], mode, clients, seconds)
     command = ["wrk", "-t2", f"-c{clients}", f"-d{seconds:g}s", "--latency", "-H", f"X-Forwarded-Email: {user}"]
-    out = subprocess.run(
-        [*command, f"http://127.0.0.1:{port}/api/items"], capture_output=True, text=True, timeout=seconds + 60
-    ).stdout
+    with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
+        script.write(WRK_POST if mode == "writes" else "")
+        script.flush()
+        out = subprocess.run(
+            [*command, "-s", script.name, f"http://127.0.0.1:{port}/api/items"],
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+        ).stdout
     result = LoadResult(clients, seconds)
     total = failed = 0
     for line in out.splitlines():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -486,3 +487,72 @@ def test_recovers_when_postgres_comes_back(answers, tmp_path, pg_server, workspa
         print(f"E2E healthy again {time.monotonic() - back:.1f}s after PostgreSQL restarted")
         assert [t for _, t, _ in api.list(ALICE)] == ["before the outage"]
         assert app.proc.poll() is None
+
+
+# ---------------------------------------------------------------------------------------------- limits
+API_PAIRS = sorted(
+    {(c["framework"], c["driver"]) for c in valid_combinations() if c["framework"] in ("flask", "fastapi")}
+)
+
+
+def until_waiting_on_a_lock(pg_server: Any, role: str, request: Future) -> None:
+    """Until the app's backend waits on the lock the test holds (what PostgreSQL reports); fails if the request
+    was answered first."""
+    while True:
+        with pg_server.connect_superuser() as conn:
+            waiting = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE usename = %s AND wait_event_type = 'Lock'", [role]
+            ).fetchone()[0]
+        if waiting:
+            return
+        assert not request.done(), f"answered before it waited on the lock: {request.result().status_code}"
+        time.sleep(0.1)
+
+
+def assert_busy(r: requests.Response) -> None:
+    assert r.status_code == 503, (r.status_code, r.text)
+    assert set(r.json()) == {"error", "field"} and r.json()["field"] is None, r.text
+    assert int(r.headers["Retry-After"]) >= 1, r.headers
+
+
+# Which limit ends a query stuck behind a lock: statement_timeout counts the wait too, lock_timeout only the wait.
+STOPPERS = {
+    "statement_timeout": {"DB_STATEMENT_TIMEOUT_MS": "3000", "DB_LOCK_TIMEOUT_MS": "60000"},
+    "lock_timeout": {"DB_STATEMENT_TIMEOUT_MS": "60000", "DB_LOCK_TIMEOUT_MS": "3000"},
+}
+
+
+@pytest.mark.parametrize(
+    "answers", [{"framework": f, "driver": d} for f, d in API_PAIRS], ids=lambda a: "-".join(a.values())
+)
+def test_api_limits(answers, tmp_path, pg_server, workspace_stub, deployment):
+    """A full pool and a query stuck behind a lock past statement_timeout or lock_timeout are answered 503 with
+    Retry-After, never 500; then the app serves again."""
+    client, dbname = deployment
+    project = render(tmp_path / "out", **answers)
+    alice = {"X-Forwarded-Email": ALICE}
+    for run, (stopper, timeouts) in enumerate(STOPPERS.items()):
+        env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
+        # one process with one connection and a 1 s wait for it: the limits come well after that wait
+        env.update(DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1", DB_CONNECT_TIMEOUT="1", WEB_CONCURRENCY="1", **timeouts)
+        with apprunner.running_app(project, env, tmp_path / f"{stopper}.log") as app:
+            api = f"{app.url}/api/items"
+            try:
+                if run == 0:
+                    assert (
+                        requests.post(api, json={"title": "one"}, headers=alice, timeout=HANG_GUARD).status_code == 201
+                    )
+                with pg_server.connect_superuser(dbname) as holder, holder.transaction():
+                    holder.execute(f"LOCK TABLE {SCHEMA}.items IN ACCESS EXCLUSIVE MODE")
+                    with ThreadPoolExecutor(1) as pool:
+                        stuck = pool.submit(
+                            requests.get, api, headers=alice, timeout=HANG_GUARD
+                        )  # takes the one connection
+                        until_waiting_on_a_lock(pg_server, client.role, stuck)
+                        assert_busy(requests.get(api, headers=alice, timeout=HANG_GUARD))  # the pool is exhausted
+                        assert_busy(stuck.result())  # the limit ended the stuck query
+                items = requests.get(api, headers=alice, timeout=HANG_GUARD)
+                assert items.status_code == 200 and [i["title"] for i in items.json()] == ["one"], items.text
+            except BaseException:
+                print(f"--- app log ({stopper})\n{app.log_text()[-6000:]}")
+                raise

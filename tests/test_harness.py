@@ -243,6 +243,8 @@ def test_restart_and_stop_start(sdk_env, pg_server):
 
 def test_env_for_app_matches_apps_runtime(pg_server, sp_client):
     env = pg_server.env_for_app(sp_client.role)
+    if pg_server.tls and pg_server.cert_file:  # the harness's own CA for the apps' verify-full; not the runtime's
+        assert env.pop("PGSSLROOTCERT") == str(pg_server.cert_file)
     assert set(env) == {
         "PGHOST",
         "PGPORT",

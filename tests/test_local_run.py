@@ -1,6 +1,9 @@
 """`./run-local.sh`'s core: a rendered app starts on this machine against an embedded PostgreSQL."""
 
+import importlib.util
 import json
+import os
+import stat
 import subprocess
 import tempfile
 import urllib.request
@@ -117,3 +120,85 @@ def test_run_local_sh_refuses_an_old_python_with_a_clear_message(tmp_path: Path)
     assert result.returncode == 1
     assert "Python 3.11 or newer is needed" in result.stderr and str(old) in result.stderr, result.stderr
     assert not (root / ".venv").exists()
+
+
+def load_run_py(root: Path):
+    """The rendered project's local/run.py as a module (its PROJECT is that project)."""
+    spec = importlib.util.spec_from_file_location(f"run_{root.name}", root / "local" / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def temp_dir_for_nobody(monkeypatch: pytest.MonkeyPatch):
+    base = Path(tempfile.mkdtemp(prefix="lakebase-tmp-"))
+    base.chmod(0o1777)  # like /tmp: anybody may create entries in it
+    monkeypatch.setattr(tempfile, "tempdir", str(base))
+    yield base
+    subprocess.run(["rm", "-rf", str(base)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the temp-dir home is used only as root")
+def test_as_root_the_postgres_home_is_a_private_unpredictable_directory_it_refuses_to_share(
+    tmp_path: Path, temp_dir_for_nobody: Path
+) -> None:
+    root = render(tmp_path, framework="flask", driver="psycopg3", project_name="Private Home")
+    run = load_run_py(root)
+    home = run.postgres_home(as_root=True)
+    info = home.lstat()
+    assert home.parent == temp_dir_for_nobody and stat.S_ISDIR(info.st_mode) and not home.is_symlink()
+    assert info.st_uid == 0 and stat.S_IMODE(info.st_mode) == 0o700
+    assert run.postgres_home(as_root=True) == home  # remembered: the data survives a restart
+    other = load_run_py(render(tmp_path / "other", framework="flask", driver="psycopg3", project_name="Private Home"))
+    assert other.postgres_home(as_root=True) != home  # the same project name elsewhere: not a guessable path
+
+    # Another user makes the remembered directory theirs (or swaps it for a symlink): refused, nothing written.
+    pointer = root / ".local-postgres" / "temp-home"
+    home.rmdir()
+    home.mkdir()
+    os.chown(home, 65534, 65534)
+    with pytest.raises(run.LocalPostgresError, match="refusing"):
+        run.postgres_home(as_root=True)
+    assert list(home.iterdir()) == []
+    home.rmdir()
+    target = temp_dir_for_nobody / "victim"
+    target.mkdir()
+    home.symlink_to(target)
+    with pytest.raises(run.LocalPostgresError, match="refusing"):
+        run.postgres_home(as_root=True)
+    with pytest.raises(run.LocalPostgresError, match="refusing"):
+        run.LocalPostgres()
+    assert list(target.iterdir()) == [] and pointer.read_text().strip() == str(home)
+
+
+def test_a_planted_pwfile_symlink_is_never_followed(tmp_path: Path, temp_dir_for_nobody: Path) -> None:
+    """A `pwfile` already in the home (a killed run's, or a planted symlink) is removed, not written through."""
+    root = render(tmp_path, framework="flask", driver="psycopg3", project_name="No Follow")
+    run = load_run_py(root)
+    postgres = run.LocalPostgres()
+    postgres.home.mkdir(parents=True, exist_ok=True)
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (postgres.home / "pwfile").symlink_to(victim)
+    postgres.start()
+    try:
+        assert victim.read_text() == "precious\n" and stat.S_IMODE(victim.stat().st_mode) != 0
+        assert not (postgres.home / "pwfile").exists()
+        if postgres.as_root:
+            assert postgres.home.stat().st_uid == 0 and stat.S_IMODE(postgres.home.stat().st_mode) == 0o711
+            assert victim.stat().st_uid == 0
+    finally:
+        postgres.stop()
+
+
+def test_a_symlinked_project_postgres_dir_is_refused(tmp_path: Path) -> None:
+    root = render(tmp_path, framework="flask", driver="psycopg3", project_name="Linked Dir")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (root / ".local-postgres").symlink_to(elsewhere)
+    run = load_run_py(root)
+    for as_root in (False, True):
+        with pytest.raises(run.LocalPostgresError, match="symlink"):
+            run.postgres_home(as_root=as_root)
+    assert list(elsewhere.iterdir()) == []

@@ -11,6 +11,8 @@ import subprocess
 import sys
 import tarfile
 import textwrap
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +231,19 @@ def test_readme_schema_change_then_two_instances_start_at_once(
 
 
 # ---------------------------------------------------------------------------------------------- a broken migration
+@contextmanager
+def failed_release(
+    project: Path, env: dict[str, str], log: Path, filename: str, text: str
+) -> Iterator[tuple[apprunner.App, requests.Response]]:
+    """The next release adds migration `filename`, which fails: the app runs, and /healthz answers 503."""
+    (project / "app" / "migrations" / "versions" / filename).write_text(text)
+    env["DATABRICKS_APP_PORT"] = str(free_port())
+    with apprunner.running_app(project, env, log) as app:
+        health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
+        assert health.status_code == 503, health.text
+        yield app, health
+
+
 BROKEN = migration_file(
     "0003",
     "Add a note, then backfill it from a column that does not exist.",
@@ -248,21 +263,52 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY column_name"
     schema_before = query(pg_server, dbname, columns)
 
-    (project / "app" / "migrations" / "versions" / "0003_broken.py").write_text(BROKEN)
-    env["DATABRICKS_APP_PORT"] = str(free_port())
-    with apprunner.running_app(project, env, tmp_path / "v2.log") as app:
-        health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
-        assert health.status_code == 503
+    with failed_release(project, env, tmp_path / "v2.log", "0003_broken.py", BROKEN) as (app, health):
         reason = health.json()["database"]
-        assert "0003_broken.py" in reason and "no_such_column" in reason, reason
+        assert "0003_broken.py" in reason and "no_such_column" not in reason, reason  # the log says why
         refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=HANG_GUARD)
         assert refused.status_code == 500  # no request is served against the half-migrated schema
         assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         log = app.log_text()
     assert "0003_broken.py" in log and "no_such_column" in log and "rolled back" in log, log[-3000:]
+    assert "SQLSTATE 42703" in log, log[-3000:]  # undefined_column
     assert query(pg_server, dbname, columns) == schema_before  # the ADD COLUMN was rolled back too
     assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0002",)]
     assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
+
+
+UNIQUE_TITLES = migration_file(
+    "0003",
+    "Titles are unique from now on (but two users already share one).",
+    ["CREATE UNIQUE INDEX items_title_unique ON items (title)"],
+)
+
+
+@pytest.mark.parametrize(
+    "answers",
+    [{"framework": "flask", "driver": "psycopg3"}, {"framework": "fastapi", "driver": "asyncpg"}],
+    ids=["flask-psycopg3", "fastapi-asyncpg"],
+)
+def test_a_failed_migration_answers_with_its_name_and_no_row_data(
+    answers: dict[str, str], tmp_path: Path, workspace_stub: Any, deployment: Any
+) -> None:
+    """PostgreSQL's DETAIL may quote the duplicated row (another user's title): /healthz names the migration only."""
+    secret = "salary review for carol: 180k"
+    project = render(tmp_path, **answers)
+    client, dbname = deployment
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
+    with apprunner.running_app(project, env, tmp_path / "v1.log") as app:
+        for user in (ALICE, BOB):
+            HttpApi(app.url).create(user, secret)
+
+    with failed_release(project, env, tmp_path / "v2.log", "0003_unique_titles.py", UNIQUE_TITLES) as (app, health):
+        reason = health.json()["database"]
+        assert "0003_unique_titles.py" in reason, reason
+        for leak in ("180k", "carol", "DETAIL", "Key (title)", "duplicate"):
+            assert leak not in health.text, health.text
+        log = app.log_text()
+    # the database's DETAIL goes to the log (under row-level security PostgreSQL leaves the key values out of it)
+    assert "0003_unique_titles.py" in log and "SQLSTATE 23505" in log and "DETAIL:" in log, log[-3000:]
 
 
 NOT_ADDITIVE = migration_file(

@@ -471,6 +471,9 @@ class PostgresServer:
             "PGUSER": role,
             "PGSSLMODE": self.sslmode,
             "PGAPPNAME": appname,
+            # Not from the runtime: the apps verify the server's certificate (verify-full), and this server's is
+            # the harness's own, so they are told to trust it the way a user would (PGSSLROOTCERT), not to skip it.
+            **({"PGSSLROOTCERT": str(self.cert_file)} if self.tls and self.cert_file else {}),
         }
 
     # ------------------------------------------------------------------ roles

@@ -10,12 +10,12 @@ runtime would give it, with PGPASSWORD for this local database instead of a Lake
 """
 
 import argparse
-import hashlib
 import importlib.util
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -67,15 +67,42 @@ def copy_for_others(bindir: Path, target: Path) -> Path:
     return target / package.name / "pginstall" / "bin"
 
 
+def owned_directory(path: Path) -> bool:
+    """Is `path` itself (not a symlink's target) a directory of this user's that nobody else may write to?"""
+    info = path.lstat()
+    ours = not hasattr(os, "geteuid") or info.st_uid == os.geteuid()  # Windows: no owners to compare
+    return stat.S_ISDIR(info.st_mode) and ours and not info.st_mode & 0o022
+
+
+def private_temp_home(pointer: Path) -> Path:
+    """A directory of this process's own in the temp dir, remembered in `pointer` (inside the project) so the data
+    survives restarts. mkdtemp makes it with an unpredictable name, mode 0700, failing rather than reusing anything
+    that is already there; a remembered path that is now a symlink, not a directory, or not ours is refused."""
+    if pointer.is_file():
+        home = Path(pointer.read_text().strip())
+        if home.is_absolute() and (home.exists() or home.is_symlink()):
+            if not owned_directory(home):
+                raise LocalPostgresError(
+                    f"{home} (named in {pointer}) is not a directory of this user's, or others may write to it: "
+                    f"refusing to use it. Delete {pointer} to start with a fresh private directory."
+                )
+            return home
+    home = Path(tempfile.mkdtemp(prefix=f"{PROJECT.name}-local-postgres-"))
+    pointer.write_text(f"{home}\n")
+    return home
+
+
 def postgres_home(as_root: bool) -> Path:
     """Per project: .local-postgres/ here; as root (containers, CI) only if 'nobody' can reach it."""
     home = PROJECT / ".local-postgres"
+    if home.is_symlink() or (home.exists() and not owned_directory(home)):
+        raise LocalPostgresError(f"{home} is a symlink, not a directory, or not this user's: refusing to use it")
     if not as_root or reachable_by_others(PROJECT):
         return home
-    # postgres refuses to run as root and runs as 'nobody', who cannot enter this project's directory:
-    # a directory of this project's own (named after its path) in the temp dir instead.
-    digest = hashlib.sha256(str(PROJECT).encode()).hexdigest()[:12]
-    return Path(tempfile.gettempdir()) / f"{PROJECT.name}-{digest}-local-postgres"
+    # postgres refuses to run as root and runs as 'nobody', who cannot enter this project's directory: a private
+    # directory in the temp dir instead, never a predictable path another local user could plant first.
+    home.mkdir(mode=0o700, exist_ok=True)
+    return private_temp_home(home / "temp-home")
 
 
 class LocalPostgres:
@@ -106,24 +133,32 @@ class LocalPostgres:
             )
 
     def start(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, exist_ok=True)
         if self.as_root:
-            self.home.chmod(0o755)
-            shutil.chown(self.home, "nobody")
+            # root keeps the directory (0711: 'nobody' passes through, cannot list or plant anything in it) and
+            # makes what 'nobody' writes itself: data/, sockets/ and the log, created here and then handed over.
+            self.home.chmod(0o711)
             if not reachable_by_others(self.bindir):  # e.g. a .venv under /root: 'nobody' needs its own copy
                 self.bindir = copy_for_others(self.bindir, self.home / "pg")
+            for made in (self.data, self.sockets):
+                made.mkdir(mode=0o700, exist_ok=True)
+            self.log.touch(mode=0o600)
+            for made in (self.data, self.sockets, self.log):
+                os.chown(made, self.run_as["user"], self.run_as["group"], follow_symlinks=False)
         if not (self.data / "PG_VERSION").exists():
             pwfile = self.home / "pwfile"
-            pwfile.write_text(LOCAL_PASSWORD + "\n")
-            if self.as_root:
-                shutil.chown(pwfile, "nobody")
+            pwfile.unlink(missing_ok=True)  # left by a run that was killed; unlink never follows a symlink
+            # O_EXCL | O_NOFOLLOW: a new file of our own, never one planted there (or what a symlink points at)
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
             try:
+                with os.fdopen(fd, "w") as file:
+                    if self.as_root:
+                        os.fchown(file.fileno(), self.run_as["user"], self.run_as["group"])
+                    file.write(LOCAL_PASSWORD + "\n")
                 self._tool("initdb", "-D", self.data, "-U", "postgres", "--auth=scram-sha-256", f"--pwfile={pwfile}")
             finally:
                 pwfile.unlink()
-        self.sockets.mkdir(exist_ok=True)
-        if self.as_root:
-            shutil.chown(self.sockets, "nobody")
+        self.sockets.mkdir(mode=0o700, exist_ok=True)
         if (self.data / "postmaster.pid").exists():
             print(f"note: {self.data / 'postmaster.pid'} exists: another ./run-local.sh may be running", flush=True)
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1"

@@ -1,11 +1,12 @@
 """Credential caching and renewal: pure logic, with a fake mint and a fake clock."""
 
 import threading
+from pathlib import Path
 
 import pytest
 
 from database.credentials import RefreshingToken, StaticPassword, login
-from database.settings import SettingsError, load_settings
+from database.settings import SettingsError, ca_file, load_settings
 
 
 class FakeMint:
@@ -102,4 +103,20 @@ def test_settings_say_what_is_missing() -> None:
     with pytest.raises(SettingsError, match="LAKEBASE_OWN_DATABASE"):
         load_settings({**person, "LAKEBASE_OWN_DATABASE": "another"})
     settings = load_settings(local)
-    assert settings.pool_max_size == {{ cookiecutter.pool_max_size }} and settings.sslmode == "require"
+    assert settings.pool_max_size == {{ cookiecutter.pool_max_size }}
+    assert (settings.statement_timeout_ms, settings.lock_timeout_ms) == (5000, 2000)
+
+
+def test_tls_verifies_the_certificate_unless_told_not_to(tmp_path: Path) -> None:
+    """The runtime's PGSSLMODE=require becomes verify-full against the OS's CA bundle (or PGSSLROOTCERT)."""
+    local = {"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me", "PGPASSWORD": "x"}
+    runtime = load_settings({**local, "PGSSLMODE": "require"})
+    assert (runtime.sslmode, runtime.sslrootcert) == ("verify-full", "system")
+    assert Path(ca_file(runtime)).is_file()  # the OS's bundle, as Python's ssl module finds it
+    assert load_settings({**local, "PGSSLMODE": "require", "DB_TLS_VERIFY": "off"}).sslmode == "require"
+    assert load_settings({**local, "PGSSLMODE": "disable"}).sslmode == "disable"  # local PostgreSQL without TLS
+    own_ca = tmp_path / "ca.pem"
+    own_ca.write_text("a CA the tests trust\n")
+    assert ca_file(load_settings({**local, "PGSSLROOTCERT": str(own_ca)})) == str(own_ca)
+    with pytest.raises(SettingsError, match="DB_TLS_VERIFY"):
+        load_settings({**local, "DB_TLS_VERIFY": "maybe"})

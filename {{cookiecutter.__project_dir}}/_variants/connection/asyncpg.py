@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .pooled import SET_USER, ConnectionLost, Params, Pooled, Row
-from .settings import SCHEMA, Settings
+from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
+from .settings import Settings, asyncpg_ssl, session_settings
 
 # What a connection that died (or a server that is away) raises; InternalClientError is a
 # connection left mid-protocol by a server-side termination.
@@ -89,12 +89,12 @@ class Database(Pooled[asyncpg.Connection]):
             database=s.database,
             user=s.user,
             connect=self._login,
-            ssl=None if s.sslmode == "disable" else s.sslmode,
+            ssl=asyncpg_ssl(s),
             min_size=s.pool_min_size,
             max_size=s.pool_max_size,
             max_inactive_connection_lifetime=s.pool_max_lifetime,
             timeout=s.connect_timeout,
-            server_settings={"search_path": SCHEMA, "application_name": s.application_name},
+            server_settings={**session_settings(s), "application_name": s.application_name},
             reset=_keep_session,
         )
 
@@ -111,6 +111,8 @@ class Database(Pooled[asyncpg.Connection]):
             raise RuntimeError("Database.open() was not awaited")
         try:
             conn = await self._pool.acquire(timeout=timeout)
+        except TimeoutError as error:  # asyncio.TimeoutError: every connection busy for the whole wait
+            raise DatabaseBusy("no database connection became free in time") from error
         except _LOST as error:
             if login_refused(error):
                 raise
@@ -133,7 +135,8 @@ class Database(Pooled[asyncpg.Connection]):
                 await self._pool.release(conn)
 
     def _lost(self, error: BaseException, conn: asyncpg.Connection) -> bool:
-        return isinstance(error, _LOST)
+        # statement_timeout's cancel is an OperatorInterventionError too, but the connection lives on
+        return isinstance(error, _LOST) and not isinstance(error, asyncpg.QueryCanceledError)
 
     async def _rows(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> list[Row]:
         query, args = _bind(sql, params)

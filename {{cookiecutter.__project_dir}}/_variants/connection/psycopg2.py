@@ -19,14 +19,10 @@ import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import libpq_params
-from .pooled import SET_USER, ConnectionLost, Params, Pooled, Row
+from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings
 
 Connection = psycopg2.extensions.connection
-
-
-class PoolTimeout(RuntimeError):
-    """No connection became free in time."""
 
 
 class Database(Pooled[Connection]):
@@ -58,7 +54,7 @@ class Database(Pooled[Connection]):
     @contextmanager
     def _borrow(self, timeout: float, transaction: bool) -> Iterator[Connection]:
         if not self._slots.acquire(timeout=timeout):
-            raise PoolTimeout("no database connection became free in time")
+            raise DatabaseBusy("no database connection became free in time")
         try:
             conn, opened = self._checkout()
             conn.autocommit = not transaction

@@ -5,16 +5,16 @@ connections already open are left alone. Retry and commit bookkeeping live in ``
 """
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, Self
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .credentials import PasswordSource, login
 from .libpq import libpq_params
-from .pooled import SET_USER, Params, Pooled, Row
+from .pooled import SET_USER, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings
 
 
@@ -51,7 +51,11 @@ class Database(Pooled[psycopg.Connection]):
 
     @contextmanager
     def _borrow(self, timeout: float, transaction: bool) -> Iterator[psycopg.Connection]:
-        with self._pool.connection(timeout=timeout) as conn:
+        with ExitStack() as stack:
+            try:
+                conn = stack.enter_context(self._pool.connection(timeout=timeout))
+            except PoolTimeout as error:  # every connection busy (or none could be opened) for the whole wait
+                raise DatabaseBusy(str(error)) from error
             conn.autocommit = not transaction  # client-side only: no round trip
             yield conn
 

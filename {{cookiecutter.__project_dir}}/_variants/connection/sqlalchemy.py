@@ -17,10 +17,11 @@ from sqlalchemy import Executable, create_engine, event
 from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as QueuePoolTimeout
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import libpq_params
-from .pooled import SET_USER, ConnectionLost, Params, Pooled, Row
+from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings
 
 _DIALECT = PGDialect_psycopg()
@@ -61,6 +62,8 @@ class Database(Pooled[Connection]):
     def _borrow(self, timeout: float, transaction: bool) -> Iterator[Connection]:
         try:
             conn = self._engine.connect()
+        except QueuePoolTimeout as error:  # every connection busy for pool_timeout
+            raise DatabaseBusy(str(error)) from error
         except OperationalError as error:
             if login_refused(error):
                 raise

@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 import items
 import json_api
-from database import database, healthy, problem
+from database import DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
 
@@ -34,6 +34,13 @@ async def invalid(request: Request, error: json_api.BadRequest | InvalidItem) ->
 @app.exception_handler(NotSignedIn)
 async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
     return refuse(401, str(error))
+
+
+@app.exception_handler(DatabaseBusy)
+async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
+    response = refuse(503, "the database is busy: try again shortly")
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 @app.exception_handler(RequestValidationError)

@@ -7,7 +7,7 @@ from werkzeug.exceptions import HTTPException
 
 import items
 import json_api
-from database import database, healthy, problem
+from database import DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
 
@@ -27,6 +27,11 @@ def invalid(error: json_api.BadRequest | InvalidItem) -> tuple[Any, int]:
 @app.errorhandler(NotSignedIn)
 def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
     return refuse(401, str(error))
+
+
+@app.errorhandler(DatabaseBusy)
+def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:
+    return *refuse(503, "the database is busy: try again shortly"), {"Retry-After": str(error.retry_after)}
 
 
 @app.errorhandler(HTTPException)

@@ -20,10 +20,11 @@ import threading
 
 from .connection import Database
 from .credentials import password_source
+from .pooled import DatabaseBusy
 from .schema import HAS_VERSIONS, VERSION_TABLE, VERSIONS, MigrationFailed, is_current
 from .settings import SCHEMA, load_settings
 
-__all__ = ["Database", "database", "healthy", "open_database", "problem"]
+__all__ = ["Database", "DatabaseBusy", "database", "healthy", "open_database", "problem"]
 
 log = logging.getLogger(__name__)
 _database: Database | None = None

@@ -2,12 +2,12 @@
 
 from typing import Any
 
-from .settings import SCHEMA, Settings
+from .settings import Settings, ca_file, session_settings
 
 
-def libpq_params(s: Settings) -> dict[str, Any]:
+def libpq_params(s: Settings, *, migration: bool = False) -> dict[str, Any]:
     """Keyword arguments of a libpq connection to the app's database; the password is added per login."""
-    return {
+    params = {
         "host": s.host,
         "port": s.port,
         "dbname": s.database,
@@ -15,5 +15,9 @@ def libpq_params(s: Settings) -> dict[str, Any]:
         "sslmode": s.sslmode,
         "application_name": s.application_name,
         "connect_timeout": max(1, round(s.connect_timeout)),
-        "options": f"-c search_path={SCHEMA}",  # unqualified names are the app's schema
+        # the app's schema first on the search_path, and the query and lock timeouts
+        "options": " ".join(f"-c {name}={value}" for name, value in session_settings(s, migration=migration).items()),
     }
+    if s.sslmode in ("verify-ca", "verify-full"):
+        params["sslrootcert"] = ca_file(s)
+    return params

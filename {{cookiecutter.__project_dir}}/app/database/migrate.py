@@ -59,7 +59,7 @@ from .schema import (
     check_row_security,
     mark_not_additive,
 )
-from .settings import SCHEMA, Settings, load_settings
+from .settings import SCHEMA, Settings, {{ "asyncpg_ssl, " if is_async }}load_settings{{ ", session_settings" if is_async }}
 
 log = logging.getLogger(__name__)
 
@@ -93,12 +93,12 @@ def _connect_args(s: Settings) -> dict[str, Any]:
         "port": s.port,
         "database": s.database,
         "user": s.user,
-        "ssl": None if s.sslmode == "disable" else s.sslmode,
+        "ssl": asyncpg_ssl(s),
         "timeout": s.connect_timeout,
-        "server_settings": {"search_path": SCHEMA, "application_name": s.application_name},
+        "server_settings": {**session_settings(s, migration=True), "application_name": s.application_name},
     }
 {%- else %}
-    return libpq_params(s)
+    return libpq_params(s, migration=True)
 {%- endif %}
 
 
@@ -146,6 +146,20 @@ def _serve_older_code(conn: Connection, script: ScriptDirectory, newer: list[str
     )
 
 
+def _database_error(error: Exception) -> tuple[str, str]:
+    """The SQLSTATE and the database's own words (with its DETAIL), without SQLAlchemy's wrapping."""
+    orig = getattr(error, "orig", None)
+    if orig is None:
+        return "none", f"{type(error).__name__}: {error}"
+    native = orig.__cause__ or orig  # asyncpg's own exception, under SQLAlchemy's adapter
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or getattr(native, "sqlstate", None)
+    reason = str(orig).strip()
+    detail = getattr(native, "detail", None)
+    if detail and detail not in reason:
+        reason += f"\nDETAIL:  {detail}"
+    return sqlstate or "none", reason
+
+
 def _upgrade(conn: Connection, config: Config) -> None:
     """Apply every pending migration, each in its own transaction, under the advisory lock."""
     check_access(conn.execute(text(ACCESS), {"schema": SCHEMA}).mappings().one())
@@ -179,9 +193,13 @@ def _upgrade(conn: Connection, config: Config) -> None:
             if isinstance(error, DBAPIError) and error.connection_invalidated:
                 raise  # the connection was lost, not the migration wrong: the next start-up tries again
             failed = _describe(script, pending[len(applied)]) if len(applied) < len(pending) else "?"
-            orig = getattr(error, "orig", None)  # the database's own error, without SQLAlchemy's wrapping
-            reason = str(orig).strip() if orig is not None else f"{type(error).__name__}: {error}"
-            raise MigrationFailed(f"migration {failed} failed and was rolled back: {reason}") from error
+            sqlstate, reason = _database_error(error)
+            # The database's words (its DETAIL may quote rows: other users' data) go to the app log only;
+            # the exception, which /healthz shows, names the migration and no more.
+            log.error("migration %s failed (SQLSTATE %s): %s", failed, sqlstate, reason)
+            raise MigrationFailed(
+                f"migration {failed} failed and was rolled back; the app log has the database's error"
+            ) from error
         for revision in applied:
             log.info("applied migration %s", _describe(script, revision))
     finally:

@@ -51,6 +51,26 @@ class ConnectionLost(Exception):
     """The connection died (or the server is away) before the work could commit: run it again."""
 
 
+class DatabaseBusy(Exception):
+    """No connection became free within the wait, or a query ran past statement_timeout or lock_timeout: the
+    request is answered 503 with Retry-After (the client may simply try again), not 500."""
+
+    retry_after = 2  # seconds: a burst of millisecond queries has long drained by then
+
+
+# query_canceled (what statement_timeout raises) and lock_not_available (lock_timeout)
+_TIMED_OUT = {"57014", "55P03"}
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver's error (psycopg: sqlstate, psycopg2: pgcode), also under SQLAlchemy's wrapping."""
+    for candidate in (error, getattr(error, "orig", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if code:
+            return str(code)
+    return None
+
+
 def _backoff(attempt: int) -> float:
     return 0.0 if attempt == 0 else min(0.05 * 2**attempt, 1.0)  # the first retry is immediate
 
@@ -95,6 +115,10 @@ class Pooled(Generic[C]):
                     raise lost.__cause__ or lost from None
                 {{ "await asyncio.sleep" if is_async else "time.sleep" }}(_backoff(tries))
                 tries += 1
+            except Exception as error:
+                if _sqlstate(error) in _TIMED_OUT:  # rolled back by the server: safe to try again later
+                    raise DatabaseBusy(f"a query ran past its time limit (SQLSTATE {_sqlstate(error)})") from error
+                raise
 
     {{ async_ }}def _read(self, work: Work[C, T], timeout: float | None = None) -> T:
         wait = self._timeout if timeout is None else timeout

@@ -1,7 +1,9 @@
 """Connection settings, read once from the environment the Apps runtime provides."""
 
 import os
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 
 SCHEMA = "{{ cookiecutter.schema_name }}"
 """The schema this app owns; every connection puts it first on its search_path."""
@@ -17,7 +19,8 @@ class Settings:
     port: int
     database: str
     user: str
-    sslmode: str
+    sslmode: str  # verify-full unless DB_TLS_VERIFY=off (see README: TLS)
+    sslrootcert: str  # "system" (the OS's CA store) or a CA file (PGSSLROOTCERT)
     application_name: str
     lakebase_endpoint: str | None  # Autoscaling: projects/<p>/branches/<b>/endpoints/<e>
     local_password: str | None  # PGPASSWORD, only for local development
@@ -25,6 +28,8 @@ class Settings:
     pool_max_size: int
     pool_max_lifetime: float  # seconds before a connection is retired
     connect_timeout: float  # seconds to wait for a login or a free connection
+    statement_timeout_ms: int  # the app's queries; migrations set their own (migrate.py)
+    lock_timeout_ms: int
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -33,6 +38,16 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _sslmode(env: dict[str, str]) -> str:
+    """The Apps runtime asks for `require` (encrypted, not verified); the app verifies the certificate chain and the
+    host name too (`verify-full`) unless DB_TLS_VERIFY=off. A mode set to anything else is taken as written."""
+    sslmode = env.get("PGSSLMODE") or "require"
+    verify = env.get("DB_TLS_VERIFY", "full")
+    if verify not in ("full", "off"):
+        raise SettingsError(f"DB_TLS_VERIFY={verify!r}: use full (the default) or off")
+    return "verify-full" if sslmode == "require" and verify == "full" else sslmode
 
 
 def _refuse_a_shared_database(env: dict[str, str], local_password: str | None) -> None:
@@ -80,7 +95,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         port=_int(env, "PGPORT", 5432),
         database=env["PGDATABASE"],
         user=env["PGUSER"],
-        sslmode=env.get("PGSSLMODE", "require"),
+        sslmode=_sslmode(env),
+        sslrootcert=env.get("PGSSLROOTCERT") or "system",
         application_name=env.get("PGAPPNAME") or env.get("DATABRICKS_APP_NAME") or "{{ cookiecutter.app_name }}",
         lakebase_endpoint=endpoint,
         local_password=local_password,
@@ -88,4 +104,47 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         pool_max_size=pool_max_size,
         pool_max_lifetime=float(_int(env, "DB_POOL_MAX_LIFETIME", 45 * 60)),
         connect_timeout=float(_int(env, "DB_CONNECT_TIMEOUT", 10)),
+        statement_timeout_ms=_int(env, "DB_STATEMENT_TIMEOUT_MS", 5000),
+        lock_timeout_ms=_int(env, "DB_LOCK_TIMEOUT_MS", 2000),
     )
+
+
+def session_settings(s: Settings, *, migration: bool = False) -> dict[str, str]:
+    """What every connection sets at login: the app's schema first on its search_path, and how long one query may
+    run and wait for a lock. Migrations set their own: no limit (0), so an instance waits for another's migration
+    on the advisory lock and a long backfill finishes, whatever a role or database default says."""
+    return {
+        "search_path": SCHEMA,
+        "statement_timeout": "0" if migration else str(s.statement_timeout_ms),
+        "lock_timeout": "0" if migration else str(s.lock_timeout_ms),
+    }
+
+
+def ca_file(s: Settings) -> str:
+    """The CA certificates a verified connection trusts: PGSSLROOTCERT, else the operating system's store.
+
+    libpq's own `sslrootcert=system` is not used: it needs libpq 16, and the OpenSSL inside the psycopg binary
+    wheels looks for the system store in its build directory (/usr/lib/psycopg-openssl), not the OS's. Python's
+    ssl module knows the OS's bundle (and honours SSL_CERT_FILE), so its path is handed to libpq.
+    """
+    if s.sslrootcert != "system":
+        return s.sslrootcert
+    found = ssl.get_default_verify_paths().cafile
+    if not found or not Path(found).is_file():
+        raise SettingsError(
+            "no CA certificate bundle found to verify Lakebase's certificate: install the OS's CA certificates "
+            "(ca-certificates), point PGSSLROOTCERT or SSL_CERT_FILE at a bundle, or set DB_TLS_VERIFY=off"
+        )
+    return found
+{%- if cookiecutter.driver == "asyncpg" %}
+
+
+def asyncpg_ssl(s: Settings) -> ssl.SSLContext | str | None:
+    """asyncpg's `ssl=`: for verify-full a context that checks the chain (against the OS CA store, or the file in
+    PGSSLROOTCERT) and the host name; other modes as asyncpg reads them."""
+    if s.sslmode == "disable":
+        return None
+    if s.sslmode != "verify-full":
+        return s.sslmode
+    return ssl.create_default_context(cafile=ca_file(s))
+{%- endif %}
