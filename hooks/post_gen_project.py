@@ -9,7 +9,9 @@ import json
 import shutil
 from pathlib import Path
 
-ANSWERS = json.loads(r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver} | tojson }}""")
+ANSWERS = json.loads(
+    r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver, "lakebase": cookiecutter.lakebase} | tojson }}"""
+)
 ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on items/models.py
 
 # destination in the rendered project -> (the answer that decides, the variant it picks)
@@ -20,10 +22,14 @@ VARIANTS = {
 }
 # path in the rendered project -> (the answer that decides, the values that keep it)
 KEEP_ONLY_FOR = {
-    "app/static": ("framework", {"flask", "fastapi"}),  # the HTML page over the JSON API
-    "app/json_api.py": ("framework", {"flask", "fastapi"}),  # what the two JSON APIs share about HTTP
+    "app/static/index.html": ("framework", {"flask", "fastapi"}),  # the HTML page over the JSON API
+    "app/static/app.js": ("framework", {"flask", "fastapi"}),
+    "app/json_api.py": ("framework", {"flask", "fastapi"}),  # the JSON API's HTTP shape
+    "app/static": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # style.css; Streamlit has its theme
+    "app/security.py": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # Streamlit: its own flags
     "tests/test_sql_params.py": ("driver", {"asyncpg"}),  # the %(name)s -> $n rewrite only asyncpg needs
     "app/items/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
+    "scripts/previews.py": ("lakebase", {"autoscaling"}),  # pull-request previews need branches
 }
 
 

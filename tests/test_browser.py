@@ -1,13 +1,16 @@
 """Every framework's rendered UI in a real headless Chromium: create an item through the page, see it listed.
 
 The setup installs Debian's chromium and chromium-driver when they are missing. The browser only
-talks to the app on 127.0.0.1. Screenshots are kept in artifacts/screenshots/.
+talks to the app on 127.0.0.1. Each page is served with its security headers, and the browser's console must
+report no Content-Security-Policy violation. Screenshots of each first screen are kept in artifacts/screenshots/
+(the README shows the copies in docs/screenshots/).
 """
 
 import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from tests.support.localapp import running_local_app
 from tests.support.page import instrument, until
 from tests.support.template import ROOT, render
+from tests.support.waiting import HANG_GUARD
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
@@ -61,10 +65,11 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=1280,900",
+        "--window-size=1000,640",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
     ):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, where CSP violations show
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     instrument(driver)
     try:
@@ -125,6 +130,22 @@ def delete_row(driver: WebDriver, framework: str, title: str) -> None:
     until(driver, lambda d: title not in d.find_element(By.TAG_NAME, "body").text)
 
 
+def csp_violations(driver: WebDriver) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+
+
+def assert_served_with_security_headers(url: str, framework: str) -> None:
+    with urllib.request.urlopen(url, timeout=HANG_GUARD) as response:
+        headers = response.headers
+    if framework == "streamlit":  # Streamlit offers no way to add a header (README: Security)
+        return
+    assert "frame-ancestors 'none'" in headers.get("Content-Security-Policy", ""), dict(headers)
+    assert headers.get("X-Content-Type-Options") == "nosniff", dict(headers)
+
+
+EMPTY = "Nothing here yet"
+
+
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "dash", "gradio", "streamlit"])
 def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser: WebDriver, framework: str) -> None:
     driver = "asyncpg" if framework in ("fastapi", "gradio") else "psycopg3"
@@ -132,10 +153,17 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
     title = f"bought milk via {framework}"
     with running_local_app(root, tmp_path) as app:
         started = time.monotonic()
+        assert_served_with_security_headers(app.url + "/", framework)
         browser.get(app.url + "/")
+        until(browser, lambda d: EMPTY in d.find_element(By.TAG_NAME, "body").text, "the empty state")
+        until(browser, lambda d: "local.user@example.com" in d.find_element(By.TAG_NAME, "body").text, "who")
         add_item(browser, framework, title)
         browser.refresh()  # listed from the database, not just echoed by the page
         until(browser, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
+        text = browser.find_element(By.TAG_NAME, "body").text
+        assert f"Browser {framework}" in text and "local.user@example.com" in text and EMPTY not in text, text
+        assert "UTC" in text or framework in ("flask", "fastapi"), text  # a date a person reads, not ISO
+        assert "T" not in "".join(w for w in text.split() if w[:4].isdigit() and "-" in w), text  # no 2026-11-30T..
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOTS / f"{framework}.png"))
         if framework != "gradio":  # Gradio picks the row by title in a dropdown; tests/test_e2e.py drives it
@@ -145,4 +173,6 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
             browser.refresh()  # the database, not the page, says what is left
             until(browser, lambda d: keeper in d.find_element(By.TAG_NAME, "body").text)
             assert title not in browser.find_element(By.TAG_NAME, "body").text
+        violations = csp_violations(browser)
+        assert not violations, violations
         print(f"{framework}: browser create+list {time.monotonic() - started:.1f} s")

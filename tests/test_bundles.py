@@ -15,7 +15,8 @@ import yaml
 
 from tests.support import bundle_checks as checks
 from tests.support import bundle_resolver as br
-from tests.support.template import render
+from tests.support import bundle_schema
+from tests.support.template import combo_id, render, valid_combinations
 
 SP = checks.CI
 
@@ -191,8 +192,9 @@ def test_every_deployment_is_its_own(flavour: tuple[dict, Path]) -> None:
     if combo["lakebase"] == "autoscaling":
         assert found["preview-42"].resources[("apps", "lakebase_app")]["name"] == "lakebase-app-pr-42"
         branch = found["preview-42"].identities[("postgres_branches", "lakebase")]
-        parent = "lakebase-app-db" if combo["create_database"] else "team-data"
+        parent = "lakebase-app-db-staging" if combo["create_database"] else "team-staging"  # never prod's project
         assert branch == f"projects/{parent}/branches/pr-42"
+        assert found["staging"].resources[("apps", "lakebase_app")]["name"] == "lakebase-app-staging"
     else:
         assert not any(name.startswith("preview") for name in found)  # no branches in Provisioned: no previews
     for name, deployment in found.items():
@@ -217,6 +219,19 @@ def test_a_new_team_gets_dev_with_one_command(flavour: tuple[dict, Path]) -> Non
         assert missing.value.name in data_variables
         for name in data_variables:
             assert "default" not in config["variables"][name], name
+
+
+def test_prod_stops_until_the_team_names_who_may_open_it(flavour: tuple[dict, Path]) -> None:
+    """app_users has no default in prod: unset, the CLI stops with its own message (set_variables.go)."""
+    combo, root = flavour
+    config = br.load(root / "databricks.yml")
+    existing = checks._env(None if combo["create_database"] else checks.EXISTING_DATA[combo["lakebase"]]["prod"])
+    with pytest.raises(br.MissingVariable, match="no value assigned to required variable app_users"):
+        br.resolve(config, "prod", SP, environ=existing)
+    prod = br.resolve(config, "prod", SP, variables=checks.PROD_VARIABLES, environ=existing)
+    permissions = prod.resources[("apps", "lakebase_app")]["permissions"]
+    assert {"level": "CAN_USE", "group_name": "lakebase-app-users"} in permissions
+    assert "app_users" in (root / "README.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -249,47 +264,73 @@ def test_a_preview_without_its_pull_request_number_stops(flavour: tuple[dict, Pa
 
 
 # ---------------------------------------------------------------------------------------------- the workflow
-def _steps(job: dict[str, Any]) -> tuple[list[str], list[str]]:
-    return [s["uses"] for s in job["steps"] if "uses" in s], [s["run"] for s in job["steps"] if "run" in s]
-
-
-def test_the_deploy_workflow_previews_pull_requests_and_deploys_prod_from_a_tag(flavour: tuple[dict, Path]) -> None:
+def test_the_deploy_workflow_gives_each_job_one_identity_and_least_privilege(flavour: tuple[dict, Path]) -> None:
+    """Its behaviour is run in tests/test_workflows.py; here its shape for every flavour."""
     combo, root = flavour
     workflow = yaml.safe_load((root / ".github" / "workflows" / "deploy.yml").read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
-    assert workflow["permissions"]["id-token"] == "write"  # GitHub OIDC, no long-lived secret
-    assert workflow["env"]["DATABRICKS_AUTH_TYPE"] == "github-oidc"
-    assert "DATABRICKS_CLIENT_SECRET" not in workflow["env"]
+    assert workflow["permissions"] == {} and workflow["env"]["DATABRICKS_AUTH_TYPE"] == "github-oidc"
+    assert "DATABRICKS_CLIENT_ID" not in workflow["env"] and "DATABRICKS_CLIENT_SECRET" not in str(workflow)
     assert "DATABRICKS_CLIENT_SECRET" in (root / "README.md").read_text()  # the documented fallback
     for name, job in workflow["jobs"].items():
-        uses, _ = _steps(job)
-        cli = [u for u in uses if u.startswith("databricks/setup-cli@")]
-        assert cli == ["databricks/setup-cli@v1.13.0"], (name, cli)  # a released version, >= 1.4.0
-        assert job.get("environment") in ("prod", "preview"), name
-        if "permissions" in job:
-            assert job["permissions"]["id-token"] == "write", name
-
-    assert triggers["push"] == {"tags": ["v*"]}
-    prod = workflow["jobs"]["prod"]
-    assert prod["environment"] == "prod" and "refs/tags/v" in prod["if"] and "push" in prod["if"]
-    _, runs = _steps(prod)
-    assert "databricks bundle deploy -t prod" in "\n".join(runs)
-
+        assert job["permissions"]["id-token"] == "write" and job["permissions"]["contents"] == "read", name
+        assert set(job["permissions"]) <= {"id-token", "contents", "pull-requests"}, name
+        assert job["env"]["DATABRICKS_CLIENT_ID"] == "${{ vars.DATABRICKS_CLIENT_ID }}", name  # the environment's
+        assert job["environment"] == ("prod" if name == "prod" else "staging" if name == "staging" else "preview")
+        cli = [s["uses"] for s in job["steps"] if s.get("uses", "").startswith("databricks/setup-cli@")]
+        assert cli == ["databricks/setup-cli@6bb7075f85b326f8b9ce160933dfe9bcd63c8121"], (name, cli)  # v1.13.0
+        deploys_prod = "-t prod" in str([s.get("run") for s in job["steps"]])
+        assert deploys_prod == (name == "prod"), name
+    assert triggers["push"]["tags"] == ["v*"]
+    assert "refs/tags/v" in workflow["jobs"]["prod"]["if"]
     if combo["lakebase"] == "provisioned":
-        assert set(workflow["jobs"]) == {"prod"} and "pull_request" not in triggers
+        assert set(workflow["jobs"]) == {"prod"} and set(triggers) == {"push"}
         return
-    assert set(triggers["pull_request"]["types"]) == {"opened", "synchronize", "reopened", "closed"}
-    assert triggers["schedule"]
-    preview, destroy, cleanup = (workflow["jobs"][k] for k in ("preview", "preview-destroy", "preview-cleanup"))
+    assert set(workflow["jobs"]) == {
+        "prod",
+        "staging",
+        "preview",
+        "preview-destroy",
+        "preview-orphans",
+        "preview-sweep",
+    }
+    groups = {name: (job.get("concurrency") or {}).get("group") for name, job in workflow["jobs"].items()}
     number = "${{ github.event.pull_request.number }}"
-    for job in (preview, destroy):
-        assert job["env"]["BUNDLE_VAR_pr_number"] == number and job["concurrency"] == f"preview-{number}"
-    assert "action != 'closed'" in preview["if"] and "action == 'closed'" in destroy["if"]
-    _, runs = _steps(preview)
-    assert "databricks bundle deploy -t preview" in runs[0]
-    assert "databricks apps get" in runs[1] and "echo" in runs[1] and "$url" in runs[1]  # prints its URL
-    _, runs = _steps(destroy)
-    assert runs[-1] == "databricks bundle destroy -t preview --auto-approve"
-    assert "schedule" in cleanup["if"]
-    _, runs = _steps(cleanup)
-    assert "gh pr list" in runs[-1] and "databricks bundle destroy -t preview --auto-approve" in runs[-1]
+    assert groups["preview"] == groups["preview-destroy"] == f"preview-{number}"
+    assert groups["preview-sweep"] == "preview-${{ matrix.pr }}"  # the same group per pull request
+
+
+# ---------------------------------------------------------------------------------------------- the schema's rules
+SCHEMA_CASES = [*valid_combinations(), {"max_instances": "3"}]
+
+
+@pytest.mark.parametrize("combo", SCHEMA_CASES, ids=[combo_id(c) for c in SCHEMA_CASES])
+def test_every_rendered_bundle_file_passes_the_schema_rules(tmp_path: Path, combo: dict[str, Any]) -> None:
+    """As a file, before targets merge: what an editor validating against the official schema sees."""
+    root = render(tmp_path, **combo)
+    found = bundle_schema.problems(yaml.safe_load((root / "databricks.yml").read_text()))
+    assert not found, f"{bundle_schema.SCHEMA_VERSION}: {found}"
+
+
+def test_the_schema_rules_refuse_what_the_schema_refuses() -> None:
+    text = """
+bundle: {name: b, databricks_cli_version: ">= 1.11.0"}
+resources:
+  apps: {a: {name: x, compute_max_instances: "3", permissions: [{level: CAN_VIEW, group_name: g}]}}
+  postgres_databases: {d: {parent: p, database_id: i}}
+targets:
+  t:
+    mode: development
+    resources:
+      apps: {a: {resources: [{name: postgres, postgres: {branch: b, database: d, permission: CAN_READ}}]}}
+      postgres_branches: {b: {parent: p, branch_id: x, purge_on_delete: "${var.ok}", ttl: 604800s, colour: red}}
+"""
+    found = bundle_schema.problems(bundle(text))
+    assert found == [
+        "resources.apps.a.compute_max_instances: '3' is not a int nor a whole ${...} reference",
+        "resources.apps.a.permissions[0].level: 'CAN_VIEW' is not one of ('CAN_MANAGE', 'CAN_USE')",
+        "resources.postgres_databases.d: missing required role",
+        "targets.t.resources.apps.a: missing required name",  # the 17 renders' error before
+        "targets.t.resources.apps.a.resources[0].postgres.permission: 'CAN_READ' is not one of ('CAN_CONNECT_AND_CREATE',)",
+        "targets.t.resources.postgres_branches.b: unknown key colour",
+    ], found

@@ -7,7 +7,9 @@ Each app does CRUD through its real interface as two users, keeps its rows per u
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -66,12 +68,12 @@ class DashUi:
         headers = {"X-Forwarded-Email": user} if user else {}
         return requests.post(f"{self.url}/_dash-update-component", json=body, headers=headers, timeout=30)
 
-    def change(self, user: str | None, trigger: str, item: Any = None, value: Any = None, title: Any = None) -> str:
-        """Fire the change callback as the browser does; returns the message shown ('' when none)."""
+    def change_body(self, trigger: str, item: Any = None, value: Any = None, title: Any = None) -> dict[str, Any]:
+        """The body the browser posts when the add button, a row's checkbox or its Delete button is used."""
         self.clicks += 1
         rows = [] if item is None else [item]
         pattern = {"item": item, "type": trigger}
-        body = {
+        return {
             "output": self.change_output,
             "outputs": [
                 {"id": "changes", "property": "data"},
@@ -102,7 +104,10 @@ class DashUi:
                 + (".value" if trigger == "done" else ".n_clicks")
             ],
         }
-        r = self.post(user, body)
+
+    def change(self, user: str | None, trigger: str, item: Any = None, value: Any = None, title: Any = None) -> str:
+        """Fire the change callback as the browser does; returns the message shown ('' when none)."""
+        r = self.post(user, self.change_body(trigger, item, value, title))
         assert r.status_code in (200, 204), (r.status_code, r.text[:2000])
         response = r.json()["response"] if r.status_code == 200 else {}
         if trigger == "add" and "changes" in response:
@@ -120,6 +125,8 @@ class DashUi:
         assert r.status_code == 200, (r.status_code, r.text[:2000])
         rows = []
         for li in r.json()["response"]["items"]["children"]:
+            if li["props"].get("className") == "empty":  # "Nothing here yet": no rows
+                continue
             children = li["props"]["children"]
             if isinstance(children, str):
                 raise AssertionError(children)  # a message instead of a list
@@ -263,7 +270,7 @@ def http_contract(url: str, alice_item: int) -> None:
     refused(requests.post(api, json={"title": "t", "owner": BOB}, headers=alice, timeout=30), 400, "owner")
     for raw in ("{", "", "[]", '"title"', "\xff"):
         refused(requests.post(api, data=raw.encode("latin-1"), headers=as_json, timeout=30), 400, "body")
-    refused(requests.post(api, data="title=t", headers=alice, timeout=30), 400, "body")  # a form, not JSON
+    refused(requests.post(api, data="title=t", headers=alice, timeout=30), 415, "body")  # a form, not JSON
     refused(
         requests.put(f"{api}/{alice_item}", json={"title": "mine", "done": False}, headers=bob, timeout=30), 404, "id"
     )
@@ -515,6 +522,30 @@ def assert_busy(r: requests.Response) -> None:
     assert int(r.headers["Retry-After"]) >= 1, r.headers
 
 
+def oversized_post(url: str, chunked: bool) -> tuple[int, dict[str, Any]]:
+    """POST 60 MB of JSON to /api/items, streamed: send the headers and 64 KiB, then stop and read the answer.
+
+    An app that refuses before reading answers although 60 MB minus 64 KiB were never sent; one that reads the
+    body first would wait for the rest (until the hang guard)."""
+    host, port = url.removeprefix("http://").split(":")
+    framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {60 * 1024 * 1024}"
+    head = (
+        f"POST /api/items HTTP/1.1\r\nHost: {host}:{port}\r\nX-Forwarded-Email: {ALICE}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\n\r\n"
+    ).encode()
+    part = b'{"title": "' + b"x" * (64 * 1024)
+    with socket.create_connection((host, int(port)), timeout=HANG_GUARD) as sock:
+        sock.sendall(head)
+        with contextlib.suppress(OSError):  # the app may answer and close while the body is still coming
+            sock.sendall(part if not chunked else b"%x\r\n%s\r\n" % (len(part), part))
+        answer = b""
+        while not answer.rstrip().endswith((b"}", b"}\r\n0")) and (chunk := sock.recv(65536)):
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    body = rest.partition(b"\r\n\r\n")[2]
+    return int(status_line.split()[1]), json.loads(body[body.index(b"{") : body.rindex(b"}") + 1])
+
+
 # Which limit ends a query stuck behind a lock: statement_timeout counts the wait too, lock_timeout only the wait.
 STOPPERS = {
     "statement_timeout": {"DB_STATEMENT_TIMEOUT_MS": "3000", "DB_LOCK_TIMEOUT_MS": "60000"},
@@ -539,9 +570,14 @@ def test_api_limits(answers, tmp_path, pg_server, workspace_stub, deployment):
             api = f"{app.url}/api/items"
             try:
                 if run == 0:
-                    assert (
-                        requests.post(api, json={"title": "one"}, headers=alice, timeout=HANG_GUARD).status_code == 201
-                    )
+                    created = requests.post(api, json={"title": "one"}, headers=alice, timeout=HANG_GUARD)
+                    assert created.status_code == 201, created.text
+                    for chunked in (False, True):  # refused on its Content-Length, or as it arrives
+                        status, body = oversized_post(app.url, chunked)
+                        assert status == 413 and body["field"] == "body" and set(body) == {"error", "field"}, body
+                    big = {"title": "x" * 20_000}  # over the cap, small enough to send whole: the same answer
+                    r = requests.post(api, json=big, headers=alice, timeout=HANG_GUARD)
+                    assert r.status_code == 413 and r.json()["field"] == "body", r.text
                 with pg_server.connect_superuser(dbname) as holder, holder.transaction():
                     holder.execute(f"LOCK TABLE {SCHEMA}.items IN ACCESS EXCLUSIVE MODE")
                     with ThreadPoolExecutor(1) as pool:

@@ -1,7 +1,6 @@
 """Render every valid combination and check what a user gets, file by file."""
 
 import compileall
-import json
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from packaging.requirements import Requirement
 from yamllint import config as yamllint_config
 from yamllint import linter
 
-from tests.support import bundle_checks
+from tests.support import bundle_checks, bundle_schema
 from tests.support.appenv import app_python, password_role_env
 from tests.support.template import (
     ALL_DRIVER_PACKAGES,
@@ -32,9 +31,10 @@ from tests.support.template import (
 from tests.support.waiting import HANG_GUARD
 
 VALID = valid_combinations()
-LAKEBASE_SCHEMA = json.loads((Path(__file__).parent / "data" / "bundle_schema_lakebase.json").read_text())
 JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
-GITHUB_EXPRESSION = re.compile(r"\$\{\{ [a-z_.A-Z]+ \}\}")  # ${{ secrets.X }} in the Actions workflow
+GITHUB_EXPRESSION = re.compile(
+    r"\$\{\{ [\w.()\-]+ \}\}"
+)  # ${{ secrets.X }}, ${{ fromJSON(needs.x.outputs.y) }} in workflows
 CHECK_RENDERED_APP = Path(__file__).parent / "support" / "check_rendered_app.py"
 VAR_USE = re.compile(r"\$\{var\.([A-Za-z0-9_]+)\}")
 
@@ -71,7 +71,11 @@ def test_rendered_files_are_fully_rendered_and_lint_clean(project: tuple[dict[st
             text = GITHUB_EXPRESSION.sub("", path.read_text())
             assert not JINJA_LEFTOVER.search(text), f"unrendered Jinja in {path.relative_to(root)}"
     assert not (root / "_variants").exists()
-    assert (root / "app" / "static").exists() == (combo["framework"] in ("flask", "fastapi"))
+    json_api = combo["framework"] in ("flask", "fastapi")  # the page over the JSON API, and its HTTP shape
+    assert (root / "app" / "static" / "index.html").exists() == json_api
+    assert (root / "app" / "json_api.py").exists() == json_api
+    styled = combo["framework"] != "streamlit"  # Streamlit: no stylesheet, no header, its own origin flags
+    assert (root / "app" / "static" / "style.css").exists() == (root / "app" / "security.py").exists() == styled
     ruff = [sys.executable, "-m", "ruff"]
     check = subprocess.run([*ruff, "check", "--no-cache", "."], cwd=root, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -110,16 +114,9 @@ def test_bundle_resources_load_through_the_bundle_models(project: tuple[dict[str
         else:
             assert resource.database is not None and resource.postgres is None
             assert resource.database.permission.value == "CAN_CONNECT_AND_CREATE"
-        # databricks-bundles has no models for postgres_*: check them against the CLI's own schema
-        for (kind, key), spec in deployment.raw_resources.items():
-            if kind == "apps":
-                continue
-            fields = LAKEBASE_SCHEMA[kind]
-            assert set(spec) <= set(fields["properties"]), (kind, set(spec) - set(fields["properties"]))
-            assert set(fields["required"]) <= set(spec), (kind, key)
-            assert set(spec.get("lifecycle") or {}) <= set(LAKEBASE_SCHEMA["lifecycle"]["properties"])
-            settings = spec.get("default_endpoint_settings") or {}
-            assert set(settings) <= set(LAKEBASE_SCHEMA["postgres_projects.default_endpoint_settings"]["properties"])
+        # databricks-bundles has no models for postgres_*: the CLI schema's rules, after the target merged
+        merged = bundle_schema.problems({"resources": deployment.config["resources"]})
+        assert not merged, f"{bundle_schema.SCHEMA_VERSION}: {merged}"
         declared = {kind for kind, _ in deployment.resources}
         if combo["create_database"] or deployment.target == "preview":
             expected = {"apps", "postgres_branches", "postgres_roles", "postgres_databases"}

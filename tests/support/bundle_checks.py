@@ -1,7 +1,8 @@
 """What every rendered databricks.yml must guarantee, checked on the deployments tests/support/bundle_resolver.py resolves.
 
-The four deployments a team has at once: prod (from CI, as its service principal), dev as two developers, and
-pull-request previews (from CI). Names chosen so the checks could fail: two developers, two previews.
+The deployments a team has at once: prod (from CI, as its own service principal), staging and pull-request previews
+(from CI, as the preview service principal), and dev as two developers. Names chosen so the checks could fail: two
+developers, two previews.
 """
 
 from __future__ import annotations
@@ -15,18 +16,22 @@ from typing import Any
 from tests.support import bundle_resolver as br
 from tests.support.waiting import HANG_GUARD
 
-CI = br.User("1706906c-c0a2-4c25-9f57-3a7aa3cb8123", "github-deployer")  # a service principal
+CI = br.User("1706906c-c0a2-4c25-9f57-3a7aa3cb8123", "github-deployer")  # prod's service principal
+PREVIEW_CI = br.User("5b0e8c5e-7d1a-4c1e-9a57-52f0c2d9e4aa", "github-previews")  # staging's and previews'
 ALICE = br.User("alice.smith@example.com")
 BOB = br.User("bob@example.com")
 APP_NAME = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
+# What a team writes in targets.prod.variables (README: "Who can open what"); prod has no default for it.
+PROD_VARIABLES = {"app_users": "lakebase-app-users"}
 
 # create_database=no: what each person points their target at (variable-overrides.json, or BUNDLE_VAR_* in CI)
 EXISTING_DATA = {
     "autoscaling": {
         "prod": {"lakebase_project": "team-data", "lakebase_branch": "production", "lakebase_database": "app-db"},
-        "alice": {"lakebase_project": "team-data", "lakebase_branch": "alice", "lakebase_database": "app-db"},
-        "bob": {"lakebase_project": "team-data", "lakebase_branch": "bob", "lakebase_database": "app-db"},
-        "preview": {"lakebase_project": "team-data"},
+        "staging": {"lakebase_project": "team-staging", "lakebase_branch": "production", "lakebase_database": "app-db"},
+        "alice": {"lakebase_project": "team-staging", "lakebase_branch": "alice", "lakebase_database": "app-db"},
+        "bob": {"lakebase_project": "team-staging", "lakebase_branch": "bob", "lakebase_database": "app-db"},
+        "preview": {"lakebase_project": "team-staging"},
     },
     "provisioned": {
         "prod": {"lakebase_instance": "team-instance", "database_name": "app"},
@@ -40,14 +45,16 @@ def deployments(root: Path, combo: dict[str, Any]) -> dict[str, br.Deployment]:
     config = br.load(root / "databricks.yml")
     existing = {} if combo["create_database"] else EXISTING_DATA[combo["lakebase"]]
     found = {
-        "prod": br.resolve(config, "prod", CI, environ=_env(existing.get("prod"))),
+        "prod": br.resolve(config, "prod", CI, variables=PROD_VARIABLES, environ=_env(existing.get("prod"))),
         "dev-alice": br.resolve(config, "dev", ALICE, overrides_file=existing.get("alice")),
         "dev-bob": br.resolve(config, "dev", BOB, overrides_file=existing.get("bob")),
     }
+    if "staging" in config["targets"]:
+        found["staging"] = br.resolve(config, "staging", PREVIEW_CI, environ=_env(existing.get("staging")))
     if "preview" in config["targets"]:
         for pr in ("41", "42"):
             found[f"preview-{pr}"] = br.resolve(
-                config, "preview", CI, variables={"pr_number": pr}, environ=_env(existing.get("preview"))
+                config, "preview", PREVIEW_CI, variables={"pr_number": pr}, environ=_env(existing.get("preview"))
             )
     return found
 
@@ -87,6 +94,42 @@ def assert_isolated(found: dict[str, br.Deployment]) -> None:
         if name.startswith("preview"):
             branches = [s for (k, _), s in deployment.resources.items() if k == "postgres_branches"]
             assert all(b.get("ttl") or b.get("expire_time") for b in branches), f"{name}: a branch without expiry"
+    for name, deployment in found.items():
+        assert_people_can_open_it(name, deployment)
+        if name == "staging" or name.startswith("preview"):
+            assert_apart_from_prod(name, deployment, prod)
+
+
+def assert_people_can_open_it(name: str, deployment: br.Deployment) -> None:
+    """Every app grants CAN_USE to its audience; a CI deployment keeps CAN_MANAGE for the identity that deploys it
+    (permissions are set whole, bundle/direct/dresources/permissions.go). In dev the audience is the developer, who
+    holds CAN_MANAGE, which includes CAN_USE (Apps docs, "Configure permissions for a Databricks app")."""
+    me = deployment.user.user_name
+    for (kind, _), spec in deployment.resources.items():
+        if kind != "apps":
+            continue
+        grants = {
+            (p["level"], p.get("user_name") or p.get("group_name") or p.get("service_principal_name"))
+            for p in spec.get("permissions") or []
+        }
+        assert all(principal for _, principal in grants), f"{name}: a grant without a principal: {grants}"
+        if deployment.target == "dev":
+            assert grants == {("CAN_MANAGE", me)}, f"{name}: dev is the developer's: {grants}"
+            continue
+        assert ("CAN_MANAGE", me) in grants, f"{name}: the deploying identity {me} loses CAN_MANAGE: {grants}"
+        assert any(level == "CAN_USE" and principal != me for level, principal in grants), f"{name}: nobody may use it"
+
+
+def assert_apart_from_prod(name: str, deployment: br.Deployment, prod: br.Deployment) -> None:
+    """No preview (nor staging, which previews branch from) names an object prod deploys, the data prod's app uses or
+    anything in prod's Lakebase project."""
+    prod_names = {prod.identities[key] for key in prod.resources} | set(br.app_database(prod))
+    prod_projects = {n.split("/branches/")[0] for n in prod_names if n.startswith("projects/")}
+    assert prod_projects, "prod uses no Lakebase project: nothing to keep apart"
+    for path, value in _strings(deployment.resources):
+        assert value not in prod_names, f"{name}: {path} = {value} is prod's"
+        inside = [p for p in prod_projects if value == p or value.startswith(p + "/")]
+        assert not inside, f"{name}: {path} = {value} is in prod's project {inside}"
 
 
 def assert_children_reference_declared_parents(name: str, deployment: br.Deployment) -> None:

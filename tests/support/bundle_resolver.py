@@ -102,7 +102,7 @@ class User:
 
     def as_config(self) -> dict[str, str]:
         return {
-            "user_name": self.user_name,
+            "userName": self.user_name,  # the embedded iam.User's JSON name (bundle/config/workspace.go, User)
             "short_name": self.short_name,
             "domain_friendly_name": self.domain_friendly_name,
         }

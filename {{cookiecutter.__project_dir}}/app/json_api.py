@@ -1,9 +1,32 @@
-"""What the Flask and FastAPI APIs share about HTTP: the body's fields and the one error body.
+"""What the Flask and FastAPI APIs share about HTTP: which requests are read at all, the body's fields, its size
+cap and the one error body.
 
 Every error answer is ``{"error": "<what was wrong>", "field": "<the field>" | null}`` (README, API contract).
 """
 
-from typing import Any
+import json
+{%- if cookiecutter.framework == "flask" %}
+from collections.abc import Callable, Mapping
+{%- else %}
+from collections.abc import Mapping
+{%- endif %}
+from typing import Any, NamedTuple
+
+from security import CROSS_SITE, cross_site
+
+JSON = "application/json"
+WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+UNEXPECTED = "something went wrong on our side; the app's log says what"  # never the error itself
+
+MAX_BODY_BYTES = 16 * 1024
+"""The largest request body the app reads. The largest valid one is about 1.3 KB (a 200-character title written as
+\\uXXXX escapes, and "done"); 16 KiB leaves room for a second feature's fields, and a bigger body is refused (413)
+before it is read or parsed (a 60 MB body once took a worker from 70 to 190 MB before its 400)."""
+TOO_LARGE = f"the request body must be at most {MAX_BODY_BYTES} bytes"
+
+
+class BodyTooLarge(Exception):
+    """A body without Content-Length (chunked) grew past MAX_BODY_BYTES while it was being read: 413."""
 
 
 class BadRequest(ValueError):
@@ -14,8 +37,25 @@ class BadRequest(ValueError):
         self.field = field
 
 
+class Refusal(NamedTuple):
+    status: int
+    error: str
+    field: str | None
+
+
 def error_body(message: str, field: str | None = None) -> dict[str, str | None]:
     return {"error": message, "field": field}
+
+
+def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
+    """Why a request is refused before its body is read, or None: it comes from another site (403), or its
+    body is not JSON (415: an HTML form or a ``text/plain`` fetch from another site cannot send JSON)."""
+    if cross_site(method, headers):
+        return Refusal(403, CROSS_SITE, None)
+    content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
+    if method.upper() in WITH_BODY and content_type != JSON:
+        return Refusal(415, f"the request body must be JSON (Content-Type: {JSON})", "body")
+    return None
 
 
 def fields(body: object, *names: str) -> list[Any]:
@@ -29,3 +69,47 @@ def fields(body: object, *names: str) -> list[Any]:
         if name not in body:
             raise BadRequest(name, f"{name} is required")
     return [body[name] for name in names]
+{%- if cookiecutter.framework == "flask" %}
+
+
+def capped_json(read: Callable[[int], bytes]) -> object:
+    """The JSON value of a body read through `read` (a WSGI input's), never more than MAX_BODY_BYTES of it
+    whatever its framing; None when it is not JSON (fields() then refuses it)."""
+    raw = read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise BodyTooLarge(TOO_LARGE)
+    try:
+        return json.loads(raw)
+    except ValueError:  # malformed JSON, or not UTF-8
+        return None
+{%- else %}
+
+
+class BodyCap:
+    """ASGI middleware: a Content-Length over MAX_BODY_BYTES is answered 413 before a byte of the body is read; a
+    chunked body is counted as it arrives and stops the request (BodyTooLarge, 413) once it is over."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            body = json.dumps(error_body(TOO_LARGE, "body")).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
+            return await send({"type": "http.response.body", "body": body})
+        seen = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > MAX_BODY_BYTES:
+                raise BodyTooLarge(TOO_LARGE)
+            return message
+
+        return await self.app(scope, counted, send)
+{%- endif %}

@@ -1,5 +1,8 @@
 """{{ cookiecutter.project_name }}: a Dash page, served by gunicorn (``main:server``)."""
 
+import logging
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import flask
@@ -9,8 +12,14 @@ import items
 from database import database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
+from security import CROSS_SITE, cross_site, security_headers
 
-app = Dash(__name__, title={{ cookiecutter.project_name | tojson }})
+NAME = {{ cookiecutter.project_name | tojson }}
+UNEXPECTED = "Something went wrong on our side; the app's log says what."  # never the error itself
+log = logging.getLogger(__name__)
+
+# static/style.css is served by Dash itself (its assets folder): no CDN, works offline and under the policy.
+app = Dash(__name__, title=NAME, assets_folder=str(Path(__file__).parent / "static"))
 server = app.server
 
 
@@ -20,19 +29,26 @@ def healthz() -> tuple[Any, int]:
     return flask.jsonify(database="ok" if ok else problem()), 200 if ok else 503
 
 
+def readable(stamp: str) -> str:
+    moment = datetime.fromisoformat(stamp)  # UTC (README: API contract)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
 app.layout = html.Main(
     [
-        html.H1({{ cookiecutter.project_name | tojson }}),
+        html.Header([html.H1(NAME), html.Span(id="who", className="who")]),
         html.Div(
             [
                 dcc.Input(id="new-title", placeholder="What needs doing?", maxLength=200),
-                html.Button("Add", id="add", n_clicks=0),
-            ]
+                html.Button("Add", id="add", n_clicks=0, className="primary"),
+            ],
+            className="new-item",
         ),
-        html.P(id="message", role="alert"),
+        html.P(id="message", role="alert", className="error"),
         dcc.Store(id="changes", data=0),  # bumped after every change: the list below reloads
-        html.Ul(id="items"),
-    ]
+        html.Ul(id="items", className="items"),
+    ],
+    className="page",
 )
 
 
@@ -67,6 +83,9 @@ def change(_add: int, _done: list, _delete: list, new_title: Any, changes: int) 
             return no_update, no_update, no_update
     except (InvalidItem, NotSignedIn) as error:  # refused input changes no row
         return no_update, str(error), no_update
+    except Exception:  # said in the page; the details go to the log only
+        log.exception("could not change an item")
+        return no_update, UNEXPECTED, no_update
     return (changes or 0) + 1, "" if found else "That item is not in your list any more.", no_update
 
 
@@ -75,7 +94,12 @@ def show(_changes: int) -> list[Any]:
     try:
         rows = items.list_items(database(), current_user(flask.request.headers))
     except NotSignedIn as error:
-        return [html.Li(str(error))]
+        return [html.Li(str(error), className="error")]
+    except Exception:
+        log.exception("could not list the items")
+        return [html.Li(UNEXPECTED, className="error")]
+    if not rows:
+        return [html.Li("Nothing here yet: add your first item above.", className="empty")]
     return [
         html.Li(
             [
@@ -84,9 +108,43 @@ def show(_changes: int) -> list[Any]:
                     options=[{"label": row["title"], "value": "done"}],  # text, never HTML
                     value=["done"] if row["done"] else [],
                     inline=True,
+                    className="title",
                 ),
+                html.Time(readable(row["updated_at"]), dateTime=row["updated_at"], className="when"),
                 html.Button("Delete", id={"type": "delete", "item": row["id"]}, n_clicks=0),
-            ]
+            ],
+            className="done" if row["done"] else "",
         )
         for row in rows
     ]
+
+
+@app.callback(Output("who", "children"), Input("changes", "data"))
+def who(_changes: int) -> str:
+    try:
+        return f"Signed in as {current_user(flask.request.headers)}"
+    except NotSignedIn:
+        return "Not signed in"
+
+
+# Dash's callbacks already need JSON (its Flask backend reads them with request.get_json(), which answers 415
+# to any other content type); what is left is the origin, and the headers the page satisfies. Dash's page
+# starts its renderer with inline scripts: the policy allows exactly those, by hash (Dash.csp_hashes()).
+POLICY = (
+    f"default-src 'self'; script-src 'self' {' '.join(app.csp_hashes())}; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+@server.before_request
+def same_origin() -> tuple[Any, int] | None:
+    if cross_site(flask.request.method, flask.request.headers):
+        return flask.jsonify(error=CROSS_SITE, field=None), 403
+    return None
+
+
+@server.after_request
+def headers(response: flask.Response) -> flask.Response:
+    response.headers.update(security_headers(POLICY))
+    return response

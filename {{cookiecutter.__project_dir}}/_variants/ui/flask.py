@@ -1,17 +1,22 @@
 """{{ cookiecutter.project_name }}: JSON API and a small page, served by gunicorn. The API contract is in README.md."""
 
+import logging
 from typing import Any
 
-from flask import Flask, jsonify, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import items
 import json_api
 from database import DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
+from security import STRICT_POLICY, security_headers
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
+# Werkzeug stops reading a chunked body there: one byte over the cap, so that body() sees it is over
+app.config["MAX_CONTENT_LENGTH"] = json_api.MAX_BODY_BYTES + 1
+log = logging.getLogger(__name__)
 
 
 def refuse(status: int, message: str, field: str | None = None) -> tuple[Any, int]:
@@ -24,6 +29,11 @@ def invalid(error: json_api.BadRequest | InvalidItem) -> tuple[Any, int]:
     return refuse(400, str(error), error.field)
 
 
+@app.errorhandler(json_api.BodyTooLarge)
+def too_large(error: json_api.BodyTooLarge) -> tuple[Any, int]:
+    return refuse(413, str(error), "body")
+
+
 @app.errorhandler(NotSignedIn)
 def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
     return refuse(401, str(error))
@@ -34,13 +44,39 @@ def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:
     return *refuse(503, "the database is busy: try again shortly"), {"Retry-After": str(error.retry_after)}
 
 
+@app.before_request
+def cap_the_body() -> None:
+    if (request.content_length or 0) > json_api.MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()  # refused on its Content-Length, before a byte of it is read
+
+
 @app.errorhandler(HTTPException)
 def http_error(error: HTTPException) -> tuple[Any, int]:  # unknown path, wrong method: the same error shape
+    if isinstance(error, RequestEntityTooLarge):
+        return refuse(413, json_api.TOO_LARGE, "body")
     return refuse(error.code or 500, error.description or error.name)
 
 
+@app.errorhandler(Exception)
+def unexpected(error: Exception) -> tuple[Any, int]:  # the details go to the log, never to the caller
+    log.exception("unexpected error in %s %s", request.method, request.path)
+    return refuse(500, json_api.UNEXPECTED)
+
+
+@app.before_request
+def same_origin_json() -> tuple[Any, int] | None:
+    refused = json_api.refusal(request.method, request.headers)
+    return refuse(*refused) if refused else None
+
+
+@app.after_request
+def headers(response: Response) -> Response:
+    response.headers.update(security_headers(STRICT_POLICY))
+    return response
+
+
 def body(*names: str) -> list[Any]:
-    return json_api.fields(request.get_json(force=True, silent=True), *names)  # malformed JSON: None, refused
+    return json_api.fields(json_api.capped_json(request.stream.read), *names)  # malformed JSON: None, refused
 
 
 @app.get("/")
@@ -52,6 +88,11 @@ def page() -> Any:
 def healthz() -> tuple[Any, int]:
     ok = healthy()
     return jsonify(database="ok" if ok else problem()), 200 if ok else 503
+
+
+@app.get("/api/me")
+def me() -> Any:
+    return jsonify(email=current_user(request.headers))
 
 
 @app.get("/api/items")

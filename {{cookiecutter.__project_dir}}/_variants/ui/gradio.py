@@ -4,17 +4,24 @@
 """{{ cookiecutter.project_name }}: a Gradio UI mounted on FastAPI, served by uvicorn."""
 
 from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.middleware.cors import CORSMiddleware
 
 import items
 from database import Database, database, healthy, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
+from security import CROSS_SITE, cross_site, security_headers
 
-COLUMNS = ["title", "done", "updated"]
+NAME = {{ cookiecutter.project_name | tojson }}
+COLUMNS = ["Title", "Done", "Updated"]
+EMPTY = "Nothing here yet: add your first item above."
 
 
 def owner(request: gr.Request) -> str:
@@ -24,14 +31,27 @@ def owner(request: gr.Request) -> str:
         raise gr.Error(str(error)) from None
 
 
-{{ async_ }}def list_items(request: gr.Request) -> tuple[list[list[Any]], Any]:
+{{ async_ }}def list_items(request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
     rows = {{ await_ }}items.list_items({{ await_ }}database(), owner(request))
-    table = [[row["title"], row["done"], row["updated_at"]] for row in rows]
+    table = [[row["title"], row["done"], readable(row["updated_at"])] for row in rows]
     # Rows are picked by title; their ids never show (they would tell how many items others have).
-    return table, gr.Dropdown(choices=[(row["title"], row["id"]) for row in rows], value=None)
+    return table, gr.Dropdown(choices=[(row["title"], row["id"]) for row in rows], value=None), empty_line(rows)
 
 
-{{ async_ }}def act(change: Callable[[Database, str], Any], request: gr.Request) -> tuple[list[list[Any]], Any]:
+def readable(stamp: str) -> str:
+    moment = datetime.fromisoformat(stamp)  # UTC (README: API contract)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def empty_line(rows: list[Any]) -> Any:
+    return gr.Markdown(EMPTY, visible=not rows)
+
+
+def signed_in(request: gr.Request) -> str:
+    return f"Signed in as `{owner(request).replace('`', '')}`"  # in a code span: shown as it is, not a link
+
+
+{{ async_ }}def act(change: Callable[[Database, str], Any], request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
     """Run one change for the signed-in user, then show the list again; refused input changes no row."""
     try:
         found = {{ await_ }}change({{ await_ }}database(), owner(request))
@@ -42,36 +62,63 @@ def owner(request: gr.Request) -> str:
     return {{ await_ }}list_items(request)
 
 
-{{ async_ }}def create_item(title: str, request: gr.Request) -> tuple[list[list[Any]], Any, str]:
+{{ async_ }}def create_item(title: str, request: gr.Request) -> tuple[list[list[Any]], Any, Any, str]:
     return (*({{ await_ }}act(lambda db, user: items.create_item(db, user, title), request)), "")  # clears the input
 
 
-{{ async_ }}def set_done(item: Any, done: bool, request: gr.Request) -> tuple[list[list[Any]], Any]:
+{{ async_ }}def set_done(item: Any, done: bool, request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
     return {{ await_ }}act(lambda db, user: items.set_done(db, user, item, done), request)
 
 
-{{ async_ }}def delete_item(item: Any, request: gr.Request) -> tuple[list[list[Any]], Any]:
+{{ async_ }}def delete_item(item: Any, request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
     return {{ await_ }}act(lambda db, user: items.delete_item(db, user, item), request)
 
 
-with gr.Blocks(title={{ cookiecutter.project_name | tojson }}) as demo:
-    gr.Markdown("# {{ cookiecutter.project_name }}")
-    with gr.Row():
-        new_title = gr.Textbox(label="New item", max_length=200)
-        add = gr.Button("Add")
-    rows = gr.Dataframe(headers=COLUMNS, label="Your items", interactive=False)
+with gr.Blocks(title=NAME) as demo:
+    gr.Markdown(f"# {NAME}")
+    who = gr.Markdown(elem_classes=["who"])
+    with gr.Row(equal_height=True):
+        new_title = gr.Textbox(label="New item", placeholder="What needs doing?", max_length=200, scale=4)
+        add = gr.Button("Add", variant="primary", scale=1)
+    rows = gr.Dataframe(headers=COLUMNS, datatype=["str", "bool", "str"], label="Your items", interactive=False)
+    empty = gr.Markdown(EMPTY, elem_classes=["empty"])
     with gr.Row():
         item = gr.Dropdown(label="Item", choices=[], allow_custom_value=True)  # the id is checked server-side
         done = gr.Checkbox(label="Done")
         save = gr.Button("Save")
         delete = gr.Button("Delete")
 
-    add.click(create_item, [new_title], [rows, item, new_title], api_name="create_item")
-    save.click(set_done, [item, done], [rows, item], api_name="set_done")
-    delete.click(delete_item, [item], [rows, item], api_name="delete_item")
-    demo.load(list_items, None, [rows, item], api_name="list_items")
+    add.click(create_item, [new_title], [rows, item, empty, new_title], api_name="create_item")
+    save.click(set_done, [item, done], [rows, item, empty], api_name="set_done")
+    delete.click(delete_item, [item], [rows, item, empty], api_name="delete_item")
+    demo.load(list_items, None, [rows, item, empty], api_name="list_items")
+    demo.load(signed_in, None, [who], api_name="signed_in")
 
 app = FastAPI()
+# Gradio's own CORS answer reflects any Origin, with credentials, when the Host is not localhost (gradio's
+# route_utils.CustomCORSMiddleware); a CORSMiddleware of the parent app replaces it (mount_gradio_app's
+# docstring), and this one allows no other origin at all: another site cannot read an answer.
+app.add_middleware(CORSMiddleware, allow_origins=[])
+# The system's fonts: the default theme would load its fonts from Google's CDN (not offline, not under the policy).
+THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+# Gradio's page starts itself with inline scripts and styles and has no way to give them a nonce or a hash,
+# so its policy has to allow inline code; it still allows no other origin, no plugin, and no framing.
+POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; media-src 'self' blob:; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+@app.middleware("http")
+async def same_origin(request: Request, call_next: Callable[[Request], Any]) -> Response:
+    """A change from another site's page (Gradio's call API, an upload) is refused before Gradio sees it."""
+    if cross_site(request.method, request.headers):
+        response: Response = JSONResponse({"error": CROSS_SITE}, status_code=403)
+    else:
+        response = await call_next(request)
+    response.headers.update(security_headers(POLICY))
+    return response
 
 
 @app.get("/healthz")
@@ -81,4 +128,14 @@ app = FastAPI()
     return {"database": "ok" if ok else problem()}
 
 
-app = gr.mount_gradio_app(app, demo, path="/")
+# show_error=False: an unexpected error shows as "Error", never its text (a gr.Error's message still shows).
+# max_file_size: this UI takes no files, so Gradio's upload route takes none either.
+app = gr.mount_gradio_app(
+    app,
+    demo,
+    path="/",
+    show_error=False,
+    max_file_size=1,
+    theme=THEME,
+    css_paths=[Path(__file__).parent / "static" / "style.css"],
+)

@@ -1,5 +1,7 @@
 """{{ cookiecutter.project_name }}: a Streamlit page (``streamlit run main.py``)."""
 
+from datetime import datetime
+
 import streamlit as st
 
 import items
@@ -13,6 +15,11 @@ def get_database() -> Database:
     return open_database()
 
 
+def readable(stamp: str) -> str:
+    moment = datetime.fromisoformat(stamp)  # UTC (README: API contract)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
 st.set_page_config(page_title={{ cookiecutter.project_name | tojson }})
 st.title({{ cookiecutter.project_name | tojson }})
 try:
@@ -20,23 +27,28 @@ try:
 except NotSignedIn as error:
     st.error(str(error))
     st.stop()
+st.caption(f"Signed in as `{owner.replace('`', '')}`")  # in a code span: the address is shown as it is
 db = get_database()
 
 with st.form("new-item", clear_on_submit=True):  # the input is cleared after Add
-    new_title = st.text_input("New item", max_chars=200)
-    if st.form_submit_button("Add"):
+    new_title = st.text_input("New item", max_chars=200, placeholder="What needs doing?")
+    if st.form_submit_button("Add", type="primary"):
         try:
             items.create_item(db, owner, new_title)
         except InvalidItem as error:  # refused input changes no row
             st.error(str(error))
 
-for item in items.list_items(db, owner):
-    done_col, title_col, delete_col = st.columns([1, 6, 2])
+rows = items.list_items(db, owner)
+if not rows:
+    st.caption("Nothing here yet: add your first item above.")
+for item in rows:
+    done_col, title_col, when_col, delete_col = st.columns([1, 6, 3, 2], vertical_alignment="center")
     done = done_col.checkbox("done", value=item["done"], key=f"done-{item['id']}", label_visibility="collapsed")
     if done != item["done"]:
         items.set_done(db, owner, item["id"], done)
         st.rerun()
     title_col.text(item["title"])  # text, never markdown or HTML
+    when_col.caption(readable(item["updated_at"]))
     if delete_col.button("Delete", key=f"delete-{item['id']}"):
         items.delete_item(db, owner, item["id"])
         st.rerun()
