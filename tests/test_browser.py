@@ -22,7 +22,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.support.localapp import running_local_app
-from tests.support.page import instrument, until
+from tests.support.page import instrument, settled_text, until
 from tests.support.template import ROOT, render
 from tests.support.waiting import HANG_GUARD
 
@@ -160,7 +160,7 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
         add_item(browser, framework, title)
         browser.refresh()  # listed from the database, not just echoed by the page
         until(browser, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
-        text = browser.find_element(By.TAG_NAME, "body").text
+        text = settled_text(browser)
         assert f"Browser {framework}" in text and "local.user@example.com" in text and EMPTY not in text, text
         assert "UTC" in text or framework in ("flask", "fastapi"), text  # a date a person reads, not ISO
         assert "T" not in "".join(w for w in text.split() if w[:4].isdigit() and "-" in w), text  # no 2026-11-30T..
