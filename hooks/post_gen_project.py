@@ -28,6 +28,7 @@ KEEP_ONLY_FOR = {
     "app/static": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # style.css; Streamlit has its theme
     "app/security.py": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # Streamlit: its own flags
     "tests/test_sql_params.py": ("driver", {"asyncpg"}),  # the %(name)s -> $n rewrite only asyncpg needs
+    "app/database/libpq.py": ("driver", {"psycopg3", "psycopg2", "sqlalchemy"}),  # asyncpg speaks no libpq
     "app/items/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
     "scripts/previews.py": ("lakebase", {"autoscaling"}),  # pull-request previews need branches
 }

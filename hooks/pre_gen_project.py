@@ -88,13 +88,8 @@ RULES = {
 }
 # Connections the smallest Lakebase compute (0.5 CU) accepts, less a few for people and tools.
 CONNECTION_BUDGET = 90
-# Server processes per app instance: gunicorn runs WEB_CONCURRENCY=2 workers, the others one.
-PROCESSES = {"flask": 2, "dash": 2}
-CHOICES = {
-    "framework": ["streamlit", "dash", "gradio", "flask", "fastapi"],
-    "driver": ["psycopg3", "psycopg2", "asyncpg", "sqlalchemy"],
-    "lakebase": ["autoscaling", "provisioned"],
-}
+# Server processes per app instance: gunicorn's workers (app.yaml's WEB_CONCURRENCY, cookiecutter.json), else one.
+PROCESSES = json.loads(r"""{{ cookiecutter._gunicorn_workers | tojson }}""")
 
 
 def problems(answers: dict) -> list[str]:
@@ -109,9 +104,6 @@ def problems(answers: dict) -> list[str]:
             f"schema_name={schema!r} is invalid: the app needs its own schema, not 'public', "
             "not 'pg_*' and not an SQL keyword (for example 'app_data')."
         )
-    for field, valid in CHOICES.items():
-        if answers[field] not in valid:
-            found.append(f"{field}={answers[field]!r} is invalid: choose one of {', '.join(valid)}.")
     if not isinstance(answers["create_database"], bool):
         found.append(f"create_database={answers['create_database']!r} is invalid: answer yes or no.")
     if not found:

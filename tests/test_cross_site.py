@@ -187,6 +187,8 @@ def test_gradio_call_api_and_uploads_refuse_other_origins(running) -> None:
     page = requests.get(f"{app.url}/", timeout=30)
     assert_security_headers(page)
     assert "googleapis" not in page.text  # the theme's fonts are the system's: no CDN
+    config = requests.get(f"{app.url}/config", timeout=30).json()
+    assert config["show_error"] is False and config["max_file_size"] == 1, config  # no error text, no uploads
 
 
 def websocket_answer(url: str, origin: str) -> str:

@@ -340,6 +340,31 @@ def assert_no_token_leak(workspace_stub: Any, project: Path, logs: list[Path]) -
             assert token.encode() not in data, f"a database token was written to {path}"
 
 
+def documented_contract(url: str) -> None:
+    """FastAPI's /openapi.json (what /docs shows) documents the contract http_contract holds: typed bodies that take
+    no unknown field, the one error body for each refusal, and no 422, which the API never answers."""
+    schema = requests.get(f"{url}/openapi.json", timeout=HANG_GUARD).json()
+    shapes = schema["components"]["schemas"]
+    assert shapes["Problem"]["required"] == ["error", "field"]
+    assert set(shapes["Item"]["properties"]) == {"id", "title", "done", "created_at", "updated_at"}
+    expected = {
+        ("get", "/api/items"): ({"200", "400", "401", "503"}, None),
+        ("post", "/api/items"): ({"201", "400", "401", "403", "409", "413", "415", "503"}, ["title"]),
+        ("put", "/api/items/{item_id}"): ({"200", "400", "401", "403", "404", "413", "415", "503"}, ["title", "done"]),
+        ("delete", "/api/items/{item_id}"): ({"204", "400", "401", "403", "404", "503"}, None),
+    }
+    for (method, path), (statuses, fields) in expected.items():
+        operation = schema["paths"][path][method]
+        assert set(operation["responses"]) == statuses, (method, path, operation["responses"])
+        for status in statuses - {"200", "201", "204"}:
+            problem = operation["responses"][status]["content"]["application/json"]["schema"]
+            assert problem == {"$ref": "#/components/schemas/Problem"}, (method, path, status)
+        if fields:
+            ref = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            body = shapes[ref.rsplit("/", 1)[1]]
+            assert body["required"] == fields and body["additionalProperties"] is False, body
+
+
 # ---------------------------------------------------------------------------------------------- the matrix
 @pytest.mark.parametrize("combo", valid_combinations(), ids=combo_id)
 def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, deployment):
@@ -392,6 +417,8 @@ def test_rendered_app_end_to_end(combo, tmp_path, pg_server, workspace_stub, dep
             assert table_owner(pg_server, dbname) == client.role
             if framework in ("flask", "fastapi"):
                 http_contract(app.url, a1)
+                if framework == "fastapi":
+                    documented_contract(app.url)
             elif framework == "dash":
                 dash_contract(ui, a1)
             elif framework == "gradio":
@@ -552,6 +579,47 @@ def oversized_post(url: str, chunked: bool) -> tuple[int, dict[str, Any]]:
     return int(status_line.split()[1]), json.loads(body[body.index(b"{") : body.rindex(b"}") + 1])
 
 
+def paging_contract(api: str) -> None:
+    """Pages of `limit` items, oldest first; a Link header names the next page, none after the last."""
+    alice = {"X-Forwarded-Email": ALICE}
+    made = [requests.post(api, json={"title": t}, headers=alice, timeout=HANG_GUARD).json()["id"] for t in "abc"]
+    everything = [item["id"] for item in requests.get(api, headers=alice, timeout=HANG_GUARD).json()]
+    pages, url = [], f"{api}?limit=2"
+    while url:
+        r = requests.get(url, headers=alice, timeout=HANG_GUARD)
+        assert r.status_code == 200, r.text
+        pages.append([item["id"] for item in r.json()])
+        url = r.links.get("next", {}).get("url")
+        url = url and requests.compat.urljoin(api, url)
+    assert [len(page) for page in pages] == [2, 2] and sum(pages, []) == everything, pages
+    assert everything[-3:] == made
+    for query, field in (("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"), ("after=-1", "after")):
+        r = requests.get(f"{api}?{query}", headers=alice, timeout=HANG_GUARD)
+        assert r.status_code == 400 and r.json() == {"error": r.json()["error"], "field": field}, r.text
+    for item_id in made:
+        assert requests.delete(f"{api}/{item_id}", headers=alice, timeout=HANG_GUARD).status_code == 204
+
+
+def item_cap_contract(api: str, pg_server: Any, dbname: str) -> None:
+    """A user at the cap (1000 items, README: Limits) is refused 409 and no row is added."""
+    alice = {"X-Forwarded-Email": ALICE}
+    with pg_server.connect_superuser(dbname) as conn:  # fill up to one below the cap, fast
+        kept = conn.execute(f"SELECT count(*) FROM {SCHEMA}.items WHERE owner = %s", [ALICE]).fetchone()[0]
+        conn.execute(
+            f"INSERT INTO {SCHEMA}.items (owner, title) SELECT %s, 'filler ' || n FROM generate_series(1, %s) n",
+            [ALICE, 999 - kept],
+        )
+    try:
+        assert requests.post(api, json={"title": "the 1000th"}, headers=alice, timeout=HANG_GUARD).status_code == 201
+        refused = requests.post(api, json={"title": "one too many"}, headers=alice, timeout=HANG_GUARD)
+        assert refused.status_code == 409 and set(refused.json()) == {"error", "field"}, refused.text
+        with pg_server.connect_superuser(dbname) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {SCHEMA}.items WHERE owner = %s", [ALICE]).fetchone()[0] == 1000
+    finally:
+        with pg_server.connect_superuser(dbname) as conn:
+            conn.execute(f"DELETE FROM {SCHEMA}.items WHERE owner = %s AND title <> 'one'", [ALICE])
+
+
 # Which limit ends a query stuck behind a lock: statement_timeout counts the wait too, lock_timeout only the wait.
 STOPPERS = {
     "statement_timeout": {"DB_STATEMENT_TIMEOUT_MS": "3000", "DB_LOCK_TIMEOUT_MS": "60000"},
@@ -563,8 +631,9 @@ STOPPERS = {
     "answers", [{"framework": f, "driver": d} for f, d in API_PAIRS], ids=lambda a: "-".join(a.values())
 )
 def test_api_limits(answers, tmp_path, pg_server, workspace_stub, deployment):
-    """A full pool and a query stuck behind a lock past statement_timeout or lock_timeout are answered 503 with
-    Retry-After, never 500; then the app serves again."""
+    """The limits of the API contract: a body over the cap is refused (413) before it is read, the list comes in
+    pages, a user at the item cap is refused (409), and a full pool or a query stuck behind a lock past
+    statement_timeout or lock_timeout is answered 503 with Retry-After, never 500; then the app serves again."""
     client, dbname = deployment
     project = render(tmp_path / "out", **answers)
     alice = {"X-Forwarded-Email": ALICE}
@@ -584,6 +653,8 @@ def test_api_limits(answers, tmp_path, pg_server, workspace_stub, deployment):
                     big = {"title": "x" * 20_000}  # over the cap, small enough to send whole: the same answer
                     r = requests.post(api, json=big, headers=alice, timeout=HANG_GUARD)
                     assert r.status_code == 413 and r.json()["field"] == "body", r.text
+                    paging_contract(api)
+                    item_cap_contract(api, pg_server, dbname)
                 with pg_server.connect_superuser(dbname) as holder, holder.transaction():
                     holder.execute(f"LOCK TABLE {SCHEMA}.items IN ACCESS EXCLUSIVE MODE")
                     with ThreadPoolExecutor(1) as pool:

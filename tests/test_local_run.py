@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shlex
 import stat
 import subprocess
 import tempfile
@@ -41,6 +42,24 @@ def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, fram
             assert [item["title"] for item in json.loads(get(f"{app.url}/api/items")[1])] == ["runs locally"]
         if framework != "streamlit":
             assert get(f"{app.url}/healthz")[0] == 200
+        if framework in ("flask", "fastapi"):  # the README's migration walkthrough starts from the printed line
+            assert migrate_current_with_printed_export(root, app.log)[-1] == "(head)"  # at the newest migration
+
+
+def migrate_current_with_printed_export(root: Path, log: Path) -> list[str]:
+    """Run `python -m database.migrate current` in app/ with the variables of the `export` line run.py printed."""
+    (line,) = [line.strip() for line in log.read_text().splitlines() if line.strip().startswith("export ")]
+    env = dict(item.split("=", 1) for item in shlex.split(line)[1:])
+    done = subprocess.run(
+        [str(app_python()), "-m", "database.migrate", "current"],
+        cwd=root / "app",
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.split()
 
 
 @pytest.fixture

@@ -277,6 +277,26 @@ def test_broken_migration_changes_nothing_and_the_app_does_not_serve(
     assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
 
 
+def test_streamlit_remembers_a_failed_migration_instead_of_retrying_it_per_page(
+    tmp_path: Path, workspace_stub: Any, deployment: tuple[Any, str]
+) -> None:
+    """Streamlit reaches the pool through database(), like every framework: the second page load is refused with
+    the first load's failure, and the migration ran once (with st.cache_resource it ran again on every load)."""
+    project = render(tmp_path, framework="streamlit", driver="psycopg3")
+    (project / "app" / "migrations" / "versions" / "0003_broken.py").write_text(BROKEN)
+    client, dbname = deployment
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
+    page = apprunner.driver("streamlit", tmp_path, env, project / "app", str(project / "app" / "main.py"))
+    try:
+        loads = [page.call("list", user=ALICE) for _ in range(2)]
+    finally:
+        page.close()
+    for shown in loads:
+        assert not shown["exceptions"] and len(shown["errors"]) == 1, loads
+        assert "0003_broken.py" in shown["errors"][0] and "no_such_column" not in shown["errors"][0], loads
+    assert page.log.read_text().count("SQLSTATE 42703") == 1, page.log.read_text()[-3000:]  # one attempt
+
+
 UNIQUE_TITLES = migration_file(
     "0003",
     "Titles are unique from now on (but two users already share one).",

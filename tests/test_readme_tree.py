@@ -30,7 +30,7 @@ def documented_tree(readme: str, answers: dict[str, str]) -> set[str]:
         level = (len(line) - len(line.lstrip(" "))) // 2
         names, note = re.fullmatch(r"([^\s,]+(?:, [^\s,]+)*)(?:\s+(.*))?", line.strip()).groups()
         del parents[level - 1 :]
-        only = re.match(r"\(([a-z, ]+)\)", note or "")
+        only = re.match(r"\(([a-z0-9, ]+)\)", note or "")
         if only and not {value.strip() for value in only[1].split(",")} & set(answers.values()):
             continue
         for name in names.split(", "):

@@ -11,10 +11,12 @@ import pytest
 import yaml
 from databricks.bundles.apps import App
 from packaging.requirements import Requirement
+from packaging.version import Version
 from yamllint import config as yamllint_config
 from yamllint import linter
 
 from tests.support import bundle_checks, bundle_schema
+from tests.support.appenv import REQUIREMENTS as APP_ENV
 from tests.support.appenv import app_python, password_role_env
 from tests.support.template import (
     ALL_DRIVER_PACKAGES,
@@ -148,6 +150,14 @@ def test_app_yaml_runs_the_framework_and_reads_the_declared_resource(project: tu
     assert not any(e["name"] == "PGPASSWORD" for e in app_yaml["env"])
 
 
+# The lowest version of each package without a gap the app relies on being closed (README: Dependencies).
+FLOORS = {
+    "databricks-sdk": "0.89.0",  # w.postgres (Lakebase Autoscaling credentials)
+    "fastapi": "0.132.0",  # refuses a JSON body without a JSON Content-Type (release notes 0.132.0, PR #14978)
+}
+APP_ENV_REQUIREMENTS = [ln for ln in APP_ENV.read_text().splitlines() if ln and not ln.startswith("#")]
+
+
 def test_requirements_name_exactly_the_chosen_driver(project: tuple[dict[str, Any], Path]) -> None:
     combo, root = project
     lines = [ln for ln in (root / "app" / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
@@ -159,9 +169,14 @@ def test_requirements_name_exactly_the_chosen_driver(project: tuple[dict[str, An
     assert drivers == [DRIVER_PACKAGES[combo["driver"]]], "exactly one PostgreSQL driver"
     assert {"alembic", "sqlalchemy"} <= names  # migrations: Alembic over SQLAlchemy's dialect for that driver
     assert "databricks-sdk" in names
-    assert all(re.search(r">=[0-9.]+,<[0-9.]+$", ln) for ln in lines), "every requirement is pinned to a range"
-    sdk_floor = next(ln for ln in lines if ln.startswith("databricks-sdk")).split(">=")[1].split(",")[0]
-    assert tuple(int(p) for p in sdk_floor.split(".")[:2]) >= (0, 89), "too old for w.postgres"
+    assert all(re.search(r"==[0-9.]+$", ln) for ln in lines), "every requirement is pinned exactly (README)"
+    pinned = {r.name.lower(): Version(next(iter(r.specifier)).version) for r in requirements}
+    for name, floor in FLOORS.items():
+        assert name not in pinned or pinned[name] >= Version(floor), f"{name} {pinned[name]} is below {floor}"
+    # the tests' one environment installs exactly these versions (tests/app-requirements.txt)
+    tested = {r.name.lower(): r.specifier for r in map(Requirement, APP_ENV_REQUIREMENTS)}
+    for r in requirements:
+        assert tested.get(r.name.lower()) == r.specifier, f"{r}: tests/app-requirements.txt pins {tested.get(r.name)}"
 
 
 def test_app_modules_import_without_a_database(project: tuple[dict[str, Any], Path]) -> None:
@@ -189,5 +204,5 @@ def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], 
         timeout=HANG_GUARD,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = 8 + 3 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
+    expected = 9 + 3 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
     assert re.search(rf"\b{expected} passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout

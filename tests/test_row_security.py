@@ -26,10 +26,10 @@ FRAMEWORK = {"psycopg3": "flask", "psycopg2": "flask", "asyncpg": "fastapi", "sq
 
 # What "the owner filter" is in each kind of queries module, and what the copy puts in its place.
 OWNER_FILTERS = [
-    (" WHERE owner = %(owner)s", ""),  # LIST_ITEMS (SQL)
-    (" AND owner = %(owner)s", ""),  # UPDATE_ITEM, SET_DONE, DELETE_ITEM (SQL)
-    ('.where(items.c.owner == bindparam("owner"))', ""),  # LIST_ITEMS (Core)
-    (', items.c.owner == bindparam("owner"))', ",)"),  # THEIRS (Core): still a tuple
+    (" WHERE owner = %(owner)s", ""),  # LIST_ITEMS, the count in CREATE_ITEM (SQL)
+    (" AND owner = %(owner)s", ""),  # LIST_PAGE, UPDATE_ITEM, DELETE_ITEM (SQL)
+    ('.where(items.c.owner == bindparam("owner"))', ""),  # LIST_ITEMS, KEPT (Core)
+    (', items.c.owner == bindparam("owner"))', ",)"),  # THEIRS, LIST_PAGE (Core): still a tuple
 ]
 
 
@@ -81,10 +81,10 @@ def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_
         theirs = {w}items.create_item(db, "bob@example.com", "bob's")
         items.queries = importlib.import_module({unfiltered!r})  # every query of the feature, minus its owner filter
         print("listed", [item["title"] for item in {w}items.list_items(db, "alice@example.com")])
-        print("updated", {w}items.update_item(db, "alice@example.com", theirs["id"], "taken", True))
-        print("marked", {w}items.set_done(db, "alice@example.com", theirs["id"], True))
+        print("updated", {w}items.update_item(db, "alice@example.com", theirs["id"], title="taken", done=True))
+        print("marked", {w}items.update_item(db, "alice@example.com", theirs["id"], done=True))
         print("deleted", {w}items.delete_item(db, "alice@example.com", theirs["id"]))
-        print("own", ({w}items.update_item(db, "alice@example.com", mine["id"], "still mine", True))["title"])
+        print("own", ({w}items.update_item(db, "alice@example.com", mine["id"], title="still mine", done=True))["title"])
         print("no user", len({w}db.fetch_all("SELECT * FROM items")), {w}db.execute("DELETE FROM items"))
         print("healthy", {w}db.ping())
         """,

@@ -19,6 +19,7 @@ import yaml
 
 from tests.support import bundle_checks as checks
 from tests.support.template import ROOT, render
+from tests.support.waiting import HANG_GUARD
 from tests.support.workflow_runner import Repository, Run, Runner, evaluate, run_workflow
 
 STANDINS = Path(__file__).parent / "support" / "standins"
@@ -169,6 +170,9 @@ def test_previews_staging_prod_and_a_sweep_that_finishes(team: Team) -> None:
     assert not any("-pr-" in app for app in team.apps())
     assert not any("/branches/pr-" in name for name in team.world["objects"])
     assert not any("/branches/pr-" in name for name in team.world["trash"]), "purge_on_delete: nothing in the trash"
+    changes = [c for c in team.calls() if c.get("target") == "preview" and c["argv"][1] in ("deploy", "destroy")]
+    assert len(changes) == 6 and all(c["lock"] for c in changes), "development mode would turn the lock off"
+    assert {c["client_id"] for c in changes} == {PREVIEW_ID}
 
     run = team.event("push", "refs/tags/v1.0.0")
     _ok(run, "prod")
@@ -334,7 +338,7 @@ def zizmor(workflows: Path) -> list[str]:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
     )
     assert done.returncode in (0, 10, 11, 12, 13, 14), done.stderr  # 1x: findings, the highest severity in x
     return [

@@ -6,12 +6,14 @@ and no PG* variable is set: importing must not connect.
 
 import importlib
 import importlib.metadata
+import json
 import sys
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
 project, framework = Path(sys.argv[1]), sys.argv[2]
+driver = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]["driver"]
 for line in (project / "app" / "requirements.txt").read_text().splitlines():
     if line.strip() and not line.startswith("#"):
         requirement = Requirement(line)
@@ -26,7 +28,7 @@ for module in (
     "database.connection",
     "database.schema",
     "database.migrate",
-    "database.libpq",
+    *(["database.libpq"] if driver != "asyncpg" else []),  # how libpq drivers log in
     "items",
     "items.rules",
     "items.queries",

@@ -27,6 +27,8 @@ from typing import Any
 
 import yaml
 
+from tests.support.waiting import HANG_GUARD
+
 # ------------------------------------------------------------------------------------------------ expressions
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d+)?)|(?P<op>==|!=|&&|\|\||!|\(|\)|,)"
@@ -356,7 +358,7 @@ def _run_job(
         script.write_text(substitute(step["run"], context))
         files["GITHUB_OUTPUT"].write_text("")
         done = subprocess.run(
-            ["bash", "-e", str(script)], cwd=workspace, env=step_env, capture_output=True, text=True, timeout=300
+            ["bash", "-e", str(script)], cwd=workspace, env=step_env, capture_output=True, text=True, timeout=HANG_GUARD
         )
         log.append(
             f"[run {step.get('name') or step.get('id') or index}] exit {done.returncode}\n{done.stdout}{done.stderr}"

@@ -11,8 +11,9 @@ from collections.abc import Callable, Mapping
 from collections.abc import Mapping
 {%- endif %}
 from typing import Any, NamedTuple
+from urllib.parse import urlencode
 
-from security import CROSS_SITE, cross_site
+from security import CHANGES, CROSS_SITE, cross_site
 
 JSON = "application/json"
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -29,18 +30,18 @@ class BodyTooLarge(Exception):
     """A body without Content-Length (chunked) grew past MAX_BODY_BYTES while it was being read: 413."""
 
 
-class BadRequest(ValueError):
-    """A request body of the wrong shape; ``field`` names what was wrong."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
-
-
 class Refusal(NamedTuple):
     status: int
     error: str
     field: str | None
+
+
+def next_page_link(path: str, after: int | None, limit: str | None) -> dict[str, str]:
+    """The `Link` header (RFC 8288) naming the next page, or no header on the last page."""
+    if after is None:
+        return {}
+    query = urlencode({"after": after, **({"limit": limit} if limit is not None else {})})
+    return {"Link": f'<{path}?{query}>; rel="next"'}
 
 
 def error_body(message: str, field: str | None = None) -> dict[str, str | None]:
@@ -50,12 +51,23 @@ def error_body(message: str, field: str | None = None) -> dict[str, str | None]:
 def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
     """Why a request is refused before its body is read, or None: it comes from another site (403), or its
     body is not JSON (415: an HTML form or a ``text/plain`` fetch from another site cannot send JSON)."""
+    if method.upper() not in CHANGES:  # a read: nothing to check
+        return None
     if cross_site(method, headers):
         return Refusal(403, CROSS_SITE, None)
     content_type = (headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if method.upper() in WITH_BODY and content_type != JSON:
         return Refusal(415, f"the request body must be JSON (Content-Type: {JSON})", "body")
     return None
+{%- if cookiecutter.framework == "flask" %}
+
+
+class BadRequest(ValueError):
+    """A request body of the wrong shape; ``field`` names what was wrong (FastAPI's models check it there)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def fields(body: object, *names: str) -> list[Any]:
@@ -69,7 +81,6 @@ def fields(body: object, *names: str) -> list[Any]:
         if name not in body:
             raise BadRequest(name, f"{name} is required")
     return [body[name] for name in names]
-{%- if cookiecutter.framework == "flask" %}
 
 
 def capped_json(read: Callable[[int], bytes]) -> object:

@@ -12,6 +12,7 @@ runtime would give it, with PGPASSWORD for this local database instead of a Lake
 import argparse
 import importlib.util
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -195,6 +196,9 @@ def run_app(postgres: LocalPostgres, port: int) -> int:
     command = [part.replace("$DATABRICKS_APP_PORT", str(port)) for part in app_yaml["command"]]
     where = f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.home})"
     print(f"{where}; the app on http://127.0.0.1:{port}", flush=True)
+    variables = postgres.env("{{ cookiecutter.app_name }}-shell").items()
+    shell = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables)
+    print(f"Migrations by hand (README, Change the schema), in another shell in app/:\n  export {shell}", flush=True)
     app = subprocess.Popen(command, cwd=PROJECT / "app", env=env)
     try:
         return app.wait()

@@ -20,7 +20,7 @@ from database import Database, open_database
 from database.credentials import password_source
 from database.migrate import upgrade
 from database.settings import load_settings
-from items.rules import InvalidItem
+from items.rules import MAX_ITEMS, InvalidItem, TooManyItems
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get("PGHOST") and os.environ.get("PGPASSWORD")),
@@ -37,15 +37,17 @@ pytestmark = pytest.mark.skipif(
     assert [row["id"] for row in {{ await_ }}items.list_items(db, "alice@example.com")][-1] == alice["id"]
     assert bob["id"] not in [row["id"] for row in {{ await_ }}items.list_items(db, "alice@example.com")]
 
-    assert {{ await_ }}items.update_item(db, "bob@example.com", alice["id"], "stolen", True) is None
+    assert {{ await_ }}items.update_item(db, "bob@example.com", alice["id"], title="stolen", done=True) is None
     assert not {{ await_ }}items.delete_item(db, "bob@example.com", alice["id"])
-    updated = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], "tests written", True)
+    updated = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], title="tests written", done=True)
     assert updated is not None and updated["done"] is True and updated["title"] == "tests written"
 
     assert updated["created_at"].endswith("+00:00") and updated["updated_at"] >= updated["created_at"]  # ISO 8601, UTC
-    assert {{ await_ }}items.set_done(db, "bob@example.com", alice["id"], False) is None
-    done = {{ await_ }}items.set_done(db, "alice@example.com", alice["id"], False)
+    assert {{ await_ }}items.update_item(db, "bob@example.com", alice["id"], done=False) is None
+    done = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], done=False)
     assert done is not None and done["done"] is False and done["title"] == "tests written"
+    renamed = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], title="renamed")
+    assert renamed is not None and renamed["done"] is False and renamed["title"] == "renamed"  # done kept
 
     before = {{ await_ }}items.list_items(db, "alice@example.com")
     for title in ("x" * 201, "   ", "a\x00b", 5):
@@ -57,7 +59,7 @@ pytestmark = pytest.mark.skipif(
             {{ await_ }}items.delete_item(db, "alice@example.com", item_id)
         assert refused.value.field == "id"
     with pytest.raises(InvalidItem) as refused:
-        {{ await_ }}items.set_done(db, "alice@example.com", alice["id"], "false")
+        {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], done="false")
     assert refused.value.field == "done"
     assert {{ await_ }}items.list_items(db, "alice@example.com") == before  # refused input changed no row
 
@@ -66,21 +68,50 @@ pytestmark = pytest.mark.skipif(
     assert {{ await_ }}db.ping()
 
 
+{{ async_ }}def pages_and_the_item_cap(db: Database) -> None:
+    carol = "carol@example.com"
+    made = [({{ await_ }}items.create_item(db, carol, f"item {n}"))["id"] for n in range(5)]
+    pages, after = [], None
+    while True:  # keyset pages of 2: [0, 1], [2, 3], [4]; the last page has no cursor
+        page, after = {{ await_ }}items.list_page(db, carol, after, "2")
+        pages.append([item["id"] for item in page])
+        if after is None:
+            break
+    assert pages == [made[0:2], made[2:4], made[4:5]]
+    assert ({{ await_ }}items.list_page(db, carol))[0][-1]["id"] == made[-1]  # the default page holds them all
+    for bad, field in (({"limit": "0"}, "limit"), ({"limit": "101"}, "limit"), ({"after": "-1"}, "after")):
+        with pytest.raises(InvalidItem) as refused:
+            {{ await_ }}items.list_page(db, carol, **bad)
+        assert refused.value.field == field
+
+    items.MAX_ITEMS = 6  # the cap, lowered for the test: one more fits, the next is refused and changes nothing
+    try:
+        {{ await_ }}items.create_item(db, carol, "the sixth")
+        with pytest.raises(TooManyItems):
+            {{ await_ }}items.create_item(db, carol, "the seventh")
+    finally:
+        items.MAX_ITEMS = MAX_ITEMS
+    assert len({{ await_ }}items.list_items(db, carol)) == 6
+    for item in {{ await_ }}items.list_items(db, carol):
+        assert {{ await_ }}items.delete_item(db, carol, item["id"])
+
+
+@pytest.mark.parametrize("scenario", [crud_round_trip, pages_and_the_item_cap])
 {% if is_async -%}
-def test_crud_round_trip_per_user() -> None:
+def test_items_against_postgres(scenario) -> None:
     async def run() -> None:
         db = await open_database()
         try:
-            await crud_round_trip(db)
+            await scenario(db)
         finally:
             await db.close()
 
     asyncio.run(run())
 {%- else -%}
-def test_crud_round_trip_per_user() -> None:
+def test_items_against_postgres(scenario) -> None:
     db = open_database()
     try:
-        crud_round_trip(db)
+        scenario(db)
     finally:
         db.close()
 {%- endif %}

@@ -6,6 +6,7 @@ runs the work again. SQL is written with ``%(name)s`` parameters, like the other
 turns it into asyncpg's ``$n``.
 """
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -69,6 +70,21 @@ def _bind(sql: str, params: Params | None) -> tuple[str, list[Any]]:
     return query, [params[name] for name in names]
 
 
+def connect_args(s: Settings, *, migration: bool = False) -> dict[str, Any]:
+    """Keyword arguments of ``asyncpg.connect`` to the app's database, for the pool (``create_pool`` hands its
+    ``**connect_kwargs`` to ``connect``) and for migrations (migrate.py); the password is added per login."""
+    return {
+        "host": s.host,
+        "port": s.port,
+        "database": s.database,
+        "user": s.user,
+        "ssl": asyncpg_ssl(s),
+        "timeout": s.connect_timeout,
+        # the app's schema first on the search_path, and the query and lock timeouts
+        "server_settings": {**session_settings(s, migration=migration), "application_name": s.application_name},
+    }
+
+
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """Replaces asyncpg's RESET ALL round trip on every release (it still rolls back an open transaction):
     this app keeps no session state (no SET, LISTEN or session advisory locks) to reset."""
@@ -80,21 +96,19 @@ class Database(Pooled[asyncpg.Connection]):
         self._settings = settings
         self._passwords = passwords
         self._pool: asyncpg.Pool | None = None
+        # One turn per pooled connection, first come first served. asyncpg's pool hands connections out through
+        # an asyncio.Queue, where a request that just arrived can take the connection a waiting one was woken for;
+        # the waiter goes back to the end of the line (bench/RESULTS.md, issue 17: the reads' p99 tail).
+        self._turns = asyncio.Semaphore(settings.pool_max_size)
 
     async def open(self) -> None:
         s = self._settings
         self._pool = await asyncpg.create_pool(
-            host=s.host,
-            port=s.port,
-            database=s.database,
-            user=s.user,
+            **connect_args(s),
             connect=self._login,
-            ssl=asyncpg_ssl(s),
             min_size=s.pool_min_size,
             max_size=s.pool_max_size,
             max_inactive_connection_lifetime=s.pool_max_lifetime,
-            timeout=s.connect_timeout,
-            server_settings={**session_settings(s), "application_name": s.application_name},
             reset=_keep_session,
         )
 
@@ -107,6 +121,18 @@ class Database(Pooled[asyncpg.Connection]):
 
     @asynccontextmanager
     async def _borrow(self, timeout: float, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            await asyncio.wait_for(self._turns.acquire(), timeout)
+        except TimeoutError as error:  # every connection busy for the whole wait
+            raise DatabaseBusy("no database connection became free in time") from error
+        try:
+            async with self._pooled(timeout, transaction) as conn:
+                yield conn
+        finally:
+            self._turns.release()
+
+    @asynccontextmanager
+    async def _pooled(self, timeout: float, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
         if self._pool is None:
             raise RuntimeError("Database.open() was not awaited")
         try:

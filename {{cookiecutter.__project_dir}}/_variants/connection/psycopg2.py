@@ -18,7 +18,7 @@ import psycopg2.extensions
 import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
-from .libpq import libpq_params
+from .libpq import connect_args
 from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings
 
@@ -37,7 +37,7 @@ class Database(Pooled[Connection]):
         s = self._settings
         conn = login(
             lambda password: psycopg2.connect(
-                **libpq_params(s), password=password, cursor_factory=psycopg2.extras.RealDictCursor
+                **connect_args(s), password=password, cursor_factory=psycopg2.extras.RealDictCursor
             ),
             self._passwords,
         )

@@ -13,7 +13,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .credentials import PasswordSource, login
-from .libpq import libpq_params
+from .libpq import connect_args
 from .pooled import SET_USER, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings
 
@@ -34,7 +34,7 @@ class Database(Pooled[psycopg.Connection]):
         self._pool = ConnectionPool(
             conninfo="",
             connection_class=TokenConnection,
-            kwargs={**libpq_params(s), "row_factory": dict_row, "password_source": passwords},
+            kwargs={**connect_args(s), "row_factory": dict_row, "password_source": passwords},
             min_size=s.pool_min_size,
             max_size=s.pool_max_size,
             max_lifetime=s.pool_max_lifetime,

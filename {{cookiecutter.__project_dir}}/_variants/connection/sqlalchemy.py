@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as QueuePoolTimeout
 
 from .credentials import PasswordSource, login, login_refused
-from .libpq import libpq_params
+from .libpq import connect_args
 from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings
 
@@ -45,7 +45,7 @@ class Database(Pooled[Connection]):
             max_overflow=0,  # the pool size is the hard bound on connections
             pool_timeout=settings.connect_timeout,
             pool_recycle=settings.pool_max_lifetime,
-            connect_args=libpq_params(settings),
+            connect_args=connect_args(settings),
         )
 
         @event.listens_for(self._engine, "do_connect")

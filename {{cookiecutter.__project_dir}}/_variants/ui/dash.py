@@ -76,7 +76,7 @@ def change(_add: int, _done: list, _delete: list, new_title: Any, changes: int) 
         value = ctx.triggered[0]["value"]
         if trigger["type"] == "done":
             done = value == ["done"] if isinstance(value, list) else value  # anything else: refused
-            found = items.set_done(database(), owner, trigger["item"], done)
+            found = items.update_item(database(), owner, trigger["item"], done=done)
         elif value:  # a click, not a button that just appeared
             found = items.delete_item(database(), owner, trigger["item"])
         else:

@@ -7,22 +7,23 @@ import logging
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers, MutableHeaders
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import items
 import json_api
-from database import DatabaseBusy, database, healthy, problem
+from database import Database, DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
-from items.rules import InvalidItem
+from items.rules import MAX_TITLE, InvalidItem, TooManyItems
 from security import STRICT_POLICY, security_headers
 
-app = FastAPI(title={{ cookiecutter.project_name | tojson }})
+app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description="The API contract is in README.md.")
 app.add_middleware(json_api.BodyCap)  # an oversized body is refused before it is read
 STATIC = Path(__file__).parent / "static"
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
@@ -31,11 +32,58 @@ log = logging.getLogger(__name__)
 # inline script, so it gets its own policy; the app's page keeps the strict one.
 DOCS_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 
 
+# ---------------------------------------------------------------------- the API's shapes (and /docs)
+class NewItem(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)  # like the Flask API: no unknown field, no coercion
+    title: str = Field(description=f"1 to {MAX_TITLE} characters after trimming, no control characters")
+
+
+class ItemChange(NewItem):
+    done: bool
+
+
+class Item(BaseModel):
+    id: int
+    title: str
+    done: bool
+    created_at: str = Field(description="ISO 8601, UTC", examples=["2026-11-29T10:15:00.123456+00:00"])
+    updated_at: str = Field(description="ISO 8601, UTC")
+
+
+class Problem(BaseModel):
+    """The one error body of every framework's API."""
+
+    error: str = Field(description="what was wrong")
+    field: str | None = Field(description="the field, or null")
+
+
+PROBLEMS = {
+    400: {"model": Problem, "description": "refused input; nothing changed"},
+    401: {"model": Problem, "description": "on Databricks, no signed-in user"},
+    403: {"model": Problem, "description": "a change from another site"},
+    404: {"model": Problem, "description": "the user has no such item (another user's item included)"},
+    409: {"model": Problem, "description": "the user already keeps items.rules.MAX_ITEMS items; nothing created"},
+    413: {"model": Problem, "description": "the body is over json_api.MAX_BODY_BYTES"},
+    415: {"model": Problem, "description": "the body is not JSON"},
+    503: {"model": Problem, "description": "the database is busy (Retry-After says when to try again)"},
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals a route documents in /docs."""
+    return {status: PROBLEMS[status] for status in statuses}
+
+
+class NoSuchItem(Exception):
+    """The signed-in user has no item with that id (another user's item included)."""
+
+
+# ---------------------------------------------------------------------- errors, in the one body
 def refuse(status: int, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(json_api.error_body(message, field), status_code=status)
 
@@ -44,17 +92,20 @@ class SameOriginJson:
     """Before any route: a cross-site or non-JSON change is refused unread. After: every response carries the
     security headers. Plain ASGI, so a request costs two header checks and no extra task."""
 
+    HEADERS = [(name.lower().encode(), value.encode()) for name, value in security_headers(STRICT_POLICY).items()]
+    DOCS_HEADERS = [(name.lower().encode(), value.encode()) for name, value in security_headers(DOCS_POLICY).items()]
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        policy = security_headers(DOCS_POLICY if scope["path"] in ("/docs", "/redoc") else STRICT_POLICY)
+        extra = self.DOCS_HEADERS if scope["path"] in ("/docs", "/redoc") else self.HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(policy)
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         refused = json_api.refusal(scope["method"], Headers(scope=scope))
@@ -64,10 +115,19 @@ class SameOriginJson:
 app.add_middleware(SameOriginJson)
 
 
-@app.exception_handler(json_api.BadRequest)
 @app.exception_handler(InvalidItem)
-async def invalid(request: Request, error: json_api.BadRequest | InvalidItem) -> JSONResponse:
+async def invalid(request: Request, error: InvalidItem) -> JSONResponse:
     return refuse(400, str(error), error.field)
+
+
+@app.exception_handler(TooManyItems)
+async def too_many(request: Request, error: TooManyItems) -> JSONResponse:
+    return refuse(409, str(error), error.field)
+
+
+@app.exception_handler(NoSuchItem)
+async def no_such_item(request: Request, error: NoSuchItem) -> JSONResponse:
+    return refuse(404, "no such item", "id")
 
 
 @app.exception_handler(NotSignedIn)
@@ -87,9 +147,21 @@ async def too_large(request: Request, error: json_api.BodyTooLarge) -> JSONRespo
     return refuse(413, str(error), "body")
 
 
+def _order(finding: dict[str, Any]) -> int:
+    """What the Flask API reports first: the body's shape, then an unknown field, a missing one, a wrong type."""
+    if len(finding["loc"]) < 2 or finding["type"] == "json_invalid":
+        return 0
+    return {"extra_forbidden": 1, "missing": 2}.get(finding["type"], 3)
+
+
 @app.exception_handler(RequestValidationError)
 async def malformed(request: Request, error: RequestValidationError) -> JSONResponse:
-    return refuse(400, "the request body must be a JSON object", "body")  # missing or not JSON at all
+    first = min(error.errors(), key=_order)
+    if _order(first) == 0:  # missing, not JSON, or not an object
+        return refuse(400, "the request body must be a JSON object", "body")
+    name = str(first["loc"][1])
+    said = {"extra_forbidden": f"unknown field {name!r}", "missing": f"{name} is required"}
+    return refuse(400, said.get(first["type"], f"{name}: {first['msg']}"), name)
 
 
 @app.exception_handler(HTTPException)
@@ -105,14 +177,32 @@ async def unexpected(request: Request, error: Exception) -> JSONResponse:  # det
     return refuse(500, json_api.UNEXPECTED)
 
 
+def openapi() -> dict[str, Any]:
+    """FastAPI's schema without the 422 answer this API never gives (its refusals are 400, in the one body);
+    replacing app.openapi is FastAPI's documented way (fastapi.tiangolo.com/how-to/extending-openapi)."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for operation in (op for path in schema["paths"].values() for op in path.values()):
+            operation["responses"].pop("422", None)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema["components"]["schemas"].pop(unused, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+app.openapi = openapi
+
+
+# ---------------------------------------------------------------------- who asks, and the pool
 async def signed_in(request: Request) -> str:
     return current_user(request.headers)
 
 
 User = Annotated[str, Depends(signed_in)]
-Json = Annotated[Any, Body()]  # any JSON: json_api.fields() checks its shape, so both APIs refuse alike
+Db = Annotated[Database, Depends(database)]  # this process's pool, opened on first use
 
 
+# ---------------------------------------------------------------------- the routes
 @app.get("/", include_in_schema=False)
 def page() -> FileResponse:
     return FileResponse(STATIC / "index.html")
@@ -130,26 +220,32 @@ async def me(owner: User) -> dict[str, str]:
     return {"email": owner}
 
 
-@app.get("/api/items")
-{{ async_ }}def list_items(owner: User) -> JSONResponse:
-    return JSONResponse({{ await_ }}items.list_items({{ await_ }}database(), owner))
+@app.get("/api/items", responses=problems(400, 401, 503))
+{{ async_ }}def list_items(
+    owner: User, db: Db, response: Response, after: str | None = None, limit: str | None = None
+) -> list[Item]:
+    """One page of the signed-in user's items, oldest first (at most 100, `limit` for fewer, after the item
+    `after`); a `Link: <...>; rel="next"` header names the next page, and the last page has none."""
+    page, next_after = {{ await_ }}items.list_page(db, owner, after, limit)  # the query is checked there
+    response.headers.update(json_api.next_page_link("/api/items", next_after, limit))
+    return page  # dicts of Item's shape: FastAPI checks and documents them
 
 
-@app.post("/api/items")
-{{ async_ }}def create_item(owner: User, body: Json = None) -> JSONResponse:
-    (title,) = json_api.fields(body, "title")
-    return JSONResponse({{ await_ }}items.create_item({{ await_ }}database(), owner, title), status_code=201)
+@app.post("/api/items", status_code=201, responses=problems(400, 401, 403, 409, 413, 415, 503))
+{{ async_ }}def create_item(body: NewItem, owner: User, db: Db) -> Item:
+    return {{ await_ }}items.create_item(db, owner, body.title)
 
 
-@app.put("/api/items/{item_id}")
-{{ async_ }}def update_item(item_id: str, owner: User, body: Json = None) -> JSONResponse:
-    title, done = json_api.fields(body, "title", "done")
-    item = {{ await_ }}items.update_item({{ await_ }}database(), owner, item_id, title, done)
-    return JSONResponse(item) if item else refuse(404, "no such item", "id")
+@app.put("/api/items/{item_id}", responses=problems(400, 401, 403, 404, 413, 415, 503))
+{{ async_ }}def update_item(item_id: str, body: ItemChange, owner: User, db: Db) -> Item:
+    item = {{ await_ }}items.update_item(db, owner, item_id, title=body.title, done=body.done)
+    if item is None:
+        raise NoSuchItem
+    return item
 
 
-@app.delete("/api/items/{item_id}")
-{{ async_ }}def delete_item(item_id: str, owner: User) -> Response:
-    if not {{ await_ }}items.delete_item({{ await_ }}database(), owner, item_id):
-        return refuse(404, "no such item", "id")
+@app.delete("/api/items/{item_id}", status_code=204, responses=problems(400, 401, 403, 404, 503))
+{{ async_ }}def delete_item(item_id: str, owner: User, db: Db) -> Response:
+    if not {{ await_ }}items.delete_item(db, owner, item_id):
+        raise NoSuchItem
     return Response(status_code=204)

@@ -10,7 +10,7 @@ import items
 import json_api
 from database import DatabaseBusy, database, healthy, problem
 from identity import NotSignedIn, current_user
-from items.rules import InvalidItem
+from items.rules import InvalidItem, TooManyItems
 from security import STRICT_POLICY, security_headers
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
@@ -32,6 +32,11 @@ def invalid(error: json_api.BadRequest | InvalidItem) -> tuple[Any, int]:
 @app.errorhandler(json_api.BodyTooLarge)
 def too_large(error: json_api.BodyTooLarge) -> tuple[Any, int]:
     return refuse(413, str(error), "body")
+
+
+@app.errorhandler(TooManyItems)
+def too_many(error: TooManyItems) -> tuple[Any, int]:
+    return refuse(409, str(error), error.field)
 
 
 @app.errorhandler(NotSignedIn)
@@ -97,7 +102,9 @@ def me() -> Any:
 
 @app.get("/api/items")
 def list_items() -> Any:
-    return jsonify(items.list_items(database(), current_user(request.headers)))
+    after, limit = request.args.get("after"), request.args.get("limit")
+    page, next_after = items.list_page(database(), current_user(request.headers), after, limit)
+    return jsonify(page), json_api.next_page_link("/api/items", next_after, limit)
 
 
 @app.post("/api/items")
@@ -111,7 +118,7 @@ def create_item() -> tuple[Any, int]:
 def update_item(item_id: str) -> Any:
     owner = current_user(request.headers)
     title, done = body("title", "done")
-    item = items.update_item(database(), owner, item_id, title, done)
+    item = items.update_item(database(), owner, item_id, title=title, done=done)
     return jsonify(item) if item else refuse(404, "no such item", "id")
 
 

@@ -67,7 +67,7 @@ def signed_in(request: gr.Request) -> str:
 
 
 {{ async_ }}def set_done(item: Any, done: bool, request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
-    return {{ await_ }}act(lambda db, user: items.set_done(db, user, item, done), request)
+    return {{ await_ }}act(lambda db, user: items.update_item(db, user, item, done=done), request)
 
 
 {{ async_ }}def delete_item(item: Any, request: gr.Request) -> tuple[list[list[Any]], Any, Any]:

@@ -1,18 +1,16 @@
 """{{ cookiecutter.project_name }}: a Streamlit page (``streamlit run main.py``)."""
 
+import logging
 from datetime import datetime
 
 import streamlit as st
 
 import items
-from database import Database, open_database
+from database import database, problem
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
 
-
-@st.cache_resource  # one pool per server process, shared by every session
-def get_database() -> Database:
-    return open_database()
+log = logging.getLogger(__name__)
 
 
 def readable(stamp: str) -> str:
@@ -28,7 +26,12 @@ except NotSignedIn as error:
     st.error(str(error))
     st.stop()
 st.caption(f"Signed in as `{owner.replace('`', '')}`")  # in a code span: the address is shown as it is
-db = get_database()
+try:
+    db = database()  # one pool per server process, shared by every session; a failed migration is not retried
+except Exception:
+    log.exception("the database is unavailable")  # the details go to the log, never to the page
+    st.error(f"The database is unavailable: {problem()}")
+    st.stop()
 
 with st.form("new-item", clear_on_submit=True):  # the input is cleared after Add
     new_title = st.text_input("New item", max_chars=200, placeholder="What needs doing?")
@@ -45,7 +48,7 @@ for item in rows:
     done_col, title_col, when_col, delete_col = st.columns([1, 6, 3, 2], vertical_alignment="center")
     done = done_col.checkbox("done", value=item["done"], key=f"done-{item['id']}", label_visibility="collapsed")
     if done != item["done"]:
-        items.set_done(db, owner, item["id"], done)
+        items.update_item(db, owner, item["id"], done=done)
         st.rerun()
     title_col.text(item["title"])  # text, never markdown or HTML
     when_col.caption(readable(item["updated_at"]))

@@ -5,7 +5,7 @@ from typing import Any
 from .settings import Settings, ca_file, session_settings
 
 
-def libpq_params(s: Settings, *, migration: bool = False) -> dict[str, Any]:
+def connect_args(s: Settings, *, migration: bool = False) -> dict[str, Any]:
     """Keyword arguments of a libpq connection to the app's database; the password is added per login."""
     params = {
         "host": s.host,

@@ -41,9 +41,12 @@ from sqlalchemy.exc import DBAPIError
 {%- endif %}
 from sqlalchemy.pool import NullPool
 
+{% if is_async -%}
+from .connection import connect_args
+{% endif -%}
 from .credentials import PasswordSource, login, password_source
 {%- if not is_async %}
-from .libpq import libpq_params
+from .libpq import connect_args
 {%- endif %}
 from .schema import (
     ACCESS,
@@ -59,7 +62,7 @@ from .schema import (
     check_row_security,
     mark_not_additive,
 )
-from .settings import SCHEMA, Settings, {{ "asyncpg_ssl, " if is_async }}load_settings{{ ", session_settings" if is_async }}
+from .settings import SCHEMA, Settings, load_settings
 
 log = logging.getLogger(__name__)
 
@@ -86,25 +89,9 @@ def alembic_config() -> Config:
     return config
 
 
-def _connect_args(s: Settings) -> dict[str, Any]:
-{%- if is_async %}
-    return {
-        "host": s.host,
-        "port": s.port,
-        "database": s.database,
-        "user": s.user,
-        "ssl": asyncpg_ssl(s),
-        "timeout": s.connect_timeout,
-        "server_settings": {**session_settings(s, migration=True), "application_name": s.application_name},
-    }
-{%- else %}
-    return libpq_params(s, migration=True)
-{%- endif %}
-
-
 def engine(settings: Settings, passwords: PasswordSource) -> {{ "AsyncEngine" if is_async else "Engine" }}:
     """An engine without a pool (migrations need one connection, once) that logs in like the app."""
-    created = {{ "create_async_engine" if is_async else "create_engine" }}(DIALECT, poolclass=NullPool, connect_args=_connect_args(settings))
+    created = {{ "create_async_engine" if is_async else "create_engine" }}(DIALECT, poolclass=NullPool, connect_args=connect_args(settings, migration=True))
 
     @event.listens_for(created{{ ".sync_engine" if is_async }}, "do_connect")
     def _login_with_current_token(dialect: Any, conn_rec: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
@@ -128,8 +115,8 @@ def _describe(script: ScriptDirectory, revision: str) -> str:
 def _serve_older_code(conn: Connection, script: ScriptDirectory, newer: list[str]) -> None:
     """An instance of an older release (a rolling deploy) meets a database migrated by a newer one.
 
-    Migrations are additive unless they declare ``additive = False``; the newest such revision is
-    recorded on the version table, so this code, which has never seen it, can tell.
+    Migrations are additive unless they declare ``additive = False``; the newest such revision is the
+    comment on Alembic's version table (schema.py, NOT_ADDITIVE), so this code, which has never seen it, can tell.
     """
     breaking = conn.execute(text(NOT_ADDITIVE), {"table": f"{SCHEMA}.{VERSION_TABLE}"}).scalar()
     conn.commit()

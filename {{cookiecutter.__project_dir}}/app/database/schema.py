@@ -26,8 +26,12 @@ LOCK = f"SELECT pg_advisory_lock({LOCK_KEY})"
 UNLOCK = f"SELECT pg_advisory_unlock({LOCK_KEY})"
 CREATE = f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"  # the version table lives in it, so it comes first
 
-# The newest migration that declared ``additive = False`` is kept as the version table's comment, so that
-# code older than it (which does not have its file) can tell it must not serve.
+# Alembic's version table says which revision the database is at, not whether code older than that revision
+# may still run on it, and older code has no copy of the newer file that could say so (its ``additive = False``,
+# script.py.mako). So applying such a migration also writes its id into the database, as the comment on Alembic's
+# version table (psql: \dt+ <schema>.alembic_version):
+#     COMMENT ON TABLE <schema>.alembic_version IS 'not additive: 0003'
+# Older code that finds a revision it does not know reads it, and stops serving when it names one it does not know.
 NOT_ADDITIVE = "SELECT substring(obj_description(to_regclass(:table), 'pg_class') FROM '^not additive: (.*)$')"
 VERSION_TABLE = "alembic_version"  # Alembic's, in the app's schema
 

@@ -17,9 +17,10 @@ from typing import Any
 from database import Database
 
 from . import queries
-from .rules import clean_done, clean_id, clean_owner, clean_title  # the checks, and InvalidItem
+from .rules import MAX_ITEMS, TooManyItems, clean_after, clean_done, clean_id, clean_limit, clean_owner, clean_title
 
 Item = dict[str, Any]
+KEEP: Any = object()  # an update_item field left as it is
 
 
 def _iso(moment: datetime) -> str:
@@ -31,34 +32,43 @@ def _public(row: dict[str, Any]) -> Item:
 
 
 {{ async_ }}def list_items(db: Database, owner: str) -> list[Item]:
+    """All the user's items, oldest first: at most MAX_ITEMS, what a UI shows at once (the JSON API pages)."""
     owner = clean_owner(owner)
     rows = {{ await_ }}db.fetch_all(queries.LIST_ITEMS, {"owner": owner}, user=owner)
     return [_public(row) for row in rows]
 
 
+Page = tuple[list[Item], int | None]  # the items, and the cursor of the next page (None: this is the last)
+
+
+{{ async_ }}def list_page(db: Database, owner: str, after: object = None, limit: object = None) -> Page:
+    """One page of the user's items, oldest first, after the item with id `after`; and the cursor of the next
+    page (the last item's id), None on the last page. Keyset paging: inserts and deletes never shift a page."""
+    owner, size = clean_owner(owner), clean_limit(limit)
+    params = {"owner": owner, "after": clean_after(after), "limit": size + 1}  # one more: is there a next page?
+    rows = {{ await_ }}db.fetch_all(queries.LIST_PAGE, params, user=owner)
+    page = [_public(row) for row in rows[:size]]
+    return page, (page[-1]["id"] if len(rows) > size else None)
+
+
 {{ async_ }}def create_item(db: Database, owner: str, title: object) -> Item:
-    params = {"owner": clean_owner(owner), "title": clean_title(title)}
+    """The new item; TooManyItems when the user already keeps MAX_ITEMS (checked by the INSERT itself)."""
+    params = {"owner": clean_owner(owner), "title": clean_title(title), "max_items": MAX_ITEMS}
     row = {{ await_ }}db.write_one(queries.CREATE_ITEM, params, user=params["owner"])
-    assert row is not None  # INSERT ... RETURNING always returns the row
+    if row is None:  # the INSERT ... SELECT found the user at the cap and inserted nothing
+        raise TooManyItems()
     return _public(row)
 
 
-{{ async_ }}def update_item(db: Database, owner: str, item_id: object, title: object, done: object) -> Item | None:
-    """Returns the updated item, or None when the user has no item with that id."""
+{{ async_ }}def update_item(db: Database, owner: str, item_id: object, *, title: Any = KEEP, done: Any = KEEP) -> Item | None:
+    """Changes the title, done or both (what is not given stays); None when the user has no item with that id."""
     params = {
         "id": clean_id(item_id),
         "owner": clean_owner(owner),
-        "title": clean_title(title),
-        "done": clean_done(done),
+        "title": None if title is KEEP else clean_title(title),  # NULL keeps the column (COALESCE in the SQL)
+        "done": None if done is KEEP else clean_done(done),
     }
     row = {{ await_ }}db.write_one(queries.UPDATE_ITEM, params, user=params["owner"])
-    return _public(row) if row else None
-
-
-{{ async_ }}def set_done(db: Database, owner: str, item_id: object, done: object) -> Item | None:
-    """Marks an item done or not; None when the user has no item with that id."""
-    params = {"id": clean_id(item_id), "owner": clean_owner(owner), "done": clean_done(done)}
-    row = {{ await_ }}db.write_one(queries.SET_DONE, params, user=params["owner"])
     return _public(row) if row else None
 
 

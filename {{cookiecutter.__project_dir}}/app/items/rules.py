@@ -5,6 +5,8 @@
 
 MAX_TITLE = 200
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigint
+PAGE_SIZE = 100  # items per page of the JSON API's list (README: API contract)
+MAX_ITEMS = 1000  # items one user may keep (README: Limits)
 
 
 class InvalidItem(ValueError):
@@ -13,6 +15,13 @@ class InvalidItem(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+class TooManyItems(InvalidItem):
+    """The user already keeps MAX_ITEMS items: nothing was created."""
+
+    def __init__(self) -> None:
+        super().__init__("title", f"you already have {MAX_ITEMS} items, the most one user may keep: delete some first")
 
 
 def clean_title(title: object) -> str:
@@ -51,3 +60,22 @@ def clean_owner(owner: object) -> str:
     if not isinstance(owner, str) or not owner.strip():
         raise InvalidItem("user", "no signed-in user")
     return owner.strip().lower()
+
+
+def clean_limit(limit: object) -> int:
+    """How many items a page holds: PAGE_SIZE unless the query asks for fewer (a whole number from 1)."""
+    if limit is None:
+        return PAGE_SIZE
+    if isinstance(limit, str) and limit.isascii() and limit.isdigit() and 1 <= int(limit) <= PAGE_SIZE:
+        return int(limit)
+    raise InvalidItem("limit", f"limit must be a whole number from 1 to {PAGE_SIZE}")
+
+
+def clean_after(after: object) -> int:
+    """The cursor of a page: the id of the last item of the page before (0, the start, when there is none)."""
+    if after is None:
+        return 0
+    try:
+        return clean_id(after)
+    except InvalidItem:
+        raise InvalidItem("after", "after must be the id a previous page ended with") from None

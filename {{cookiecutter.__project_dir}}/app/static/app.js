@@ -42,7 +42,10 @@ function row(item) {
 }
 
 async function refresh() {
-  const items = await call("GET", "/api/items");
+  const items = [];  // every page: the API answers at most 100 items at a time (README: API contract)
+  for (let page = null; page === null || page.length === 100; items.push(...page)) {
+    page = await call("GET", items.length ? `/api/items?after=${items[items.length - 1].id}` : "/api/items");
+  }
   list.replaceChildren(...items.map(row));
   empty.hidden = items.length > 0;
 }
