@@ -22,7 +22,7 @@ from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.support.localapp import running_local_app
-from tests.support.page import instrument, until
+from tests.support.page import instrument, settled_text, until
 from tests.support.template import ROOT, render
 from tests.support.waiting import HANG_GUARD
 
@@ -83,27 +83,28 @@ def by_label_text(driver: WebDriver, css: str, text: str) -> Callable[[WebDriver
 
 
 def add_item(driver: WebDriver, framework: str, title: str) -> None:
+    """Type a title and press Add; each element is waited for (a page may render its button after its input)."""
     if framework in ("flask", "fastapi"):
         box = until(driver, lambda d: d.find_element(By.ID, "title"))
         box.send_keys(title)
-        driver.find_element(By.CSS_SELECTOR, "#new-item button[type=submit]").click()
+        until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "#new-item button[type=submit]")).click()
         until(driver, by_label_text(driver, "#items li span", title))
     elif framework == "dash":
         box = until(driver, lambda d: d.find_element(By.ID, "new-title"))
         box.send_keys(title)
-        driver.find_element(By.ID, "add").click()
+        until(driver, lambda d: d.find_element(By.ID, "add")).click()
         until(driver, by_label_text(driver, "#items", title))
     elif framework == "gradio":
         box = until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "textarea, input[type=text]"))
         box.send_keys(title)
-        driver.find_element(By.XPATH, "//button[normalize-space()='Add']").click()
+        until(driver, lambda d: d.find_element(By.XPATH, "//button[normalize-space()='Add']")).click()
         until(driver, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
     else:  # streamlit
         box = until(driver, lambda d: d.find_element(By.CSS_SELECTOR, "input[aria-label='New item']"))
         box.send_keys(title, Keys.TAB)
         # Streamlit takes a form field's value when the field loses focus: submit only once it has
         until(driver, lambda d: d.switch_to.active_element != box and box.get_attribute("value") == title)
-        driver.find_element(By.XPATH, "//button[.//*[normalize-space()='Add']]").click()
+        until(driver, lambda d: d.find_element(By.XPATH, "//button[.//*[normalize-space()='Add']]")).click()
         until(driver, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
     # the input is cleared after Add, ready for the next item (Streamlit re-renders it: look it up again)
     css = {"flask": "#title", "fastapi": "#title", "dash": "#new-title", "gradio": "textarea, input[type=text]"}
@@ -159,7 +160,7 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
         add_item(browser, framework, title)
         browser.refresh()  # listed from the database, not just echoed by the page
         until(browser, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
-        text = browser.find_element(By.TAG_NAME, "body").text
+        text = settled_text(browser)
         assert f"Browser {framework}" in text and "local.user@example.com" in text and EMPTY not in text, text
         assert "UTC" in text or framework in ("flask", "fastapi"), text  # a date a person reads, not ISO
         assert "T" not in "".join(w for w in text.split() if w[:4].isdigit() and "-" in w), text  # no 2026-11-30T..

@@ -57,7 +57,7 @@ class DashUi:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        deps = requests.get(f"{url}/_dash-dependencies", timeout=30).json()
+        deps = requests.get(f"{url}/_dash-dependencies", timeout=HANG_GUARD).json()
         self.change_output = next(
             d["output"] for d in deps if "changes.data" in d["output"] and "message" in d["output"]
         )
@@ -66,7 +66,7 @@ class DashUi:
 
     def post(self, user: str | None, body: dict[str, Any]) -> requests.Response:
         headers = {"X-Forwarded-Email": user} if user else {}
-        return requests.post(f"{self.url}/_dash-update-component", json=body, headers=headers, timeout=30)
+        return requests.post(f"{self.url}/_dash-update-component", json=body, headers=headers, timeout=HANG_GUARD)
 
     def change_body(self, trigger: str, item: Any = None, value: Any = None, title: Any = None) -> dict[str, Any]:
         """The body the browser posts when the add button, a row's checkbox or its Delete button is used."""
@@ -251,32 +251,38 @@ def http_contract(url: str, alice_item: int) -> None:
         assert set(body) == {"error", "field"} and isinstance(body["error"], str) and body["error"], body
         assert body["field"] == field, (r.request.method, r.request.url, body)
 
-    refused(requests.get(api, timeout=30), 401, None)  # no signed-in user on Databricks
-    refused(requests.post(api, json={"title": "anonymous"}, timeout=30), 401, None)
-    refused(requests.delete(f"{api}/{alice_item}", timeout=30), 401, None)
+    refused(requests.get(api, timeout=HANG_GUARD), 401, None)  # no signed-in user on Databricks
+    refused(requests.post(api, json={"title": "anonymous"}, timeout=HANG_GUARD), 401, None)
+    refused(requests.delete(f"{api}/{alice_item}", timeout=HANG_GUARD), 401, None)
     for bad in BAD_IDS:
-        refused(requests.delete(f"{api}/{bad}", headers=alice, timeout=30), 400, "id")
-        refused(requests.put(f"{api}/{bad}", json={"title": "t", "done": True}, headers=alice, timeout=30), 400, "id")
+        refused(requests.delete(f"{api}/{bad}", headers=alice, timeout=HANG_GUARD), 400, "id")
+        refused(
+            requests.put(f"{api}/{bad}", json={"title": "t", "done": True}, headers=alice, timeout=HANG_GUARD),
+            400,
+            "id",
+        )
     for title in [*BAD_TITLES, 5, None, ["t"]]:
-        refused(requests.post(api, json={"title": title}, headers=alice, timeout=30), 400, "title")
+        refused(requests.post(api, json={"title": title}, headers=alice, timeout=HANG_GUARD), 400, "title")
     as_json = {**alice, "Content-Type": "application/json"}
     refused(
-        requests.post(api, data='{"title": "\\ud800"}', headers=as_json, timeout=30), 400, "title"
+        requests.post(api, data='{"title": "\\ud800"}', headers=as_json, timeout=HANG_GUARD), 400, "title"
     )  # lone surrogate
     for done in ("false", 1, None):
         body = {"title": "t", "done": done}
-        refused(requests.put(f"{api}/{alice_item}", json=body, headers=alice, timeout=30), 400, "done")
-    refused(requests.put(f"{api}/{alice_item}", json={"title": "t"}, headers=alice, timeout=30), 400, "done")
-    refused(requests.post(api, json={"title": "t", "owner": BOB}, headers=alice, timeout=30), 400, "owner")
+        refused(requests.put(f"{api}/{alice_item}", json=body, headers=alice, timeout=HANG_GUARD), 400, "done")
+    refused(requests.put(f"{api}/{alice_item}", json={"title": "t"}, headers=alice, timeout=HANG_GUARD), 400, "done")
+    refused(requests.post(api, json={"title": "t", "owner": BOB}, headers=alice, timeout=HANG_GUARD), 400, "owner")
     for raw in ("{", "", "[]", '"title"', "\xff"):
-        refused(requests.post(api, data=raw.encode("latin-1"), headers=as_json, timeout=30), 400, "body")
-    refused(requests.post(api, data="title=t", headers=alice, timeout=30), 415, "body")  # a form, not JSON
+        refused(requests.post(api, data=raw.encode("latin-1"), headers=as_json, timeout=HANG_GUARD), 400, "body")
+    refused(requests.post(api, data="title=t", headers=alice, timeout=HANG_GUARD), 415, "body")  # a form, not JSON
     refused(
-        requests.put(f"{api}/{alice_item}", json={"title": "mine", "done": False}, headers=bob, timeout=30), 404, "id"
+        requests.put(f"{api}/{alice_item}", json={"title": "mine", "done": False}, headers=bob, timeout=HANG_GUARD),
+        404,
+        "id",
     )
-    refused(requests.delete(f"{api}/{alice_item}", headers=bob, timeout=30), 404, "id")
-    refused(requests.patch(f"{api}/{alice_item}", json={}, headers=alice, timeout=30), 405, None)
-    for item in requests.get(api, headers=alice, timeout=30).json():
+    refused(requests.delete(f"{api}/{alice_item}", headers=bob, timeout=HANG_GUARD), 404, "id")
+    refused(requests.patch(f"{api}/{alice_item}", json={}, headers=alice, timeout=HANG_GUARD), 405, None)
+    for item in requests.get(api, headers=alice, timeout=HANG_GUARD).json():
         assert set(item) == {"id", "title", "done", "created_at", "updated_at"}, item
         assert type(item["id"]) is int and type(item["done"]) is bool and type(item["title"]) is str, item
         for stamp in (item["created_at"], item["updated_at"]):
@@ -295,7 +301,7 @@ def dash_contract(ui: DashUi, alice_item: int) -> None:
     assert "not in your list" in ui.change(BOB, "delete", item=alice_item)
     assert "not in your list" in ui.change(BOB, "done", item=alice_item, value=[])
     r = requests.post(
-        f"{ui.url}/_dash-update-component", data="{", headers={"Content-Type": "application/json"}, timeout=30
+        f"{ui.url}/_dash-update-component", data="{", headers={"Content-Type": "application/json"}, timeout=HANG_GUARD
     )
     assert 400 <= r.status_code < 500, (r.status_code, r.text[:500])
 

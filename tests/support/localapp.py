@@ -53,7 +53,12 @@ def running_local_app(root: Path, workdir: Path) -> Iterator[LocalApp]:
         try:
             url = f"http://127.0.0.1:{port}"
             until_serving(url + "/", run, lambda: log_path.read_text(errors="replace"))
-            yield LocalApp(url, time.monotonic() - started, log_path, pg_tmp)
+            try:
+                yield LocalApp(url, time.monotonic() - started, log_path, pg_tmp)
+            except AssertionError as failed:  # what the app said meanwhile belongs to the failure
+                raise AssertionError(
+                    f"{failed}\n--- local/run.py's log ---\n{log_path.read_text()[-4000:]}"
+                ) from failed
         finally:
             run.send_signal(signal.SIGTERM)
             try:

@@ -148,3 +148,10 @@ def same_origin() -> tuple[Any, int] | None:
 def headers(response: flask.Response) -> flask.Response:
     response.headers.update(security_headers(POLICY))
     return response
+
+
+# Dash sets itself up on a process's first request and marks that done before it is done, so the first page's
+# other script requests, served by other threads meanwhile, could get 500 ("dash" is not a registered library;
+# dash/dash.py _setup_server). Set up here, once per process, before any request is served.
+with server.test_request_context():
+    app._setup_server()
