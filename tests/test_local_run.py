@@ -80,10 +80,35 @@ def test_local_postgres_is_16_or_newer_and_keeps_its_data_in_the_project(reachab
         with psycopg.connect(dsn, connect_timeout=10) as conn:
             version = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
             data_dir = conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
+        assert_row_security_holds_locally(app.url, app.postgres_port)
     print(f"local PostgreSQL server_version_num={version}, data in {data_dir}")
     assert version >= 160000  # Lakebase runs PostgreSQL 16 and 17
     assert Path(data_dir) == root / ".local-postgres" / "data"
     assert ".local-postgres/" in (root / ".gitignore").read_text().splitlines()
+
+
+def assert_row_security_holds_locally(url: str, port: int) -> None:
+    """The local app logs in as a plain role (not the superuser, who bypasses row-level security) that owns the
+    database, as on Lakebase: a connection of that role with no user set sees none of the rows the app wrote."""
+    request = urllib.request.Request(
+        f"{url}/api/items",
+        data=json.dumps({"title": "only mine"}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+    superuser = f"host=127.0.0.1 port={port} user=postgres password=local-only dbname=databricks_postgres"
+    with psycopg.connect(superuser, connect_timeout=10) as conn:
+        role = conn.execute(
+            "SELECT rolsuper, rolbypassrls, pg_get_userbyid(datdba) FROM pg_roles, pg_database"
+            " WHERE rolname = 'app' AND datname = current_database()"
+        ).fetchone()
+        assert role == (False, False, "app")
+        assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 1  # the superuser bypasses
+    app_role = f"host=127.0.0.1 port={port} user=app password=local-only dbname=databricks_postgres"
+    with psycopg.connect(app_role, connect_timeout=10) as conn:
+        assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 0  # no user set: no rows
 
 
 def test_a_second_start_reports_pg_ctls_own_words(reachable_project: Path) -> None:

@@ -26,6 +26,15 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOCAL_PASSWORD = "local-only"
+# The app logs in as a plain role that owns its database, as on Lakebase: not the superuser `postgres`, which
+# bypasses row-level security, so the policies hold here exactly as they do deployed.
+APP_ROLE, APP_DATABASE = "app", "{{ cookiecutter.database_name }}"
+ENSURE_APP_ROLE = """
+SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD %L', :'role', :'password')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec
+SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'role')
+ WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \\gexec
+"""
 EXE = ".exe" if os.name == "nt" else ""
 
 
@@ -165,15 +174,27 @@ class LocalPostgres:
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1"
         self._tool("pg_ctl", "-D", self.data, "-l", self.log, "-o", options, "-w", "-t", "60", "start")
 
+        self._ensure_app_role()
+
+    def _ensure_app_role(self) -> None:
+        """The app's role and database, made once by the superuser (psql variables quote the names)."""
+        command = [str(self.bindir / f"psql{EXE}"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
+        for name, value in (("role", APP_ROLE), ("password", LOCAL_PASSWORD), ("database", APP_DATABASE)):
+            command += ["-v", f"{name}={value}"]
+        env = {**os.environ, **self.env("local-setup", user="postgres", database="postgres")}
+        result = subprocess.run(command, input=ENSURE_APP_ROLE, capture_output=True, text=True, env=env)
+        if result.returncode != 0:
+            raise LocalPostgresError(f"creating the app's role failed:\n{(result.stdout + result.stderr).strip()}")
+
     def stop(self) -> None:
         self._tool("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
 
-    def env(self, app_name: str) -> dict[str, str]:
+    def env(self, app_name: str, user: str = APP_ROLE, database: str = APP_DATABASE) -> dict[str, str]:
         return {
             "PGHOST": "127.0.0.1",
             "PGPORT": str(self.port),
-            "PGDATABASE": "postgres",
-            "PGUSER": "postgres",
+            "PGDATABASE": database,
+            "PGUSER": user,
             "PGPASSWORD": LOCAL_PASSWORD,
             "PGSSLMODE": "disable",
             "PGAPPNAME": app_name,
