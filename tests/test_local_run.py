@@ -24,6 +24,15 @@ def get(url: str) -> tuple[int, bytes]:
         return response.status, response.read()
 
 
+def post_item(url: str, title: str) -> None:
+    body = json.dumps({"title": title}).encode()
+    request = urllib.request.Request(
+        f"{url}/api/items", data=body, headers={"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+
+
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "dash", "gradio", "streamlit"])
 def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, framework: str) -> None:
     driver = "asyncpg" if framework == "fastapi" else "psycopg3"
@@ -31,14 +40,7 @@ def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, fram
     with running_local_app(root, tmp_path) as app:
         print(f"{framework}: first page after {app.startup_seconds:.1f} s")
         if framework in ("flask", "fastapi"):
-            request = urllib.request.Request(
-                f"{app.url}/api/items",
-                data=json.dumps({"title": "runs locally"}).encode(),
-                headers={"Content-Type": "application/json"},
-                method="POST",
-            )
-            with urllib.request.urlopen(request, timeout=10) as response:
-                assert response.status == 201
+            post_item(app.url, "runs locally")
             assert [item["title"] for item in json.loads(get(f"{app.url}/api/items")[1])] == ["runs locally"]
         if framework != "streamlit":
             assert get(f"{app.url}/healthz")[0] == 200
@@ -90,14 +92,7 @@ def test_local_postgres_is_16_or_newer_and_keeps_its_data_in_the_project(reachab
 def assert_row_security_holds_locally(url: str, port: int) -> None:
     """The local app logs in as a plain role (not the superuser, who bypasses row-level security) that owns the
     database, as on Lakebase: a connection of that role with no user set sees none of the rows the app wrote."""
-    request = urllib.request.Request(
-        f"{url}/api/items",
-        data=json.dumps({"title": "only mine"}).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201
+    post_item(url, "only mine")
     superuser = f"host=127.0.0.1 port={port} user=postgres password=local-only dbname=databricks_postgres"
     with psycopg.connect(superuser, connect_timeout=10) as conn:
         role = conn.execute(
