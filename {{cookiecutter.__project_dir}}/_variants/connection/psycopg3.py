@@ -14,7 +14,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .credentials import PasswordSource, login
 from .libpq import connect_args
-from .pooled import SET_USER, DatabaseBusy, Params, Pooled, Row
+from .pooled import SET_USER, DatabaseBusy, Params, Pooled, Row, session_ended
 from .settings import Settings
 
 
@@ -60,7 +60,10 @@ class Database(Pooled[psycopg.Connection]):
             yield conn
 
     def _lost(self, error: BaseException, conn: psycopg.Connection) -> bool:
-        return isinstance(error, psycopg.OperationalError) and conn.broken
+        if not isinstance(error, psycopg.OperationalError) or not (conn.broken or session_ended(error)):
+            return False
+        conn.close()  # the pool drops a closed connection; psycopg may not have marked this one broken yet
+        return True
 
     def _rows(self, conn: psycopg.Connection, sql: str, params: Params | None) -> list[Row]:
         return conn.execute(sql, params).fetchall()  # type: ignore[return-value]

@@ -21,7 +21,7 @@ from sqlalchemy.exc import TimeoutError as QueuePoolTimeout
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import connect_args
-from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
+from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row, session_ended
 from .settings import Settings
 
 _DIALECT = PGDialect_psycopg()
@@ -73,7 +73,7 @@ class Database(Pooled[Connection]):
 
     def _lost(self, error: BaseException, conn: Connection) -> bool:
         if isinstance(error, psycopg.OperationalError):  # from _rows_as, below SQLAlchemy: it must drop it too
-            lost = conn.invalidated or conn.connection.driver_connection.broken
+            lost = conn.invalidated or conn.connection.driver_connection.broken or session_ended(error)
             if lost and not conn.invalidated:
                 conn.invalidate()
             return lost

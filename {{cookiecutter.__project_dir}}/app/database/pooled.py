@@ -71,6 +71,17 @@ def _sqlstate(error: BaseException) -> str | None:
     return None
 
 
+def session_ended(error: BaseException | None) -> bool:
+    """The server ended the session (57P: admin or crash shutdown; 08: connection exception), also where the
+    driver reports it under a later error: psycopg's pipeline raises "cannot exit pipeline mode while busy"
+    over the AdminShutdown it received, before it marks the connection broken (found by bench scenario 3)."""
+    while error is not None:
+        if (_sqlstate(error) or "").startswith(("57P", "08")):
+            return True
+        error = error.__context__
+    return False
+
+
 def _backoff(attempt: int) -> float:
     return 0.0 if attempt == 0 else min(0.05 * 2**attempt, 1.0)  # the first retry is immediate
 
