@@ -55,7 +55,9 @@ class AnswerRefused(FailedHookException):
 
     def __init__(self, error: str) -> None:
         print(f"ERROR: {error}", file=sys.stderr)
-        super().__init__("Stopping generation because lakebase_app_extension refused an answer (see the ERROR line above)")
+        super().__init__(
+            "Stopping generation because lakebase_app_extension refused an answer (see the ERROR line above)"
+        )
         self.error = error
 
 
