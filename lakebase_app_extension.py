@@ -133,8 +133,9 @@ class RefusalsWithoutTraceback(Extension):
         question = _question()
         shown = f"{question}={source!r}" if question else f"the template source {source!r}"
         raise AnswerRefused(
-            f"{shown} is refused: it holds template syntax ('{{{{', '{{%' or '{{#'), which cookiecutter would "
-            "run as code; an answer is plain text (for example 'Collects team feedback'). Nothing was written."
+            f"{shown} is invalid: it holds template syntax ('{{{{', '{{%' or '{{#'), which cookiecutter would run "
+            "as code before any check; an answer is plain text (for example 'Collects team feedback'). "
+            "Nothing was written."
         )
 
     def _is_own_path(self, source: str) -> bool:
@@ -160,7 +161,12 @@ def _project_dir(context: Context, name: str) -> str:
             "directory (a lowercase letter, then up to 39 lowercase letters, digits or '_'), so that nothing is "
             "written outside it. It comes from project_slug: answer that instead. Nothing was written."
         )
-    _STARTED_IN.append(os.getcwd())  # still the caller's: generate.py enters the template only after this
+    if isinstance(output_dir, str) and Path(output_dir, name).is_symlink():  # -f would write through it
+        raise AnswerRefused(
+            f"__project_dir={name!r} is refused: {Path(output_dir, name)} is a symbolic link, and the project "
+            "is written only into a directory of its own. Nothing was written."
+        )
+    _STARTED_IN[:] = [os.getcwd()]  # still the caller's: generate.py enters the template only after this
     return name
 
 
