@@ -217,8 +217,8 @@ def test_a_replayed_payload_is_never_compiled(question: str, tmp_path: Path, rec
     marker, out = tmp_path / MARKER, tmp_path / "out"
     replay = _replay_file(tmp_path, recorded, **{question: payload("attribute walk", marker)})
     with pytest.raises(FailedHookException):
-        cookiecutter(str(ROOT), replay=str(replay), output_dir=str(out))
-    assert not marker.exists() and not out.exists()
+        cookiecutter(str(ROOT), replay=str(replay), output_dir=str(out), config_file=str(isolated_config(tmp_path)))
+    assert not marker.exists() and not any(out.iterdir())  # the project directory went with the refusal
 
 
 @pytest.mark.parametrize(
