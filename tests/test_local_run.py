@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.support.appenv import app_python
-from tests.support.localapp import running_local_app
+from tests.support.localapp import LocalApp, running_local_app
 from tests.support.template import render
 from tests.support.waiting import HANG_GUARD
 
@@ -49,13 +49,13 @@ def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, fram
 
 
 def migrate_current_with_printed_export(root: Path, log: Path) -> list[str]:
-    """Run `python -m database.migrate current` in app/ with the variables of the `export` line run.py printed."""
+    """Run `python -m database.migrate current` in app/ after the `export` line run.py printed, in bash."""
     (line,) = [line.strip() for line in log.read_text().splitlines() if line.strip().startswith("export ")]
-    env = dict(item.split("=", 1) for item in shlex.split(line)[1:])
+    assert 'PGPASSWORD="$(cat ' in line  # the password is read from its file, never printed
     done = subprocess.run(
-        [str(app_python()), "-m", "database.migrate", "current"],
+        ["bash", "-c", f"{line} && exec {shlex.quote(str(app_python()))} -m database.migrate current"],
         cwd=root / "app",
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -78,35 +78,32 @@ def reachable_project(tmp_path: Path):
 def test_local_postgres_is_16_or_newer_and_keeps_its_data_in_the_project(reachable_project: Path) -> None:
     root = reachable_project
     with running_local_app(root, root.parent) as app:
-        dsn = f"host=127.0.0.1 port={app.postgres_port} user=postgres password=local-only dbname=postgres"
-        with psycopg.connect(dsn, connect_timeout=10) as conn:
+        with psycopg.connect(**app.postgres_login("postgres", "postgres"), connect_timeout=10) as conn:
             version = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
             data_dir = conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
-        assert_row_security_holds_locally(app.url, app.postgres_port)
+        assert_row_security_holds_locally(app)
     print(f"local PostgreSQL server_version_num={version}, data in {data_dir}")
     assert version >= 160000  # Lakebase runs PostgreSQL 16 and 17
     assert Path(data_dir) == root / ".local-postgres" / "data"
     assert ".local-postgres/" in (root / ".gitignore").read_text().splitlines()
 
 
-def assert_row_security_holds_locally(url: str, port: int) -> None:
+def assert_row_security_holds_locally(app: LocalApp) -> None:
     """The local app logs in as a plain role (not the superuser, who bypasses row-level security) that owns the
     database, as on Lakebase: a connection of that role with no user set sees none of the rows the app wrote."""
-    post_item(url, "only mine")
-    superuser = f"host=127.0.0.1 port={port} user=postgres password=local-only dbname=databricks_postgres"
-    with psycopg.connect(superuser, connect_timeout=10) as conn:
+    post_item(app.url, "only mine")
+    with psycopg.connect(**app.postgres_login("postgres"), connect_timeout=10) as conn:
         role = conn.execute(
             "SELECT rolsuper, rolbypassrls, pg_get_userbyid(datdba) FROM pg_roles, pg_database"
             " WHERE rolname = 'app' AND datname = current_database()"
         ).fetchone()
         assert role == (False, False, "app")
         assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 1  # the superuser bypasses
-    app_role = f"host=127.0.0.1 port={port} user=app password=local-only dbname=databricks_postgres"
-    with psycopg.connect(app_role, connect_timeout=10) as conn:
+    with psycopg.connect(**app.postgres_login("app"), connect_timeout=10) as conn:
         assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 0  # no user set: no rows
 
 
-def test_a_second_start_reports_pg_ctls_own_words(reachable_project: Path) -> None:
+def test_a_second_start_says_in_one_line_to_stop_the_first(reachable_project: Path) -> None:
     root = reachable_project
     python = app_python()
     with running_local_app(root, root.parent):
@@ -119,9 +116,9 @@ def test_a_second_start_reports_pg_ctls_own_words(reachable_project: Path) -> No
             env={"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(root.parent)},
         )
     assert second.returncode == 1
-    assert "Traceback" not in second.stderr and "CalledProcessError" not in second.stderr, second.stderr
-    assert "error: pg_ctl failed" in second.stderr, second.stderr
-    assert "postmaster.pid" in second.stdout + second.stderr  # PostgreSQL's own reason: the lock file
+    assert "Traceback" not in second.stderr, second.stderr
+    (said,) = second.stderr.strip().splitlines()
+    assert said.startswith("error: another ./run-local.sh (the app) is running") and "stop it first" in said, said
 
 
 def test_run_local_test_runs_the_projects_tests_against_the_embedded_database(tmp_path: Path) -> None:

@@ -24,10 +24,21 @@ class LocalApp:
     log: Path
     postgres_home: Path
 
+    def _postgres_line(self) -> re.Match:
+        """run.py's "PostgreSQL: socket directory <dir>, port <port> (data in <home>)" line."""
+        found = re.search(r"PostgreSQL: socket directory (\S+), port (\d+) \(data in (\S+)\)", self.log.read_text())
+        assert found, f"no PostgreSQL line in local/run.py's log:\n{self.log.read_text()[-3000:]}"
+        return found
+
     @property
     def postgres_port(self) -> int:
-        """The embedded server's port, from run.py's first line ("PostgreSQL on 127.0.0.1:<port> ...")."""
-        return int(re.search(r"PostgreSQL on 127\.0\.0\.1:(\d+)", self.log.read_text())[1])
+        return int(self._postgres_line()[2])
+
+    def postgres_login(self, user: str = "app", dbname: str = "databricks_postgres") -> dict[str, str]:
+        """psycopg.connect() keywords for the embedded server, as the developer (the password from its file)."""
+        sockets, port, home = self._postgres_line().groups()
+        password = (Path(home) / "passwords" / user).read_text().strip()
+        return {"host": sockets, "port": port, "user": user, "password": password, "dbname": dbname}
 
 
 @contextmanager
