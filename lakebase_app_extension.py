@@ -18,9 +18,15 @@ parents): one plain name inside the output directory, so `__project_dir` from ex
 file (`../x`, `/x`, `a/../..`, NUL, 300 characters) never reaches the file system.
 
 A refusal prints `ERROR:` lines on stderr, as the pre-generation hook does, and raises `AnswerRefused`, a
-`FailedHookException`, which cookiecutter's command line reports in one line (cli.py, the `except` around
-`cookiecutter()`). It happens before anything is written: answers are compiled before the replay file is
-saved and the directory made (main.py), and the directory check comes before `mkdir`.
+`FailedHookException`, which cookiecutter's command line reports in one line (cli.py lines 235-247). It
+happens before anything is written: answers are compiled (main.py line 164) before the replay file is saved
+(line 181) and the directory made, and the directory check comes before `mkdir`.
+
+Not covered, because nothing of the template runs first: extra context that sets `_extensions` itself (a
+caller's own code, or `cruft create --extra-context`), the modules a replay file's `_extensions` names
+(imported as cookiecutter builds its environment), and `cruft update` from a `.cruft.json` whose commit
+predates this extension (cruft renders that old commit). A replay file that turns the extension off is
+refused by hooks/pre_gen_project.py, after cookiecutter has made the (empty) directory it names.
 
 Last, refusals read without a traceback: cookiecutter logs a refusing hook with `logger.exception` and
 cruft's command line (typer) prints uncaught exceptions as a traceback; both read like a crash.
