@@ -26,15 +26,21 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parent.parent
 LOCAL_PASSWORD = "local-only"
-# The app logs in as a plain role that owns its database, as on Lakebase: not the superuser `postgres`, which
-# bypasses row-level security, so the policies hold here exactly as they do deployed.
-APP_ROLE, APP_DATABASE = "app", "{{ cookiecutter.database_name }}"
+# The roles of a deployment (README, "Whose rows"): an owner role nobody logs in as owns the database and, once
+# migrated, the schema; the app logs in as a plain role that owns nothing, never as the superuser `postgres`,
+# which bypasses row-level security, so the policies hold here exactly as they do deployed. The superuser plays
+# the deployer: it runs the migrations (as the owner, `SET ROLE`) before the app starts.
+APP_ROLE, OWNER_ROLE, APP_DATABASE = "app", "app_owner", "{{ cookiecutter.database_name }}"
 ENSURE_APP_ROLE = """
+SELECT format('CREATE ROLE %I NOLOGIN NOSUPERUSER BYPASSRLS', :'owner')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \\gexec
 SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS PASSWORD %L', :'role', :'password')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'role')
+SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \\gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'database', :'owner') \\gexec
 """
+DEPLOYER = {"DB_OWNER_ROLE": OWNER_ROLE, "DB_APP_ROLE": APP_ROLE}
 EXE = ".exe" if os.name == "nt" else ""
 
 
@@ -179,12 +185,22 @@ class LocalPostgres:
     def _ensure_app_role(self) -> None:
         """The app's role and database, made once by the superuser (psql variables quote the names)."""
         command = [str(self.bindir / f"psql{EXE}"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"]
-        for name, value in (("role", APP_ROLE), ("password", LOCAL_PASSWORD), ("database", APP_DATABASE)):
+        names = (("role", APP_ROLE), ("owner", OWNER_ROLE), ("password", LOCAL_PASSWORD), ("database", APP_DATABASE))
+        for name, value in names:
             command += ["-v", f"{name}={value}"]
         env = {**os.environ, **self.env("local-setup", user="postgres", database="postgres")}
         result = subprocess.run(command, input=ENSURE_APP_ROLE, capture_output=True, text=True, env=env)
         if result.returncode != 0:
             raise LocalPostgresError(f"creating the app's role failed:\n{(result.stdout + result.stderr).strip()}")
+
+    def migrate(self) -> int:
+        """What a deploy does before the code: apply the pending migrations and grant the app's role."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "LAKEBASE_", "DATABRICKS_", "DB_"))}
+        env.update(self.env("{{ cookiecutter.app_name }}-migrate", user="postgres"), **DEPLOYER)
+        done = subprocess.run([sys.executable, "-m", "database.migrate", "upgrade"], cwd=PROJECT / "app", env=env)
+        if done.returncode != 0:
+            print("error: the migrations failed (above); the app was not started", file=sys.stderr, flush=True)
+        return done.returncode
 
     def stop(self) -> None:
         self._tool("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
@@ -217,7 +233,7 @@ def run_app(postgres: LocalPostgres, port: int) -> int:
     command = [part.replace("$DATABRICKS_APP_PORT", str(port)) for part in app_yaml["command"]]
     where = f"PostgreSQL on 127.0.0.1:{postgres.port} (data in {postgres.home})"
     print(f"{where}; the app on http://127.0.0.1:{port}", flush=True)
-    variables = postgres.env("{{ cookiecutter.app_name }}-shell").items()
+    variables = {**postgres.env("{{ cookiecutter.app_name }}-shell", user="postgres"), **DEPLOYER}.items()
     shell = " ".join(f"{name}={shlex.quote(value)}" for name, value in variables)
     print(f"Migrations by hand (README, Change the schema), in another shell in app/:\n  export {shell}", flush=True)
     app = subprocess.Popen(command, cwd=PROJECT / "app", env=env)
@@ -253,6 +269,9 @@ def main() -> int:
         return 1
     signal.signal(signal.SIGTERM, stop_on_signal)  # so PostgreSQL is stopped too
     try:
+        migrated = postgres.migrate()
+        if migrated != 0:
+            return migrated
         return run_tests(postgres, rest) if args.command == "test" else run_app(postgres, args.port)
     finally:
         try:
