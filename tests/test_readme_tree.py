@@ -1,4 +1,4 @@
-"""The READMEs describe what is rendered: the template README's file tree equals a rendered project, and no
+"""The docs describe what is rendered: the file tree in docs/layout.md equals a rendered project, and no
 README or rendered test names a file the project does not have."""
 
 import json
@@ -15,13 +15,13 @@ IDS = ["-".join(combo.values()) for combo in COMBOS]
 
 
 def documented_tree(readme: str, answers: dict[str, str]) -> set[str]:
-    """Files listed in the README's tree block, as paths relative to the project.
+    """Files listed in the tree block of docs/layout.md, as paths relative to the project.
 
     Grammar: one entry per line, indented two spaces per level under `<project_slug>/`; an entry is a name (a
     directory ends in `/`) or several names joined by ", ", then an optional note. A note that starts with
     `(a, b)` limits the entry to projects where one of the answers is `a` or `b`.
     """
-    section = readme[readme.index("## What a rendered project holds") :]
+    section = readme[readme.index("# What a rendered project holds") :]
     block = section[section.index("```\n") + 4 :]
     lines = block[: block.index("```")].splitlines()
     assert lines[0] == "<project_slug>/", lines[0]
@@ -53,10 +53,10 @@ def rendered_files(root: Path) -> set[str]:
 def test_readme_file_tree_is_what_renders(tmp_path: Path, answers: dict[str, str]) -> None:
     root = render(tmp_path, **answers)
     rendered = json.loads((root / ".cookiecutter.json").read_text())["cookiecutter"]
-    documented = documented_tree((ROOT / "README.md").read_text(), {k: str(v) for k, v in rendered.items()})
+    documented = documented_tree((ROOT / "docs" / "layout.md").read_text(), {k: str(v) for k, v in rendered.items()})
     actual = rendered_files(root)
     assert documented == actual, (
-        f"README.md's tree is out of date for {answers}: rendered but not documented "
+        f"docs/layout.md's tree is out of date for {answers}: rendered but not documented "
         f"{sorted(actual - documented)}; documented but not rendered {sorted(documented - actual)}"
     )
 
