@@ -10,9 +10,9 @@ aarch64, macOS arm64 and x86_64, Windows x86_64). Its data lives in this project
 it: it listens only on a Unix socket in a directory only you may enter (no TCP at all; on Windows, 127.0.0.1),
 and every role has a random password kept in .local-postgres/passwords/ (mode 0600).
 
-The app listens on 127.0.0.1 only, and LOCAL_RUN_BIND tells it that it runs locally: then a request without
-the Apps proxy's user header acts as the local user, and only a Host of localhost or 127.0.0.1 is answered
-(app/identity.py, app/security.py).
+The app listens on 127.0.0.1 only. LOCAL_RUN_BIND tells it that it runs locally and LOCAL_RUN_KEY gives this run a
+key, in the address printed for you: only a request that holds it is served (a request without the Apps proxy's
+user header acts as the local user), and only a Host of localhost or 127.0.0.1 is answered (app/identity.py).
 """
 
 import argparse
@@ -390,13 +390,16 @@ def local_command(command: list[str], port: int) -> list[str]:
 def run_app(env: dict[str, str], port: int) -> int:
     app_yaml = yaml.safe_load((PROJECT / "app" / "app.yaml").read_text())
     env = {**{e["name"]: e["value"] for e in app_yaml.get("env", []) if "value" in e}, **env}
+    key = secrets.token_urlsafe(24)  # this run's: whoever opens the app needs it (app/identity.py)
     env.update(
         DATABRICKS_APP_PORT=str(port),
-        LOCAL_RUN_BIND=f"{LOCAL_HOST}:{port}",  # local mode: identity.py, security.py
+        LOCAL_RUN_BIND=f"{LOCAL_HOST}:{port}",  # local mode, bound to loopback: app/identity.py
+        LOCAL_RUN_KEY=key,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     command = local_command(app_yaml["command"], port)
-    say(f"Starting the app on http://{LOCAL_HOST}:{port} (only this machine; Ctrl-C stops it) ...")
+    say(f"Starting the app on {LOCAL_HOST}:{port} (only this machine; Ctrl-C stops it). Open, with this run's key:")
+    say(f"  http://{LOCAL_HOST}:{port}/?local_run_key={key}")
     app = subprocess.Popen(command, cwd=PROJECT / "app", env=env)
     try:
         return app.wait()

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import items
 import json_api
 from database import Database, DatabaseBusy, NotMigrated, database, healthy, problem
-from identity import NotSignedIn, current_user
+from identity import NotSignedIn, current_user, local_sign_in
 from items.rules import MAX_TITLE, InvalidItem, TooManyItems
 from security import STRICT_POLICY, security_headers
 
@@ -109,7 +109,12 @@ class SameOriginJson:
             await send(message)
 
         refused = json_api.refusal(scope["method"], Headers(scope=scope))
-        await (refuse(*refused) if refused else self.app)(scope, receive, send_with_headers)
+        signed = None if refused else local_sign_in(scope["path"], scope["query_string"].decode())
+        if signed:  # run locally: the printed address's key becomes a cookie (identity.py)
+            answer: ASGIApp = Response(status_code=303, headers={"Location": signed[0], "Set-Cookie": signed[1]})
+        else:
+            answer = refuse(*refused) if refused else self.app
+        await answer(scope, receive, send_with_headers)
 
 
 app.add_middleware(SameOriginJson)
