@@ -7,7 +7,7 @@ import streamlit as st
 
 import items
 from database import database, problem
-from identity import NotSignedIn, current_user
+from identity import KEY_PARAM, WRONG_HOST, NotSignedIn, current_user, wrong_host
 from items.rules import InvalidItem
 
 log = logging.getLogger(__name__)
@@ -19,9 +19,12 @@ def readable(stamp: str) -> str:
 
 
 st.set_page_config(page_title={{ cookiecutter.project_name | tojson }})
+if wrong_host(st.context.headers):  # run locally: another Host than the app's own address (identity.py)
+    st.error(WRONG_HOST)
+    st.stop()
 st.title({{ cookiecutter.project_name | tojson }})
 try:
-    owner = current_user(st.context.headers)
+    owner = current_user(st.context.headers, st.query_params.get(KEY_PARAM))  # Streamlit sets no cookie
 except NotSignedIn as error:
     st.error(str(error))
     st.stop()
