@@ -37,6 +37,7 @@ STAGING_ID = "22222222-2222-4222-8222-222222222222"
 PREVIEW_ID = "33333333-3333-4333-8333-333333333333"
 DEPLOYERS = {"prod": PROD_ID, "staging": STAGING_ID, "preview": PREVIEW_ID}
 PROD_GROUP = "board-users"  # what the team writes in targets.prod.variables
+TEAM_GROUP = "board-team"  # and as variables.team_group's default
 STAGING_PROJECT = "lakebase-app-db-staging"
 
 
@@ -58,6 +59,7 @@ class Team:
             bundle.read_text()
             .replace("# app_users: <group>", f"app_users: {PROD_GROUP}")
             .replace("# preview_identity: <application id>", f"preview_identity: {PREVIEW_ID}")
+            .replace("# default: <your team's workspace group>", f"default: {TEAM_GROUP}")
         )
         self.server = server
         self.front = WorkspaceFront(server.url, uuid.uuid4().hex)
