@@ -33,7 +33,6 @@ ANSWERS = json.loads(
         "framework": cookiecutter.framework,
         "driver": cookiecutter.driver,
         "lakebase": cookiecutter.lakebase,
-        "create_database": cookiecutter.create_database,
         "lakebase_name": cookiecutter.lakebase_name,
         "database_name": cookiecutter.database_name,
         "schema_name": cookiecutter.schema_name,
@@ -106,6 +105,9 @@ RULES = {
     "pool_max_size": (r"[1-9][0-9]?", "a whole number from 1 to 99", "5"),
     "max_instances": (r"[1-9]|10", "a whole number from 1 to 10", "2"),
 }
+# cookiecutter.json's `lakebase` choices. Read from the answer only: the values derived from it (`__flavour`,
+# `__create_database`) are missing from a replay file recorded before this question, which this hook explains.
+LAKEBASE = ("new-autoscaling", "existing-autoscaling", "existing-provisioned")
 # Connections the smallest Lakebase compute (0.5 CU) accepts, less a few for people and tools.
 CONNECTION_BUDGET = 90
 # Server processes per app instance: gunicorn's workers (app.yaml's WEB_CONCURRENCY, cookiecutter.json), else one.
@@ -124,8 +126,12 @@ def problems(answers: dict) -> list[str]:
             f"schema_name={schema!r} is invalid: the app needs its own schema, not 'public', "
             "not 'pg_*' and not an SQL keyword (for example 'app_data')."
         )
-    if not isinstance(answers["create_database"], bool):
-        found.append(f"create_database={answers['create_database']!r} is invalid: answer yes or no.")
+    if answers["lakebase"] not in LAKEBASE:  # a replay file's answers, or ones recorded before this question
+        found.append(
+            f"lakebase={answers['lakebase']!r} is invalid: it must be one of {', '.join(map(repr, LAKEBASE))} "
+            "(earlier answers lakebase=autoscaling with create_database=yes are 'new-autoscaling', with no "
+            "'existing-autoscaling'; lakebase=provisioned is 'existing-provisioned')."
+        )
     if not found:
         processes = PROCESSES.get(answers["framework"], 1)
         total = int(answers["max_instances"]) * processes * int(answers["pool_max_size"])
