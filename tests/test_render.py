@@ -14,6 +14,7 @@ from packaging.version import Version
 from yamllint import config as yamllint_config
 from yamllint import linter
 
+from tests.support import deployer
 from tests.support.appenv import REQUIREMENTS as APP_ENV
 from tests.support.appenv import app_python, password_role_env
 from tests.support.template import (
@@ -166,7 +167,8 @@ def test_app_modules_import_without_a_database(project: tuple[dict[str, Any], Pa
 
 def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], Path], pg_server: Any) -> None:
     combo, root = project
-    _, env = password_role_env(pg_server, root)
+    role, env = password_role_env(pg_server, root)
+    deployer.upgrade(root / "app", deployer.prepare(pg_server, env["PGDATABASE"]), role)  # as a deploy does first
     result = subprocess.run(
         [str(app_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
         cwd=root,

@@ -35,21 +35,27 @@ PROJECT = Path(__file__).resolve().parent.parent
 POSIX = os.name != "nt"
 EXE = "" if POSIX else ".exe"
 SUPERUSER = "postgres"
-# The app logs in as a plain role that owns its database, as on Lakebase: not the superuser `postgres`, which
-# bypasses row-level security, so the policies hold here exactly as they do deployed.
-APP_ROLE, APP_DATABASE = "app", "{{ cookiecutter.database_name }}"
+# The roles of a deployment (README, "Whose rows"): an owner role nobody logs in as owns the database and, once
+# migrated, the schema; the app logs in as a plain role that owns nothing, never as the superuser `postgres`,
+# which bypasses row-level security, so the policies hold here exactly as they do deployed. The superuser plays
+# the deployer: it runs the migrations (as the owner, `SET ROLE`) before the app or the tests start.
+APP_ROLE, OWNER_ROLE, APP_DATABASE = "app", "app_owner", "{{ cookiecutter.database_name }}"
+DEPLOYER = {"DB_OWNER_ROLE": OWNER_ROLE, "DB_APP_ROLE": APP_ROLE}
 # What a .local-postgres/ made by an earlier version of this file gave the superuser; replaced at its next start.
 OLD_PASSWORD = "local-only"
 SOCKET_PATH_MAX = 100  # a Unix socket's path: at most 107 bytes on Linux, 103 on macOS
 LOCAL_HOST = "127.0.0.1"  # where the app listens; LOCAL_RUN_BIND tells it so (app/identity.py)
 ROLES_SQL = """
+SELECT format('CREATE ROLE %I NOLOGIN NOSUPERUSER BYPASSRLS', :'owner')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \\gexec
 SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec
 SELECT format('ALTER ROLE %I PASSWORD %L', :'role', :'password') \\gexec
 SELECT format('ALTER ROLE %I PASSWORD %L', :'superuser', :'superuser_password') \\gexec
 SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'database') WHERE :'fresh' = 'yes' \\gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'role')
+SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \\gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'database', :'owner') \\gexec
 """
 
 
@@ -314,6 +320,7 @@ class LocalPostgres:
         .local-postgres/passwords/ (also replacing a known one an earlier version of this file had set)."""
         variables = {
             "role": APP_ROLE,
+            "owner": OWNER_ROLE,
             "password": self.password(APP_ROLE),
             "superuser": SUPERUSER,
             "superuser_password": self.password(SUPERUSER),
@@ -349,9 +356,13 @@ class LocalPostgres:
             "PGAPPNAME": app_name,
         }
 
+    def deployer_env(self, app_name: str) -> dict[str, str]:
+        """The superuser, who migrates here as a deploy does: as the owner role, granting the app's role."""
+        return {**self.env(app_name, user=SUPERUSER), **DEPLOYER}
+
     def export_line(self, app_name: str) -> str:
         """The `export` line for a second shell; the password is read from its file there, never printed."""
-        env = self.env(app_name)
+        env = self.deployer_env(app_name)
         shown = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items() if name != "PGPASSWORD")
         return f'export {shown} PGPASSWORD="$(cat {shlex.quote(str(self.passwords / env["PGUSER"]))})"'
 
@@ -405,8 +416,8 @@ def migrate(env: dict[str, str]) -> None:
 
 
 def run_local_app(postgres: LocalPostgres, port: int) -> int:
+    migrate({**own_env(), **postgres.deployer_env("{{ cookiecutter.app_name }}-migrate")})
     env = {**own_env(), **postgres.env("{{ cookiecutter.app_name }}-local")}
-    migrate(env)
     where = f"socket directory {postgres.sockets}, port {postgres.port}" if POSIX else f"127.0.0.1:{postgres.port}"
     say(f"PostgreSQL: {where} (data in {postgres.home})")
     say("Migrations by hand (README, Change the schema), in another shell in app/:")
@@ -415,6 +426,7 @@ def run_local_app(postgres: LocalPostgres, port: int) -> int:
 
 
 def run_tests(postgres: LocalPostgres, pytest_args: list[str]) -> int:
+    migrate({**own_env(), **postgres.deployer_env("{{ cookiecutter.app_name }}-migrate")})
     env = {**own_env(), **postgres.env("{{ cookiecutter.app_name }}-tests")}
     say(f"Running the tests against their own database (data in {postgres.data}) ...")
     return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=PROJECT, env=env).returncode

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import items
 import json_api
-from database import Database, DatabaseBusy, database, healthy, problem
+from database import Database, DatabaseBusy, NotMigrated, database, healthy, problem
 from identity import NotSignedIn, current_user, local_sign_in
 from items.rules import MAX_TITLE, InvalidItem, TooManyItems
 from security import STRICT_POLICY, security_headers
@@ -142,7 +142,8 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
 
 @app.exception_handler(DatabaseBusy)
 async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
-    response = refuse(503, "the database is busy: try again shortly")
+    message = str(error) if isinstance(error, NotMigrated) else "the database is busy: try again shortly"
+    response = refuse(503, message)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 

@@ -8,7 +8,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import items
 import json_api
-from database import DatabaseBusy, database, healthy, problem
+from database import DatabaseBusy, NotMigrated, database, healthy, problem
 from identity import NotSignedIn, current_user, local_sign_in
 from items.rules import InvalidItem, TooManyItems
 from security import STRICT_POLICY, security_headers
@@ -46,7 +46,8 @@ def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
 
 @app.errorhandler(DatabaseBusy)
 def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:
-    return *refuse(503, "the database is busy: try again shortly"), {"Retry-After": str(error.retry_after)}
+    message = str(error) if isinstance(error, NotMigrated) else "the database is busy: try again shortly"
+    return *refuse(503, message), {"Retry-After": str(error.retry_after)}
 
 
 @app.before_request
