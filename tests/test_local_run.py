@@ -109,15 +109,15 @@ def test_local_postgres_is_16_or_newer_and_keeps_its_data_in_the_project(reachab
 
 
 def assert_row_security_holds_locally(app: LocalApp) -> None:
-    """The local app logs in as a plain role (not the superuser, who bypasses row-level security) that owns the
-    database, as on Lakebase: a connection of that role with no user set sees none of the rows the app wrote."""
+    """The local app logs in as a plain role that owns nothing (not the superuser, who bypasses row-level security;
+    the database is the owner role's), as deployed: a connection of that role with no user set sees no rows."""
     post_item(app, "only mine")
     with psycopg.connect(**app.postgres_login("postgres"), connect_timeout=10) as conn:
         role = conn.execute(
             "SELECT rolsuper, rolbypassrls, pg_get_userbyid(datdba) FROM pg_roles, pg_database"
             " WHERE rolname = 'app' AND datname = current_database()"
         ).fetchone()
-        assert role == (False, False, "app")
+        assert role == (False, False, "app_owner")
         assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 1  # the superuser bypasses
     with psycopg.connect(**app.postgres_login("app"), connect_timeout=10) as conn:
         assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 0  # no user set: no rows
@@ -324,7 +324,7 @@ def test_outside_databricks_without_the_local_switch_a_request_without_the_user_
         "DATABRICKS_APP_PORT": str(port),
         **{"PGHOST": "127.0.0.1", "PGPORT": "1", "PGDATABASE": "none", "PGUSER": "none", "PGPASSWORD": "none"},
     }
-    with apprunner.running_app(root, env, tmp_path / "by-hand.log") as app:
+    with apprunner.running_app(root, env, tmp_path / "by-hand.log", migrate_first=False) as app:  # no database
         assert status(f"{app.url}/api/me") == 401, app.log_text()[-3000:]
         assert status(f"{app.url}/api/me", **{"X-Forwarded-Email": "alice@example.com"}) == 200
 
