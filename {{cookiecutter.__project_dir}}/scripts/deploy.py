@@ -75,8 +75,9 @@ def app_role(config: dict[str, Any]) -> str:
     """The app's service principal: its Postgres role name, which the migrations grant DML to."""
     app = cli("apps", "get", the_app(config)["name"], "-o", "json")
     return app["service_principal_client_id"]
+{%- if autoscaling %}
 
-{% if autoscaling %}
+
 REFERENCE = re.compile(r"\$\{resources\.(postgres_\w+)\.(\w+)\.name\}")
 CHILD = {"postgres_branches": "branches", "postgres_databases": "databases", "postgres_roles": "roles"}
 
@@ -121,7 +122,9 @@ def database_of(config: dict[str, Any], branch: str | None = None) -> tuple[str,
 
 def credential(endpoint: str) -> str:
     return cli("postgres", "generate-database-credential", endpoint, "-o", "json")["token"]
-{% else %}
+{%- else %}
+
+
 def database_of(config: dict[str, Any]) -> tuple[str, str, str]:
     """(instance name, host, PostgreSQL database name) of the app's database."""
     (resource,) = [r["database"] for r in the_app(config).get("resources") or [] if "database" in r]
@@ -132,7 +135,8 @@ def database_of(config: dict[str, Any]) -> tuple[str, str, str]:
 def credential(instance: str) -> str:
     request = {"instance_names": [instance], "request_id": str(uuid.uuid4())}
     return cli("database", "generate-database-credential", "--json", json.dumps(request), "-o", "json")["token"]
-{% endif %}
+{%- endif %}
+
 
 def migrate(config: dict[str, Any], *args: str, branch: str | None = None) -> subprocess.CompletedProcess[str]:
     """`python -m database.migrate <args>` from app/, logged in as whoever runs this."""
@@ -170,8 +174,9 @@ def deploy(target: str) -> int:
         sys.exit(f"the migrations failed on {target}: the new code was not started (the app still runs the old)")
     bundle("run", APP_KEY, "-t", target)
     return 0
+{%- if autoscaling %}
 
-{% if autoscaling %}
+
 def rehearse() -> int:
     """The new migrations on a copy of prod's data: a branch of prod's project, created and deleted here."""
     config = resolved("prod")
@@ -183,7 +188,8 @@ def rehearse() -> int:
     run = re.sub(r"[^a-z0-9-]", "-", os.environ.get("GITHUB_RUN_ID", uuid.uuid4().hex[:12]).lower())
     branch_id = f"rehearsal-{run}"[:63]
     branch = f"{project}/branches/{branch_id}"
-    spec = {"spec": {"source_branch": source, "ttl": "3600s"}}  # gone within the hour even if the delete fails
+    within_the_hour = {"source_branch": source, "ttl": "3600s"}  # gone within the hour even if the delete fails
+    spec = {"spec": within_the_hour}
     say(f"branching {source} as {branch}")
     cli("postgres", "create-branch", project, branch_id, "--json", json.dumps(spec), "-o", "json")
     try:
@@ -210,7 +216,8 @@ def report(ok: bool, branch: str, done: subprocess.CompletedProcess[str]) -> Non
         summary.write(f"### Prod rehearsal FAILED on {branch}: prod was not deployed\n\n```\n")
         summary.write("\n".join(errors[-20:]) or done.stderr[-2000:])
         summary.write("\n```\n")
-{% endif %}
+{%- endif %}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
