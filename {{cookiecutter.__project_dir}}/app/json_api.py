@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from flask import request
 
+from identity import WRONG_HOST, wrong_host
 from input_error import InputError
 from security import CHANGES, CROSS_SITE, cross_site
 {%- else %}
@@ -23,7 +24,7 @@ from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 
 from database import Database, database
-from identity import current_user
+from identity import WRONG_HOST, current_user, wrong_host
 from security import CHANGES, CROSS_SITE, cross_site
 {%- endif %}
 
@@ -62,7 +63,10 @@ def error_body(message: str, field: str | None = None) -> dict[str, str | None]:
 
 def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
     """Why a request is refused before its body is read, or None: it comes from another site (403), or its
-    body is not JSON (415: an HTML form or a ``text/plain`` fetch from another site cannot send JSON)."""
+    body is not JSON (415: an HTML form or a ``text/plain`` fetch from another site cannot send JSON). Run locally,
+    any request to another Host than the app's own address is refused (403, identity.wrong_host)."""
+    if wrong_host(headers):
+        return Refusal(403, WRONG_HOST, None)
     if method.upper() not in CHANGES:  # a read: nothing to check
         return None
     if cross_site(method, headers):

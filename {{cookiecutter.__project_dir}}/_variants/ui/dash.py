@@ -10,7 +10,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 import items
 from database import database, healthy, problem
-from identity import NotSignedIn, current_user
+from identity import WRONG_HOST, NotSignedIn, current_user, wrong_host
 from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
 
@@ -139,6 +139,8 @@ POLICY = (
 
 @server.before_request
 def same_origin() -> tuple[Any, int] | None:
+    if wrong_host(flask.request.headers):  # run locally: another Host than the app's own address
+        return flask.jsonify(error=WRONG_HOST, field=None), 403
     if cross_site(flask.request.method, flask.request.headers):
         return flask.jsonify(error=CROSS_SITE, field=None), 403
     return None

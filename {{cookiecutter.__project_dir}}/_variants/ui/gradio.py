@@ -15,7 +15,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 import items
 from database import Database, database, healthy, problem
-from identity import NotSignedIn, current_user
+from identity import WRONG_HOST, NotSignedIn, current_user, wrong_host
 from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
 
@@ -113,8 +113,10 @@ POLICY = (
 @app.middleware("http")
 async def same_origin(request: Request, call_next: Callable[[Request], Any]) -> Response:
     """A change from another site's page (Gradio's call API, an upload) is refused before Gradio sees it."""
-    if cross_site(request.method, request.headers):
-        response: Response = JSONResponse({"error": CROSS_SITE}, status_code=403)
+    if wrong_host(request.headers):  # run locally: another Host than the app's own address
+        response: Response = JSONResponse({"error": WRONG_HOST}, status_code=403)
+    elif cross_site(request.method, request.headers):
+        response = JSONResponse({"error": CROSS_SITE}, status_code=403)
     else:
         response = await call_next(request)
     response.headers.update(security_headers(POLICY))

@@ -7,7 +7,7 @@ import streamlit as st
 
 import items
 from database import database, problem
-from identity import NotSignedIn, current_user
+from identity import WRONG_HOST, NotSignedIn, current_user, wrong_host
 from input_error import InputError
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,9 @@ def readable(stamp: str) -> str:
 
 
 st.set_page_config(page_title={{ cookiecutter.project_name | tojson }})
+if wrong_host(st.context.headers):  # run locally: another Host than the app's own address (identity.py)
+    st.error(WRONG_HOST)
+    st.stop()
 st.title({{ cookiecutter.project_name | tojson }})
 try:
     owner = current_user(st.context.headers)
