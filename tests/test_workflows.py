@@ -26,6 +26,7 @@ STANDINS = Path(__file__).parent / "support" / "standins"
 PROD_ID, PREVIEW_ID = "prod-deployer-client-id", "preview-deployer-client-id"
 REPO = "acme/board"
 PROD_GROUP = "board-users"  # what the team writes in targets.prod.variables
+TEAM_GROUP = "board-team"  # and as variables.team_group's default
 
 
 class Team:
@@ -34,7 +35,8 @@ class Team:
     def __init__(self, tmp: Path, **answers: Any) -> None:
         self.root = render(tmp / "render", **answers)
         bundle = self.root / "databricks.yml"
-        bundle.write_text(bundle.read_text().replace("# app_users: <group>", f"app_users: {PROD_GROUP}"))
+        text = bundle.read_text().replace("# app_users: <group>", f"app_users: {PROD_GROUP}")
+        bundle.write_text(text.replace("# default: <your team's workspace group>", f"default: {TEAM_GROUP}"))
         self.scratch = tmp / "runs"
         self.workspace = tmp / "workspace"
         self.bin = tmp / "bin"

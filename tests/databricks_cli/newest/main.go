@@ -11,6 +11,11 @@
 //	                          "No handler for URL" for a request it cannot answer
 //	GET /__lakebase/requests  every request it served: method, path, query, body, and the token's
 //	                          identity prefix and workspace key (?workspace=<key> keeps one workspace's)
+//
+// and it stands in for one thing the testserver lacks, a second user: GET /api/2.0/preview/scim/v2/Me for a
+// user token (dbapi0) whose workspace key starts with "second-developer-" answers bob.jones@example.com
+// (the testserver knows one user, fake_workspace.go TestUser), so two developers' dev deployments can be
+// resolved side by side. Every other token gets the testserver's own answer (handlers.go).
 package main
 
 import (
@@ -108,6 +113,8 @@ func main() {
 	t := &recorder{ctx: ctx, dir: dir}
 
 	server := testserver.New(t)
+	// Registered before the defaults, so it wins (router.go: first registration wins).
+	server.Handle("GET", "/api/2.0/preview/scim/v2/Me", secondDeveloper)
 	testserver.AddDefaultHandlers(server)
 
 	var mu sync.Mutex
@@ -167,4 +174,18 @@ func main() {
 	<-done
 	cancel()
 	t.runCleanups()
+}
+
+// SecondDeveloperKeyPrefix marks the workspace key of a user token that is a second developer.
+const SecondDeveloperKeyPrefix = "second-developer-"
+
+func secondDeveloper(req testserver.Request) any {
+	user := any(req.Workspace.MeUser(req.Token))
+	if key, ok := strings.CutPrefix(req.Token, testserver.UserNameTokenPrefix); ok && strings.HasPrefix(key, SecondDeveloperKeyPrefix) {
+		user = map[string]any{"id": "1000054321", "userName": "bob.jones@example.com", "active": true}
+	}
+	return testserver.Response{
+		Headers: map[string][]string{"X-Databricks-Org-Id": {"900800700600"}}, // as handlers.go answers /Me
+		Body:    user,
+	}
 }
