@@ -35,7 +35,7 @@ UNEXPECTED = "something went wrong on our side; the app's log says what"  # neve
 MAX_BODY_BYTES = 16 * 1024
 """The largest request body the app reads. The largest valid one is about 1.3 KB (a 200-character title written as
 \\uXXXX escapes, and "done"); 16 KiB leaves room for a second feature's fields, and a bigger body is refused (413)
-before it is read or parsed (a 60 MB body once took a worker from 70 to 190 MB before its 400)."""
+before it is read or parsed (parsing a 60 MB body grows a worker from 70 to 190 MB)."""
 TOO_LARGE = f"the request body must be at most {MAX_BODY_BYTES} bytes"
 
 

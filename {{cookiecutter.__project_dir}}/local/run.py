@@ -38,7 +38,7 @@ SUPERUSER = "postgres"
 # The app logs in as a plain role that owns its database, as on Lakebase: not the superuser `postgres`, which
 # bypasses row-level security, so the policies hold here exactly as they do deployed.
 APP_ROLE, APP_DATABASE = "app", "{{ cookiecutter.database_name }}"
-# What a .local-postgres/ made by an earlier version of this file gave the superuser; replaced at its next start.
+# The fixed superuser password of a .local-postgres/ that has no passwords/ yet; replaced at its next start.
 OLD_PASSWORD = "local-only"
 SOCKET_PATH_MAX = 100  # a Unix socket's path: at most 107 bytes on Linux, 103 on macOS
 LOCAL_HOST = "127.0.0.1"  # where the app listens; LOCAL_RUN_BIND tells it so (app/identity.py)
@@ -311,7 +311,7 @@ class LocalPostgres:
     def ensure_roles_and_database(self, superuser_login: str, fresh_database: bool = False) -> None:
         """Every role and database the app needs, made by the superuser at each start (psql variables quote the
         names): the app's plain role, its database (made anew for the tests), and every password as kept in
-        .local-postgres/passwords/ (also replacing a known one an earlier version of this file had set)."""
+        .local-postgres/passwords/ (also replacing OLD_PASSWORD where the superuser still has it)."""
         variables = {
             "role": APP_ROLE,
             "password": self.password(APP_ROLE),

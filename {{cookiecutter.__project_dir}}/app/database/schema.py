@@ -19,8 +19,9 @@ FROM (SELECT 1) AS one
 LEFT JOIN pg_namespace AS n ON n.nspname = :schema
 """
 
-# A session-level advisory lock, held across the migrations' own transactions. Its key is the one the
-# earlier template's bootstrap took (transaction-scoped), so old and new instances exclude each other too.
+# A session-level advisory lock, held across the migrations' own transactions. Its key is also the one an app
+# release without migrations takes (transaction-scoped) to create the schema, so during a rollout the two exclude
+# each other.
 LOCK_KEY = f"hashtext('{SCHEMA}.bootstrap')"  # migration 0002's policies admit the session holding it
 LOCK = f"SELECT pg_advisory_lock({LOCK_KEY})"
 UNLOCK = f"SELECT pg_advisory_unlock({LOCK_KEY})"
