@@ -1,5 +1,6 @@
 """`./run-local.sh`'s core: a rendered app starts on this machine against an embedded PostgreSQL."""
 
+import http.client
 import importlib.util
 import json
 import os
@@ -11,6 +12,7 @@ import subprocess
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -27,8 +29,8 @@ from tests.support.template import render
 from tests.support.waiting import HANG_GUARD
 
 
-def get(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def get(url: str, **headers: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
         return response.status, response.read()
 
 
@@ -44,13 +46,9 @@ def status(url: str, method: str = "GET", body: object = None, **headers: str) -
         return error.code
 
 
-def post_item(url: str, title: str) -> None:
-    body = json.dumps({"title": title}).encode()
-    request = urllib.request.Request(
-        f"{url}/api/items", data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201
+def post_item(app: LocalApp, title: str) -> None:
+    """Create an item as the developer's browser does: with this run's key in its cookie."""
+    assert status(f"{app.url}/api/items", "POST", {"title": title}, **app.cookie) == 201
 
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "dash", "gradio", "streamlit"])
@@ -60,8 +58,10 @@ def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, fram
     with running_local_app(root, tmp_path) as app:
         print(f"{framework}: first page after {app.startup_seconds:.1f} s")
         if framework in ("flask", "fastapi"):
-            post_item(app.url, "runs locally")
-            assert [item["title"] for item in json.loads(get(f"{app.url}/api/items")[1])] == ["runs locally"]
+            post_item(app, "runs locally")
+            assert [item["title"] for item in json.loads(get(f"{app.url}/api/items", **app.cookie)[1])] == [
+                "runs locally"
+            ]
         if framework != "streamlit":
             assert get(f"{app.url}/healthz")[0] == 200
         if framework in ("flask", "fastapi"):  # the README's migration walkthrough starts from the printed line
@@ -111,7 +111,7 @@ def test_local_postgres_is_16_or_newer_and_keeps_its_data_in_the_project(reachab
 def assert_row_security_holds_locally(app: LocalApp) -> None:
     """The local app logs in as a plain role (not the superuser, who bypasses row-level security) that owns the
     database, as on Lakebase: a connection of that role with no user set sees none of the rows the app wrote."""
-    post_item(app.url, "only mine")
+    post_item(app, "only mine")
     with psycopg.connect(**app.postgres_login("postgres"), connect_timeout=10) as conn:
         role = conn.execute(
             "SELECT rolsuper, rolbypassrls, pg_get_userbyid(datdba) FROM pg_roles, pg_database"
@@ -276,16 +276,39 @@ def test_run_locally_a_page_of_another_site_gets_nothing(tmp_path: Path, framewo
         port = app.url.rsplit(":", 1)[1]
         evil = {"Host": f"{EVIL}:{port}", "Origin": f"http://{EVIL}:{port}"}
         if framework == "streamlit":  # its page is static; the data comes through the script's session
-            assert streamlit_shows(app, EVIL) == [["alert", WRONG_HOST]]
-            assert ["markdown", "Signed in as `local.user@example.com`"] in streamlit_shows(app, "localhost")
+            key = f"local_run_key={app.key}"
+            assert streamlit_shows(app, EVIL, key) == [["alert", WRONG_HOST]]
+            assert ["markdown", "Signed in as `local.user@example.com`"] in streamlit_shows(app, "localhost", key)
             return
         for path in ("/", "/healthz", "/api/items" if framework in ("flask", "fastapi") else "/static/style.css"):
-            assert status(app.url + path, **evil) == 403, path
+            assert status(app.url + path, **evil, **app.cookie) == 403, path
         if framework in ("flask", "fastapi"):
-            assert status(f"{app.url}/api/items", "POST", {"title": "rebound"}, **evil) == 403
-            assert json.loads(get(f"{app.url}/api/items")[1]) == []  # nothing was written
+            assert status(f"{app.url}/api/items", "POST", {"title": "rebound"}, **evil, **app.cookie) == 403
+            assert json.loads(get(f"{app.url}/api/items", **app.cookie)[1]) == []  # nothing was written
         for own in (f"127.0.0.1:{port}", f"localhost:{port}"):
             assert status(app.url + "/", Host=own) == 200, own
+        # The printed address signs the browser in: a cookie with this run's key, the address without it.
+        assert first_answer(app.sign_in_url) == (
+            303,
+            "/",
+            f"local_run_{port}={app.key}; Path=/; HttpOnly; SameSite=Strict",
+        )
+        if framework in ("flask", "fastapi"):
+            assert status(f"{app.url}/api/items") == 401  # anyone else on this machine: no key
+            assert status(f"{app.url}/api/items", **{"X-Forwarded-Email": "dev@example.com"}) == 401
+            assert status(f"{app.url}/api/items", Cookie=f"local_run_{port}=guess-{app.key[6:]}") == 401
+
+
+def first_answer(url: str) -> tuple[int, str | None, str | None]:
+    """Status, Location and Set-Cookie of the answer itself (no redirect followed)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HANG_GUARD)
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("Location"), answer.getheader("Set-Cookie")
+    finally:
+        conn.close()
 
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi"])
@@ -316,8 +339,9 @@ def test_run_local_lakebase_serves_only_this_machine_in_local_mode(tmp_path: Pat
     }
     with running_local_app(root, tmp_path, "lakebase", **env) as app:
         port = int(app.url.rsplit(":", 1)[1])
-        assert json.loads(get(f"{app.url}/api/me")[1]) == {"email": "local.user@example.com"}
-        assert status(f"{app.url}/api/me", Host=f"{EVIL}:{port}") == 403
+        assert json.loads(get(f"{app.url}/api/me", **app.cookie)[1]) == {"email": "local.user@example.com"}
+        assert status(f"{app.url}/api/me") == 401  # without this run's key
+        assert status(f"{app.url}/api/me", Host=f"{EVIL}:{port}", **app.cookie) == 403
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((outward_address(), port), timeout=10).close()
 
@@ -390,6 +414,11 @@ def test_nobody_else_on_this_machine_logs_in_to_postgres_and_no_other_host_reach
         for secret in (root / ".local-postgres" / "passwords").iterdir():
             assert as_user(other_user, "cat", str(secret)).returncode != 0, secret
         address, app_port = outward_address(), int(app.url.rsplit(":", 1)[1])
+        # The app's port on 127.0.0.1 is open to every local account, but serves no one without this run's key.
+        asked = f"GET /api/items HTTP/1.0\\r\\nHost: 127.0.0.1:{app_port}\\r\\nX-Forwarded-Email: dev@example.com\\r\\n\\r\\n"
+        raw = f'exec 3<>/dev/tcp/127.0.0.1/{app_port} && printf "{asked}" >&3 && head -c 12 <&3'
+        answer = as_user(other_user, "bash", "-c", raw)
+        assert answer.stdout.startswith("HTTP/1.") and answer.stdout.endswith(" 401"), answer.stdout + answer.stderr
         for port in (app_port, int(login["port"])):
             with pytest.raises(ConnectionRefusedError):
                 socket.create_connection((address, port), timeout=10).close()
@@ -401,7 +430,7 @@ def test_a_restart_keeps_the_port_and_the_tests_use_a_database_of_their_own(reac
     root = reachable_project
     with running_local_app(root, root.parent) as first:
         port, export = first.postgres_port, first.log.read_text().split("export ", 1)[1].splitlines()[0]
-        post_item(first.url, "the app's first")
+        post_item(first, "the app's first")
     python = app_python()
     with running_local_app(root, root.parent) as second:
         assert second.postgres_port == port  # the `export` line printed last time still works
@@ -416,7 +445,7 @@ def test_a_restart_keeps_the_port_and_the_tests_use_a_database_of_their_own(reac
         )
         assert beside.returncode == 0, beside.stdout + beside.stderr
         assert " passed" in beside.stdout and "skipped" not in beside.stdout, beside.stdout
-        post_item(second.url, "the app's second")
-        listed = json.loads(get(f"{second.url}/api/items")[1])
+        post_item(second, "the app's second")
+        listed = json.loads(get(f"{second.url}/api/items", **second.cookie)[1])
     assert [item["title"] for item in listed] == ["the app's first", "the app's second"]
     assert listed[1]["id"] == listed[0]["id"] + 1  # no rows of the tests' in between

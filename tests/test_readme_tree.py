@@ -64,7 +64,7 @@ def test_readme_file_tree_is_what_renders(tmp_path: Path, answers: dict[str, str
 
 # A backticked relative path, e.g. `local/run.py` or `scripts/local` (no spaces, no placeholders, no URL).
 # The migration the rendered README's "Change the schema" walkthrough creates in its first step.
-NEW_MIGRATION = "migrations/versions/0003_add_priority.py"
+NEW_MIGRATION = "migrations/versions/0004_add_priority.py"
 PATH_IN_BACKTICKS = re.compile(r"`(\.?[a-z_][\w.-]*/[\w./-]*|[\w.-]+\.(?:py|sh|yml|yaml|txt|toml|json|html))`")
 
 
@@ -75,6 +75,7 @@ def test_rendered_docs_name_only_files_the_project_has(tmp_path: Path, answers: 
     made_at_run_time = [d for d in (root / ".gitignore").read_text().split() if d.endswith("/")]  # .venv/ ...
     walkthrough = feature_walkthrough.created_files(root / "README.md")  # what "Add a feature" has you create
     you_create = {*walkthrough, *(f"{Path(path).parent}/" for path in walkthrough), NEW_MIGRATION}
+    you_create |= {path.rsplit("/", 1)[-1] for path in you_create if not path.endswith("/")}
     you_create |= {path.removeprefix("app/") for path in you_create}
     for doc in [root / "README.md", *sorted((root / "tests").glob("*.py"))]:
         for mentioned in PATH_IN_BACKTICKS.findall(doc.read_text()):

@@ -14,6 +14,7 @@ from packaging.version import Version
 from yamllint import config as yamllint_config
 from yamllint import linter
 
+from tests.support import deployer
 from tests.support.appenv import REQUIREMENTS as APP_ENV
 from tests.support.appenv import app_python, password_role_env
 from tests.support.template import (
@@ -166,7 +167,8 @@ def test_app_modules_import_without_a_database(project: tuple[dict[str, Any], Pa
 
 def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], Path], pg_server: Any) -> None:
     combo, root = project
-    _, env = password_role_env(pg_server, root)
+    role, env = password_role_env(pg_server, root)
+    deployer.upgrade(root / "app", deployer.prepare(pg_server, env["PGDATABASE"]), role)  # as a deploy does first
     result = subprocess.run(
         [str(app_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs"],
         cwd=root,
@@ -176,5 +178,5 @@ def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], 
         timeout=HANG_GUARD,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = 10 + 5 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
+    expected = 10 + 7 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
     assert re.search(rf"\b{expected} passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout

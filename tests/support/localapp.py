@@ -32,6 +32,20 @@ class LocalApp:
         return found
 
     @property
+    def key(self) -> str:
+        """This run's key, from the address run.py prints for the developer (app/identity.py)."""
+        return re.search(r"/\?local_run_key=(\S+)", self.log.read_text())[1]
+
+    @property
+    def sign_in_url(self) -> str:
+        return f"{self.url}/?local_run_key={self.key}"
+
+    @property
+    def cookie(self) -> dict[str, str]:
+        """The Cookie header a browser sends once it opened sign_in_url."""
+        return {"Cookie": f"local_run_{self.url.rsplit(':', 1)[1]}={self.key}"}
+
+    @property
     def postgres_port(self) -> int:
         return int(self._postgres_line()[2])
 
@@ -93,13 +107,13 @@ from websockets.sync.client import connect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
-port, host, patience = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+port, host, patience, query = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), sys.argv[4]
 sock = socket.create_connection(("127.0.0.1", port), timeout=patience)
 shown = []
 url, origin = f"ws://{host}:{port}/_stcore/stream", f"http://{host}:{port}"
 with connect(url, sock=sock, origin=origin, subprotocols=["streamlit"], open_timeout=patience) as ws:
     rerun = BackMsg()
-    rerun.rerun_script.query_string = ""
+    rerun.rerun_script.query_string = query
     rerun.rerun_script.page_script_hash = ""
     ws.send(rerun.SerializeToString())
     while True:
@@ -115,13 +129,13 @@ print(json.dumps(shown))
 """
 
 
-def streamlit_shows(app: LocalApp, host: str) -> list[list[str]]:
-    """What a Streamlit session opened with this Host and Origin shows: [element type, body] pairs."""
+def streamlit_shows(app: LocalApp, host: str, query: str = "") -> list[list[str]]:
+    """What a Streamlit session opened with this Host and Origin (and page query) shows: [element type, body]."""
     port = app.url.rsplit(":", 1)[1]
     script = app.log.with_name(f"streamlit-session-{port}.py")
     script.write_text(STREAMLIT_SESSION)
     done = subprocess.run(
-        [str(app_python()), str(script), port, host, str(HANG_GUARD)],
+        [str(app_python()), str(script), port, host, str(HANG_GUARD), query],
         capture_output=True,
         text=True,
         timeout=HANG_GUARD,

@@ -10,9 +10,9 @@ aarch64, macOS arm64 and x86_64, Windows x86_64). Its data lives in this project
 it: it listens only on a Unix socket in a directory only you may enter (no TCP at all; on Windows, 127.0.0.1),
 and every role has a random password kept in .local-postgres/passwords/ (mode 0600).
 
-The app listens on 127.0.0.1 only, and LOCAL_RUN_BIND tells it that it runs locally: then a request without
-the Apps proxy's user header acts as the local user, and only a Host of localhost or 127.0.0.1 is answered
-(app/identity.py, app/security.py).
+The app listens on 127.0.0.1 only. LOCAL_RUN_BIND tells it that it runs locally and LOCAL_RUN_KEY gives this run a
+key, in the address printed for you: only a request that holds it is served (a request without the Apps proxy's
+user header acts as the local user), and only a Host of localhost or 127.0.0.1 is answered (app/identity.py).
 """
 
 import argparse
@@ -35,21 +35,27 @@ PROJECT = Path(__file__).resolve().parent.parent
 POSIX = os.name != "nt"
 EXE = "" if POSIX else ".exe"
 SUPERUSER = "postgres"
-# The app logs in as a plain role that owns its database, as on Lakebase: not the superuser `postgres`, which
-# bypasses row-level security, so the policies hold here exactly as they do deployed.
-APP_ROLE, APP_DATABASE = "app", "{{ cookiecutter.database_name }}"
+# The roles of a deployment (README, "Whose rows"): an owner role nobody logs in as owns the database and, once
+# migrated, the schema; the app logs in as a plain role that owns nothing, never as the superuser `postgres`,
+# which bypasses row-level security, so the policies hold here exactly as they do deployed. The superuser plays
+# the deployer: it runs the migrations (as the owner, `SET ROLE`) before the app or the tests start.
+APP_ROLE, OWNER_ROLE, APP_DATABASE = "app", "app_owner", "{{ cookiecutter.database_name }}"
+DEPLOYER = {"DB_OWNER_ROLE": OWNER_ROLE, "DB_APP_ROLE": APP_ROLE}
 # The fixed superuser password of a .local-postgres/ that has no passwords/ yet; replaced at its next start.
 OLD_PASSWORD = "local-only"
 SOCKET_PATH_MAX = 100  # a Unix socket's path: at most 107 bytes on Linux, 103 on macOS
 LOCAL_HOST = "127.0.0.1"  # where the app listens; LOCAL_RUN_BIND tells it so (app/identity.py)
 ROLES_SQL = """
+SELECT format('CREATE ROLE %I NOLOGIN NOSUPERUSER BYPASSRLS', :'owner')
+ WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \\gexec
 SELECT format('CREATE ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS', :'role')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'role') \\gexec
 SELECT format('ALTER ROLE %I PASSWORD %L', :'role', :'password') \\gexec
 SELECT format('ALTER ROLE %I PASSWORD %L', :'superuser', :'superuser_password') \\gexec
 SELECT format('DROP DATABASE IF EXISTS %I WITH (FORCE)', :'database') WHERE :'fresh' = 'yes' \\gexec
-SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'role')
+SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner')
  WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = :'database') \\gexec
+SELECT format('ALTER DATABASE %I OWNER TO %I', :'database', :'owner') \\gexec
 """
 
 
@@ -314,6 +320,7 @@ class LocalPostgres:
         .local-postgres/passwords/ (also replacing OLD_PASSWORD where the superuser still has it)."""
         variables = {
             "role": APP_ROLE,
+            "owner": OWNER_ROLE,
             "password": self.password(APP_ROLE),
             "superuser": SUPERUSER,
             "superuser_password": self.password(SUPERUSER),
@@ -349,9 +356,13 @@ class LocalPostgres:
             "PGAPPNAME": app_name,
         }
 
+    def deployer_env(self, app_name: str) -> dict[str, str]:
+        """The superuser, who migrates here as a deploy does: as the owner role, granting the app's role."""
+        return {**self.env(app_name, user=SUPERUSER), **DEPLOYER}
+
     def export_line(self, app_name: str) -> str:
         """The `export` line for a second shell; the password is read from its file there, never printed."""
-        env = self.env(app_name)
+        env = self.deployer_env(app_name)
         shown = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items() if name != "PGPASSWORD")
         return f'export {shown} PGPASSWORD="$(cat {shlex.quote(str(self.passwords / env["PGUSER"]))})"'
 
@@ -379,13 +390,16 @@ def local_command(command: list[str], port: int) -> list[str]:
 def run_app(env: dict[str, str], port: int) -> int:
     app_yaml = yaml.safe_load((PROJECT / "app" / "app.yaml").read_text())
     env = {**{e["name"]: e["value"] for e in app_yaml.get("env", []) if "value" in e}, **env}
+    key = secrets.token_urlsafe(24)  # this run's: whoever opens the app needs it (app/identity.py)
     env.update(
         DATABRICKS_APP_PORT=str(port),
-        LOCAL_RUN_BIND=f"{LOCAL_HOST}:{port}",  # local mode: identity.py, security.py
+        LOCAL_RUN_BIND=f"{LOCAL_HOST}:{port}",  # local mode, bound to loopback: app/identity.py
+        LOCAL_RUN_KEY=key,
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     command = local_command(app_yaml["command"], port)
-    say(f"Starting the app on http://{LOCAL_HOST}:{port} (only this machine; Ctrl-C stops it) ...")
+    say(f"Starting the app on {LOCAL_HOST}:{port} (only this machine; Ctrl-C stops it). Open, with this run's key:")
+    say(f"  http://{LOCAL_HOST}:{port}/?local_run_key={key}")
     app = subprocess.Popen(command, cwd=PROJECT / "app", env=env)
     try:
         return app.wait()
@@ -402,8 +416,8 @@ def migrate(env: dict[str, str]) -> None:
 
 
 def run_local_app(postgres: LocalPostgres, port: int) -> int:
+    migrate({**own_env(), **postgres.deployer_env("{{ cookiecutter.app_name }}-migrate")})
     env = {**own_env(), **postgres.env("{{ cookiecutter.app_name }}-local")}
-    migrate(env)
     where = f"socket directory {postgres.sockets}, port {postgres.port}" if POSIX else f"127.0.0.1:{postgres.port}"
     say(f"PostgreSQL: {where} (data in {postgres.home})")
     say("Migrations by hand (README, Change the schema), in another shell in app/:")
@@ -412,6 +426,7 @@ def run_local_app(postgres: LocalPostgres, port: int) -> int:
 
 
 def run_tests(postgres: LocalPostgres, pytest_args: list[str]) -> int:
+    migrate({**own_env(), **postgres.deployer_env("{{ cookiecutter.app_name }}-migrate")})
     env = {**own_env(), **postgres.env("{{ cookiecutter.app_name }}-tests")}
     say(f"Running the tests against their own database (data in {postgres.data}) ...")
     return subprocess.run([sys.executable, "-m", "pytest", *pytest_args], cwd=PROJECT, env=env).returncode

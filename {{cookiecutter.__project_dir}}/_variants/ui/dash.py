@@ -10,7 +10,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 import items
 from database import database, healthy, problem
-from identity import WRONG_HOST, NotSignedIn, current_user, wrong_host
+from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
 from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
 
@@ -144,6 +144,12 @@ def same_origin() -> tuple[Any, int] | None:
     if cross_site(flask.request.method, flask.request.headers):
         return flask.jsonify(error=CROSS_SITE, field=None), 403
     return None
+
+
+@server.before_request
+def sign_in_locally() -> flask.Response | None:  # run locally: the printed address's key becomes a cookie
+    signed = local_sign_in(flask.request.path, flask.request.query_string.decode())
+    return flask.Response(status=303, headers={"Location": signed[0], "Set-Cookie": signed[1]}) if signed else None
 
 
 @server.after_request

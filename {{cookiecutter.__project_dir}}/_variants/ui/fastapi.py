@@ -16,8 +16,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import json_api
-from database import DatabaseBusy, healthy, problem
-from identity import NotSignedIn
+from database import DatabaseBusy, NotMigrated, healthy, problem
+from identity import NotSignedIn, local_sign_in
 from input_error import InputError
 from items.api import router as items_api
 from security import STRICT_POLICY, security_headers
@@ -62,7 +62,12 @@ class SameOriginJson:
             await send(message)
 
         refused = json_api.refusal(scope["method"], Headers(scope=scope))
-        await (refuse(*refused) if refused else self.app)(scope, receive, send_with_headers)
+        signed = None if refused else local_sign_in(scope["path"], scope["query_string"].decode())
+        if signed:  # run locally: the printed address's key becomes a cookie (identity.py)
+            answer: ASGIApp = Response(status_code=303, headers={"Location": signed[0], "Set-Cookie": signed[1]})
+        else:
+            answer = refuse(*refused) if refused else self.app
+        await answer(scope, receive, send_with_headers)
 
 
 app.add_middleware(SameOriginJson)
@@ -80,7 +85,8 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
 
 @app.exception_handler(DatabaseBusy)
 async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
-    response = refuse(503, "the database is busy: try again shortly")
+    message = str(error) if isinstance(error, NotMigrated) else "the database is busy: try again shortly"
+    response = refuse(503, message)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 

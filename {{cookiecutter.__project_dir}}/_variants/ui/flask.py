@@ -7,8 +7,8 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import json_api
-from database import DatabaseBusy, healthy, problem
-from identity import NotSignedIn, current_user
+from database import DatabaseBusy, NotMigrated, healthy, problem
+from identity import NotSignedIn, current_user, local_sign_in
 from input_error import InputError
 from items.api import blueprint as items_api
 from security import STRICT_POLICY, security_headers
@@ -40,7 +40,8 @@ def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
 
 @app.errorhandler(DatabaseBusy)
 def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:
-    return *refuse(503, "the database is busy: try again shortly"), {"Retry-After": str(error.retry_after)}
+    message = str(error) if isinstance(error, NotMigrated) else "the database is busy: try again shortly"
+    return *refuse(503, message), {"Retry-After": str(error.retry_after)}
 
 
 @app.before_request
@@ -66,6 +67,12 @@ def unexpected(error: Exception) -> tuple[Any, int]:  # the details go to the lo
 def same_origin_json() -> tuple[Any, int] | None:
     refused = json_api.refusal(request.method, request.headers)
     return refuse(*refused) if refused else None
+
+
+@app.before_request
+def sign_in_locally() -> Response | None:  # run locally: the printed address's key becomes a cookie (identity.py)
+    signed = local_sign_in(request.path, request.query_string.decode())
+    return Response(status=303, headers={"Location": signed[0], "Set-Cookie": signed[1]}) if signed else None
 
 
 @app.after_request

@@ -7,7 +7,7 @@ import streamlit as st
 
 import items
 from database import database, problem
-from identity import WRONG_HOST, NotSignedIn, current_user, wrong_host
+from identity import KEY_PARAM, WRONG_HOST, NotSignedIn, current_user, wrong_host
 from input_error import InputError
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ if wrong_host(st.context.headers):  # run locally: another Host than the app's o
     st.stop()
 st.title({{ cookiecutter.project_name | tojson }})
 try:
-    owner = current_user(st.context.headers)
+    owner = current_user(st.context.headers, st.query_params.get(KEY_PARAM))  # Streamlit sets no cookie
 except NotSignedIn as error:
     st.error(str(error))
     st.stop()
