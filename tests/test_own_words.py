@@ -18,7 +18,7 @@ COMBOS += [
 ]
 HISTORY = re.compile(
     r"\bissue\s*#?\d+|\bscenario\s*\d+|\bbench/|RESULTS\.md|\bbench scenario"
-    r"|\bearlier template|\bearlier version of this|\bprevious template|today's main|\bas of commit|\bbefore issue"
+    r"|\bearlier template|\bearlier version of this (?:template|file)\b|\bprevious template|today's main|\bas of commit|\bbefore issue"
     r"|\bthe template's\b|\bthis template\b|\btell us\b|\bour workspace\b|\bonce (?:took|grew)\b",
     re.IGNORECASE,
 )
