@@ -140,6 +140,18 @@ def test_a_project_directory_outside_the_output_directory_is_refused_before_it_i
         nothing_but(tmp_path, sandbox["cwd"], sandbox["config"].parent)
 
 
+def test_an_output_directory_with_template_syntax_is_refused_before_anything_is_made(
+    sandbox: dict[str, Path], tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """cookiecutter renders every path below the project directory as a template (generate.py lines 423-426)."""
+    out = tmp_path / ("out" + payload("attribute walk", sandbox["marker"]))
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(ROOT), no_input=True, output_dir=str(out), config_file=str(sandbox["config"]))
+    assert "ERROR: the output directory" in capfd.readouterr().err
+    assert not out.exists()
+    nothing_but(tmp_path, sandbox["cwd"], sandbox["config"].parent)
+
+
 def test_a_symbolic_link_named_like_the_project_is_refused(sandbox: dict[str, Path], tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.mkdir()
@@ -296,6 +308,9 @@ def test_cruft_update_refuses_a_payload_in_cruft_json(question: str, tmp_path: P
     assert not marker.exists()
     assert git(project, "status", "--porcelain") == "" and git(project, "rev-parse", "HEAD") == before
     assert not (project / "NOTES.md").exists()
+    diff = subprocess.run([*cruft, "diff"], cwd=project, capture_output=True, text=True)
+    assert diff.returncode == 1 and f"ERROR: {question}=" in diff.stderr, diff.stdout + diff.stderr
+    assert not marker.exists() and git(project, "status", "--porcelain") == ""
 
 
 # -- the message after rendering ------------------------------------------------------------------------------
