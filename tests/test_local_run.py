@@ -435,6 +435,17 @@ def test_a_restart_keeps_the_port_and_the_tests_use_a_database_of_their_own(reac
     with running_local_app(root, root.parent) as second:
         assert second.postgres_port == port  # the `export` line printed last time still works
         assert second.log.read_text().split("export ", 1)[1].splitlines()[0] == export
+        # each long step is announced before it runs: the data directory once, then starting, migrating, the app
+        steps = (
+            "Creating a PostgreSQL data directory",
+            "Starting PostgreSQL",
+            "Migrating the database",
+            "Starting the app",
+        )
+        said = [[step in line for step in steps] for line in first.log.read_text().splitlines()]
+        assert [steps[flags.index(True)] for flags in said if True in flags] == [steps[0], steps[2], steps[3]]
+        said = [[step in line for step in steps] for line in second.log.read_text().splitlines()]
+        assert [steps[flags.index(True)] for flags in said if True in flags] == list(steps[1:])
         beside = subprocess.run(  # the tests while the app runs: their own server and database
             [str(python), "local/run.py", "test", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_items.py"],
             cwd=root,
