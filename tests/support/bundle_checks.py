@@ -33,6 +33,9 @@ SECOND_DEVELOPER_KEY = "second-developer-"
 APP_NAME = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
 PREVIEWS = ("41", "42")
 TEAM_GROUP = "lakebase-app-team"
+# The preview deployer's application id, as a team names it in staging (the fake workspace has one service principal,
+# which deploys every CI target; a team has one per environment, README: "Deploying from GitHub").
+PREVIEW_IDENTITY = "5b0e8c5e-7d1a-4c1e-9a57-52f0c2d9e4aa"
 PROD_USERS = "lakebase-app-users"
 
 # What a team writes where the rendered databricks.yml has a `# <key>: <...>` placeholder (README: "Environments",
@@ -48,7 +51,7 @@ TEAM_EDITS: dict[tuple[str, ...], dict[str, str]] = {
         "database_name": "app",
     },
     ("targets", "staging", "variables"): {
-        "preview_identity": SERVICE_PRINCIPAL,  # the fake workspace's one service principal deploys previews
+        "preview_identity": PREVIEW_IDENTITY,
         "lakebase_project": "team-staging",
         "lakebase_branch": "production",
         "lakebase_database": "app-db",
