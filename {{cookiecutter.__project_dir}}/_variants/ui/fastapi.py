@@ -4,6 +4,7 @@
 """{{ cookiecutter.project_name }}: JSON API and a small page, served by uvicorn. The API contract is in README.md."""
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,18 +19,27 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import items
 import json_api
-from database import Database, DatabaseBusy, database, healthy, problem
-from identity import NotSignedIn, current_user
+from body_cap import BodyCap
+from database import Database, DatabaseBusy, DatabaseUnavailable, database, healthy, problem
+from identity import NotSignedIn, current_user, on_databricks
 from items.rules import MAX_TITLE, InvalidItem, TooManyItems
 from security import STRICT_POLICY, security_headers
 
-app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description="The API contract is in README.md.")
-app.add_middleware(json_api.BodyCap)  # an oversized body is refused before it is read
+# /docs is FastAPI's Swagger UI, whose script comes from cdn.jsdelivr.net and would run on the app's origin: never on
+# Databricks, and locally only with API_DOCS=on (README: Security). /openapi.json, the contract, is always served.
+DOCS = os.environ.get("API_DOCS") == "on" and not on_databricks()
+app = FastAPI(
+    title={{ cookiecutter.project_name | tojson }},
+    description="The API contract is in README.md.",
+    docs_url="/docs" if DOCS else None,
+    redoc_url=None,
+)
+app.add_middleware(BodyCap)  # an oversized body is refused before it is read
 STATIC = Path(__file__).parent / "static"
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 log = logging.getLogger(__name__)
-# /docs is FastAPI's Swagger UI: its script and stylesheet come from cdn.jsdelivr.net and it starts with an
-# inline script, so it gets its own policy; the app's page keeps the strict one.
+# /docs (local runs with API_DOCS=on only): its script and stylesheet come from cdn.jsdelivr.net and it starts with
+# an inline script, so it gets its own policy; the app's page keeps the strict one.
 DOCS_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
@@ -68,9 +78,9 @@ PROBLEMS = {
     403: {"model": Problem, "description": "a change from another site"},
     404: {"model": Problem, "description": "the user has no such item (another user's item included)"},
     409: {"model": Problem, "description": "the user already keeps items.rules.MAX_ITEMS items; nothing created"},
-    413: {"model": Problem, "description": "the body is over json_api.MAX_BODY_BYTES"},
+    413: {"model": Problem, "description": "the body is over body_cap.MAX_BODY_BYTES"},
     415: {"model": Problem, "description": "the body is not JSON"},
-    503: {"model": Problem, "description": "the database is busy (Retry-After says when to try again)"},
+    503: {"model": Problem, "description": "the database is busy or unavailable (Retry-After says when to try again)"},
 }
 
 
@@ -101,7 +111,7 @@ class SameOriginJson:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        extra = self.DOCS_HEADERS if scope["path"] in ("/docs", "/redoc") else self.HEADERS
+        extra = self.DOCS_HEADERS if DOCS and scope["path"] == "/docs" else self.HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -136,15 +146,12 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
 
 
 @app.exception_handler(DatabaseBusy)
-async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
-    response = refuse(503, "the database is busy: try again shortly")
+@app.exception_handler(DatabaseUnavailable)  # its one line says what to do; logged once, not per request
+async def busy(request: Request, error: DatabaseBusy | DatabaseUnavailable) -> JSONResponse:
+    said = str(error) if isinstance(error, DatabaseUnavailable) else "the database is busy: try again shortly"
+    response = refuse(503, said)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
-
-
-@app.exception_handler(json_api.BodyTooLarge)
-async def too_large(request: Request, error: json_api.BodyTooLarge) -> JSONResponse:
-    return refuse(413, str(error), "body")
 
 
 def _order(finding: dict[str, Any]) -> int:
@@ -166,8 +173,6 @@ async def malformed(request: Request, error: RequestValidationError) -> JSONResp
 
 @app.exception_handler(HTTPException)
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:  # unknown path, wrong method
-    if isinstance(error.__cause__, json_api.BodyTooLarge):  # FastAPI turns any error reading the body into a 400
-        return await too_large(request, error.__cause__)
     return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
 
 

@@ -1,16 +1,13 @@
 """{{ cookiecutter.project_name }}: a Streamlit page (``streamlit run main.py``)."""
 
-import logging
 from datetime import datetime
 
 import streamlit as st
 
 import items
-from database import database, problem
+from database import DatabaseUnavailable, database
 from identity import NotSignedIn, current_user
 from items.rules import InvalidItem
-
-log = logging.getLogger(__name__)
 
 
 def readable(stamp: str) -> str:
@@ -28,9 +25,8 @@ except NotSignedIn as error:
 st.caption(f"Signed in as `{owner.replace('`', '')}`")  # in a code span: the address is shown as it is
 try:
     db = database()  # one pool per server process, shared by every session; a failed migration is not retried
-except Exception:
-    log.exception("the database is unavailable")  # the details go to the log, never to the page
-    st.error(f"The database is unavailable: {problem()}")
+except DatabaseUnavailable as error:  # one line that says what to do (the log has it once, with the details)
+    st.error(f"The database is unavailable: {error}")
     st.stop()
 
 with st.form("new-item", clear_on_submit=True):  # the input is cleared after Add

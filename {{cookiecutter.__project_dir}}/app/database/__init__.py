@@ -23,8 +23,9 @@ from .credentials import password_source
 from .pooled import DatabaseBusy
 from .schema import HAS_VERSIONS, VERSION_TABLE, VERSIONS, MigrationFailed, is_current
 from .settings import SCHEMA, load_settings
+from .unavailable import DatabaseUnavailable, available, last_cause, unavailable
 
-__all__ = ["Database", "DatabaseBusy", "database", "healthy", "open_database", "problem"]
+__all__ = ["Database", "DatabaseBusy", "DatabaseUnavailable", "database", "healthy", "open_database", "problem"]
 
 log = logging.getLogger(__name__)
 _database: Database | None = None
@@ -61,15 +62,18 @@ _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
     global _database, _failed
     if _database is None:
         {{ "async " if is_async }}with _opening:
-            if _failed is not None:
-                raise _failed  # never serve against a schema whose migration failed
+            if _failed is not None:  # never serve against a schema whose migration failed
+                raise DatabaseUnavailable(str(_failed)) from _failed
             if _database is None:
                 try:
                     _database = {{ await_ }}open_database()
                 except MigrationFailed as error:
                     _failed = error
                     log.error("%s; not serving until a fixed version is deployed", error)
-                    raise
+                    raise DatabaseUnavailable(str(error)) from error
+                except Exception as error:  # 503 with one line that says what to do; logged once per cause
+                    raise unavailable(error) from error
+                available()
     return _database
 
 
@@ -82,5 +86,5 @@ _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
 
 
 def problem() -> str:
-    """Why /healthz answers 503: the failed migration and the database's error, or that it is unreachable."""
-    return str(_failed) if _failed is not None else "unavailable"
+    """Why /healthz answers 503: the failed migration and the database's error, or what keeps it unreachable."""
+    return str(_failed) if _failed is not None else last_cause() or "unavailable"

@@ -31,6 +31,8 @@ from collections.abc import {{ "Awaitable, " if is_async }}Callable
 from contextlib import {{ "AbstractAsyncContextManager as Borrowed" if is_async else "AbstractContextManager as Borrowed" }}
 from typing import Any, Generic, TypeVar
 
+from .unavailable import available, unavailable
+
 C = TypeVar("C")  # the driver's connection
 T = TypeVar("T")
 Params = dict[str, Any]
@@ -120,10 +122,12 @@ class Pooled(Generic[C]):
         tries = 0
         while True:
             try:
-                return {{ await_ }}attempt()
+                result = {{ await_ }}attempt()
+                available()  # the next outage is logged again
+                return result
             except ConnectionLost as lost:
-                if time.monotonic() + _backoff(tries) > deadline:
-                    raise lost.__cause__ or lost from None
+                if time.monotonic() + _backoff(tries) > deadline:  # 503, with what to do about it
+                    raise unavailable(lost.__cause__ or lost) from lost.__cause__
                 {{ "await asyncio.sleep" if is_async else "time.sleep" }}(_backoff(tries))
                 tries += 1
             except Exception as error:
