@@ -158,13 +158,13 @@ class Bench:
         return pg.create_database_for(role)
 
     def bootstrap_schema(self, pg: PostgresServer, role: str, password: str, database: str) -> None:
-        """Create the app's schema with the rendered app's own bootstrap, for the baselines that have none.
+        """Create the app's schema with the rendered app's own migrations, for the baselines that have none.
 
         Without its row-level security: a baseline sets no user, and what the policies cost is part of what the
         rendered app pays."""
         env = {**pg.env_for_app(role), "PGDATABASE": database, "PGPASSWORD": password, "PATH": "/usr/bin:/bin"}
         subprocess.run(
-            [str(self.python), "-c", "from database import open_database; open_database().close()"],
+            [str(self.python), "-m", "database.migrate", "upgrade"],  # as the role itself: it owns the schema
             cwd=self.project("flask", "psycopg3") / "app",
             env=env,
             check=True,

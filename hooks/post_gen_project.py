@@ -2,15 +2,25 @@
 
 Which file a choice selects is decided here, in one table, and nowhere else:
 the template carries every variant under ``_variants/`` and this hook moves the
-chosen one into place. No network, no installs.
+chosen one into place, then says where the project is and what to run first. No network, no installs.
 """
 
 import json
+import os
+import shlex
 import shutil
 from pathlib import Path
 
 ANSWERS = json.loads(
     r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver, "lakebase": cookiecutter.lakebase} | tojson }}"""
+)
+# started_in: where cookiecutter was started (lakebase_app_extension.py records it; this hook runs in the
+# project). output_dir: set by cookiecutter's main.py, not by cruft, whose update renders into temporary dirs.
+WHERE = json.loads(
+    r"""{{ {
+        "started_in": lakebase_app_started_in() if lakebase_app_started_in is defined else none,
+        "output_dir": cookiecutter.get("_output_dir"),
+    } | tojson }}"""
 )
 ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on items/models.py
 
@@ -44,6 +54,21 @@ def main() -> None:
         if ANSWERS[answer] not in keep:
             target = project / path
             shutil.rmtree(target) if target.is_dir() else target.unlink()
+    if WHERE["output_dir"] is not None:
+        print(next_steps(project, WHERE["started_in"]))
+
+
+def next_steps(project: Path, started_in: str | None) -> str:
+    """The project's path as the user would type it: relative to where they ran cookiecutter when inside it."""
+    shown = project
+    if started_in and project.is_relative_to(Path(started_in).resolve()):
+        shown = Path(os.path.relpath(project, Path(started_in).resolve()))
+    where = shlex.quote(str(shown))
+    return (
+        f"Created {where} ({ANSWERS['framework']}, {ANSWERS['driver']}, Lakebase {ANSWERS['lakebase']}).\n"
+        f"Next: cd {where} && ./run-local.sh   (runs it on this machine with a local PostgreSQL)\n"
+        f"Then read {shlex.quote(str(shown / 'README.md'))} to deploy it to Databricks."
+    )
 
 
 if __name__ == "__main__":

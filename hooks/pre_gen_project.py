@@ -8,11 +8,21 @@ this hook ran. That directory is named by ``__project_dir`` (cookiecutter.json):
 passes the project_slug rule below, a throwaway ``refused-...`` name otherwise, so a slug such as
 ``a/b``, ``..``, an empty or a 300-character one never reaches the file system. Keep both rules equal
 (tests/test_answers.py checks they agree).
+
+Answers are checked as text before this hook, where cookiecutter compiles them, by lakebase_app_extension.py
+(cookiecutter.json `_extensions`). A replay file is the whole context, `_extensions` included: one that leaves
+the extension out is refused here, the first point where the template runs at all. Cookiecutter has then made
+the project directory (generate.py `render_and_create_dir`, from the replay's own `__project_dir`) and renders
+every path below it as a template next, so this hook also checks that directory is one plain name inside
+the output directory.
 """
 
 import json
+import os
 import re
+import signal
 import sys
+from pathlib import Path
 
 ANSWERS = json.loads(
     r"""{{ {
@@ -32,6 +42,16 @@ ANSWERS = json.loads(
     } | tojson }}"""
 )
 REFUSALS = json.loads(r"""{{ cookiecutter._refusals | tojson }}""")
+SETTINGS = json.loads(
+    r"""{{ {
+        "guarded": lakebase_app_guard is defined,
+        "_extensions": cookiecutter.get("_extensions"),
+        "__project_dir": cookiecutter.get("__project_dir"),
+        "_output_dir": cookiecutter.get("_output_dir"),
+    } | tojson }}"""
+)
+EXTENSION = "lakebase_app_extension.RefusalsWithoutTraceback"
+PROJECT_DIR = r"[a-z][a-z0-9_]{0,39}|refused-[a-z]{12}"  # lakebase_app_extension.PROJECT_DIR
 
 # PostgreSQL words that cannot stand as an unquoted identifier (reserved keywords).
 SQL_RESERVED = frozenset(
@@ -126,7 +146,46 @@ def refusal(answers: dict) -> str | None:
     return None
 
 
+def unguarded(settings: dict, here: Path) -> list[str]:
+    """Refusals for answers that turned the extension off, and for a project directory outside the output one."""
+    found = []
+    if not settings["guarded"]:
+        found.append(
+            f"_extensions={settings['_extensions']!r} is refused: it must name {EXTENSION!r}, which keeps every "
+            "answer plain text. Render from this template's questions, or from answers it recorded unchanged."
+        )
+    output_dir = settings["_output_dir"]
+    name = settings["__project_dir"]
+    outside = isinstance(output_dir, str) and here != Path(output_dir).resolve() / here.name
+    if not isinstance(name, str) or not re.fullmatch(PROJECT_DIR, name) or here.name != name or outside:
+        found.append(
+            f"__project_dir={name!r} is refused: the project directory must be one name inside the output "
+            "directory (a lowercase letter, then up to 39 lowercase letters, digits or '_'). It comes from "
+            "project_slug: answer that instead."
+        )
+    return found
+
+
+def stop_before_cookiecutter_deletes(here: Path) -> None:
+    """Without the extension, a replayed `__project_dir` such as 'new/..' names a directory that was there
+    before: `Path.exists()` is false for it while 'new' is missing, so cookiecutter counts it as made by
+    itself and deletes it when this hook fails (generate.py lines 284-297 and 378; hooks.py
+    `run_hook_from_repo_dir`). A directory cookiecutter made is empty here (this hook runs before any file
+    is written), so a non-empty one is someone's: end cookiecutter instead of failing."""
+    if any(here.iterdir()):
+        print("ERROR: stopping cookiecutter, so that it does not delete the directory above.", file=sys.stderr)
+        sys.stderr.flush()
+        os.kill(os.getppid(), signal.SIGKILL)
+
+
 def main() -> int:
+    here = Path.cwd()
+    errors = unguarded(SETTINGS, here)
+    if errors:
+        for error in errors:
+            print(f"ERROR: {error}", file=sys.stderr)
+        stop_before_cookiecutter_deletes(here)
+        return 1
     errors = problems(ANSWERS)
     if not errors:
         refused = refusal(ANSWERS)

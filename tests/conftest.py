@@ -15,3 +15,13 @@ def deployment(request, pg_server, workspace_stub):
     dbname = pg_server.create_database_for(client.role)
     yield client, dbname
     pg_server.drop_database(dbname)
+
+
+@pytest.fixture(scope="session")
+def fake_workspace():
+    """Databricks' own fake workspace (libs/testserver), one per test session (per xdist worker); each test keeps
+    to a workspace of its own through its token's suffix (tests/support/databricks_cli.py)."""
+    from tests.support.databricks_cli import FakeWorkspace
+
+    with FakeWorkspace.start() as server:
+        yield server

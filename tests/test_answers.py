@@ -1,7 +1,6 @@
 """Bad answers are refused clearly, leave no directory, and injection attempts stay inert."""
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -15,7 +14,7 @@ from cookiecutter.exceptions import FailedHookException
 from cookiecutter.main import cookiecutter
 from databricks.bundles.apps import App
 
-from tests.support.template import CONFIG, ROOT, render, render_cli
+from tests.support.template import CONFIG, ROOT, free_text_questions, render, render_cli, run_cookiecutter
 from tests.support.waiting import HANG_GUARD
 
 BAD_ANSWERS = [
@@ -122,7 +121,7 @@ def test_booleans_are_booleans_and_defaults_render(tmp_path: Path) -> None:
 
 
 # Every free-text question (not a choice, not yes/no, not private): the hostile answers below go to each.
-FREE_TEXT = [key for key, value in CONFIG.items() if not key.startswith("_") and isinstance(value, str)]
+FREE_TEXT = free_text_questions()
 HOSTILE = {
     "slash": "a/b",
     "dot-dot": "../up",
@@ -232,17 +231,7 @@ def test_directory_name_is_the_slug_exactly_when_the_hook_accepts_it(slug: str) 
 
 def _interactive(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProcess[str]:
     """Answer cookiecutter's real prompts on standard input, one line per question, as a person types them."""
-    env = {k: v for k, v in os.environ.items() if k != "COOKIECUTTER_CONFIG"}
-    env["COOKIECUTTER_CONFIG"] = str(tmp_path / "no-user-config.yaml")
-    (tmp_path / "no-user-config.yaml").write_text("{}\n")
-    return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(ROOT), "-o", str(tmp_path / "out")],
-        input="".join(line + "\n" for line in lines),
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-        env=env,
-    )
+    return run_cookiecutter(tmp_path, "-o", str(tmp_path / "out"), stdin="".join(line + "\n" for line in lines))
 
 
 QUESTIONS = [key for key, value in CONFIG.items() if not key.startswith("_")]

@@ -154,7 +154,7 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
     with running_local_app(root, tmp_path) as app:
         started = time.monotonic()
         assert_served_with_security_headers(app.url + "/", framework)
-        browser.get(app.url + "/")
+        browser.get(app.sign_in_url)  # the address run.py prints, with its key
         until(browser, lambda d: EMPTY in d.find_element(By.TAG_NAME, "body").text, "the empty state")
         until(browser, lambda d: "local.user@example.com" in d.find_element(By.TAG_NAME, "body").text, "who")
         add_item(browser, framework, title)

@@ -1,36 +1,54 @@
 """`./run-local.sh`'s core: a rendered app starts on this machine against an embedded PostgreSQL."""
 
+import http.client
 import importlib.util
 import json
 import os
 import shlex
+import shutil
+import socket
 import stat
 import subprocess
 import tempfile
+import time
+import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from tests.support import apprunner
 from tests.support.appenv import app_python
-from tests.support.localapp import running_local_app
+from tests.support.localapp import LocalApp, running_local_app, streamlit_shows
+from tests.support.ports import free_port
 from tests.support.template import render
 from tests.support.waiting import HANG_GUARD
 
 
-def get(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def get(url: str, **headers: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as response:
         return response.status, response.read()
 
 
-def post_item(url: str, title: str) -> None:
-    body = json.dumps({"title": title}).encode()
-    request = urllib.request.Request(
-        f"{url}/api/items", data=body, headers={"Content-Type": "application/json"}, method="POST"
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 201
+def status(url: str, method: str = "GET", body: object = None, **headers: str) -> int:
+    """The answer's status; `headers` may name the Host (urllib sends the one given)."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **headers} if data else headers
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=HANG_GUARD) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def post_item(app: LocalApp, title: str) -> None:
+    """Create an item as the developer's browser does: with this run's key in its cookie."""
+    assert status(f"{app.url}/api/items", "POST", {"title": title}, **app.cookie) == 201
 
 
 @pytest.mark.parametrize("framework", ["flask", "fastapi", "dash", "gradio", "streamlit"])
@@ -40,8 +58,10 @@ def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, fram
     with running_local_app(root, tmp_path) as app:
         print(f"{framework}: first page after {app.startup_seconds:.1f} s")
         if framework in ("flask", "fastapi"):
-            post_item(app.url, "runs locally")
-            assert [item["title"] for item in json.loads(get(f"{app.url}/api/items")[1])] == ["runs locally"]
+            post_item(app, "runs locally")
+            assert [item["title"] for item in json.loads(get(f"{app.url}/api/items", **app.cookie)[1])] == [
+                "runs locally"
+            ]
         if framework != "streamlit":
             assert get(f"{app.url}/healthz")[0] == 200
         if framework in ("flask", "fastapi"):  # the README's migration walkthrough starts from the printed line
@@ -49,13 +69,13 @@ def test_local_run_serves_the_app_against_embedded_postgres(tmp_path: Path, fram
 
 
 def migrate_current_with_printed_export(root: Path, log: Path) -> list[str]:
-    """Run `python -m database.migrate current` in app/ with the variables of the `export` line run.py printed."""
+    """Run `python -m database.migrate current` in app/ after the `export` line run.py printed, in bash."""
     (line,) = [line.strip() for line in log.read_text().splitlines() if line.strip().startswith("export ")]
-    env = dict(item.split("=", 1) for item in shlex.split(line)[1:])
+    assert 'PGPASSWORD="$(cat ' in line  # the password is read from its file, never printed
     done = subprocess.run(
-        [str(app_python()), "-m", "database.migrate", "current"],
+        ["bash", "-c", f"{line} && exec {shlex.quote(str(app_python()))} -m database.migrate current"],
         cwd=root / "app",
-        env={"PATH": "/usr/bin:/bin", **env},
+        env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -78,35 +98,32 @@ def reachable_project(tmp_path: Path):
 def test_local_postgres_is_16_or_newer_and_keeps_its_data_in_the_project(reachable_project: Path) -> None:
     root = reachable_project
     with running_local_app(root, root.parent) as app:
-        dsn = f"host=127.0.0.1 port={app.postgres_port} user=postgres password=local-only dbname=postgres"
-        with psycopg.connect(dsn, connect_timeout=10) as conn:
+        with psycopg.connect(**app.postgres_login("postgres", "postgres"), connect_timeout=10) as conn:
             version = int(conn.execute("SELECT current_setting('server_version_num')").fetchone()[0])
             data_dir = conn.execute("SELECT current_setting('data_directory')").fetchone()[0]
-        assert_row_security_holds_locally(app.url, app.postgres_port)
+        assert_row_security_holds_locally(app)
     print(f"local PostgreSQL server_version_num={version}, data in {data_dir}")
     assert version >= 160000  # Lakebase runs PostgreSQL 16 and 17
     assert Path(data_dir) == root / ".local-postgres" / "data"
     assert ".local-postgres/" in (root / ".gitignore").read_text().splitlines()
 
 
-def assert_row_security_holds_locally(url: str, port: int) -> None:
+def assert_row_security_holds_locally(app: LocalApp) -> None:
     """The local app logs in as a plain role (not the superuser, who bypasses row-level security) that owns the
     database, as on Lakebase: a connection of that role with no user set sees none of the rows the app wrote."""
-    post_item(url, "only mine")
-    superuser = f"host=127.0.0.1 port={port} user=postgres password=local-only dbname=databricks_postgres"
-    with psycopg.connect(superuser, connect_timeout=10) as conn:
+    post_item(app, "only mine")
+    with psycopg.connect(**app.postgres_login("postgres"), connect_timeout=10) as conn:
         role = conn.execute(
             "SELECT rolsuper, rolbypassrls, pg_get_userbyid(datdba) FROM pg_roles, pg_database"
             " WHERE rolname = 'app' AND datname = current_database()"
         ).fetchone()
         assert role == (False, False, "app")
         assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 1  # the superuser bypasses
-    app_role = f"host=127.0.0.1 port={port} user=app password=local-only dbname=databricks_postgres"
-    with psycopg.connect(app_role, connect_timeout=10) as conn:
+    with psycopg.connect(**app.postgres_login("app"), connect_timeout=10) as conn:
         assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 0  # no user set: no rows
 
 
-def test_a_second_start_reports_pg_ctls_own_words(reachable_project: Path) -> None:
+def test_a_second_start_says_in_one_line_to_stop_the_first(reachable_project: Path) -> None:
     root = reachable_project
     python = app_python()
     with running_local_app(root, root.parent):
@@ -119,9 +136,9 @@ def test_a_second_start_reports_pg_ctls_own_words(reachable_project: Path) -> No
             env={"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(root.parent)},
         )
     assert second.returncode == 1
-    assert "Traceback" not in second.stderr and "CalledProcessError" not in second.stderr, second.stderr
-    assert "error: pg_ctl failed" in second.stderr, second.stderr
-    assert "postmaster.pid" in second.stdout + second.stderr  # PostgreSQL's own reason: the lock file
+    assert "Traceback" not in second.stderr, second.stderr
+    (said,) = second.stderr.strip().splitlines()
+    assert said.startswith("error: another ./run-local.sh (the app) is running") and "stop it first" in said, said
 
 
 def test_run_local_test_runs_the_projects_tests_against_the_embedded_database(tmp_path: Path) -> None:
@@ -241,3 +258,194 @@ def test_a_symlinked_project_postgres_dir_is_refused(tmp_path: Path) -> None:
         with pytest.raises(run.LocalPostgresError, match="symlink"):
             run.postgres_home(as_root=as_root)
     assert list(elsewhere.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- nobody else gets in
+FRAMEWORKS = ["flask", "fastapi", "dash", "gradio", "streamlit"]
+EVIL = "evil.example"
+WRONG_HOST = "refused: run locally, this app answers only at http://127.0.0.1:<port> or http://localhost:<port>"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_run_locally_a_page_of_another_site_gets_nothing(tmp_path: Path, framework: str) -> None:
+    """DNS rebinding: a page of evil.example whose name now points at 127.0.0.1 reaches the local app, and its
+    requests say Host and Origin evil.example (same-origin with itself). Refused in every framework, nothing
+    written; the app's own addresses still serve."""
+    root = render(tmp_path, framework=framework, driver="psycopg3", project_name=f"Rebound {framework}")
+    with running_local_app(root, tmp_path) as app:
+        port = app.url.rsplit(":", 1)[1]
+        evil = {"Host": f"{EVIL}:{port}", "Origin": f"http://{EVIL}:{port}"}
+        if framework == "streamlit":  # its page is static; the data comes through the script's session
+            key = f"local_run_key={app.key}"
+            assert streamlit_shows(app, EVIL, key) == [["alert", WRONG_HOST]]
+            assert ["markdown", "Signed in as `local.user@example.com`"] in streamlit_shows(app, "localhost", key)
+            return
+        for path in ("/", "/healthz", "/api/items" if framework in ("flask", "fastapi") else "/static/style.css"):
+            assert status(app.url + path, **evil, **app.cookie) == 403, path
+        if framework in ("flask", "fastapi"):
+            assert status(f"{app.url}/api/items", "POST", {"title": "rebound"}, **evil, **app.cookie) == 403
+            assert json.loads(get(f"{app.url}/api/items", **app.cookie)[1]) == []  # nothing was written
+        for own in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            assert status(app.url + "/", Host=own) == 200, own
+        # The printed address signs the browser in: a cookie with this run's key, the address without it.
+        assert first_answer(app.sign_in_url) == (
+            303,
+            "/",
+            f"local_run_{port}={app.key}; Path=/; HttpOnly; SameSite=Strict",
+        )
+        if framework in ("flask", "fastapi"):
+            assert status(f"{app.url}/api/items") == 401  # anyone else on this machine: no key
+            assert status(f"{app.url}/api/items", **{"X-Forwarded-Email": "dev@example.com"}) == 401
+            assert status(f"{app.url}/api/items", Cookie=f"local_run_{port}=guess-{app.key[6:]}") == 401
+
+
+def first_answer(url: str) -> tuple[int, str | None, str | None]:
+    """Status, Location and Set-Cookie of the answer itself (no redirect followed)."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HANG_GUARD)
+    try:
+        conn.request("GET", f"{parts.path}?{parts.query}")
+        answer = conn.getresponse()
+        return answer.status, answer.getheader("Location"), answer.getheader("Set-Cookie")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("framework", ["flask", "fastapi"])
+def test_outside_databricks_without_the_local_switch_a_request_without_the_user_is_refused(
+    tmp_path: Path, framework: str
+) -> None:
+    """app.yaml's command started by hand, neither by the Apps runtime nor by ./run-local.sh: no local user."""
+    root = render(tmp_path, framework=framework, driver="psycopg3", project_name=f"By hand {framework}")
+    port = free_port()
+    env = {
+        "PATH": f"{app_python().parent}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "DATABRICKS_APP_PORT": str(port),
+        **{"PGHOST": "127.0.0.1", "PGPORT": "1", "PGDATABASE": "none", "PGUSER": "none", "PGPASSWORD": "none"},
+    }
+    with apprunner.running_app(root, env, tmp_path / "by-hand.log") as app:
+        assert status(f"{app.url}/api/me") == 401, app.log_text()[-3000:]
+        assert status(f"{app.url}/api/me", **{"X-Forwarded-Email": "alice@example.com"}) == 200
+
+
+def test_run_local_lakebase_serves_only_this_machine_in_local_mode(tmp_path: Path) -> None:
+    """`./run-local.sh lakebase`: the app with your PG* (a Lakebase of yours), bound to 127.0.0.1 in local mode."""
+    root = render(tmp_path, framework="flask", driver="psycopg3", project_name="Against Lakebase")
+    env = {
+        "DATABRICKS_APP_NAME": "left-over-from-a-shell",  # never taken for the Apps runtime
+        **{"PGHOST": "127.0.0.1", "PGPORT": "1", "PGDATABASE": "mine", "PGUSER": "me@example.com"},
+        "LAKEBASE_OWN_DATABASE": "mine",
+    }
+    with running_local_app(root, tmp_path, "lakebase", **env) as app:
+        port = int(app.url.rsplit(":", 1)[1])
+        assert json.loads(get(f"{app.url}/api/me", **app.cookie)[1]) == {"email": "local.user@example.com"}
+        assert status(f"{app.url}/api/me") == 401  # without this run's key
+        assert status(f"{app.url}/api/me", Host=f"{EVIL}:{port}", **app.cookie) == 403
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((outward_address(), port), timeout=10).close()
+
+
+@pytest.fixture
+def other_user() -> Iterator[str]:
+    """A throwaway OS account on this machine, removed afterwards."""
+    assert os.geteuid() == 0 and shutil.which("useradd") and shutil.which("runuser"), (
+        "acting as another OS user needs root, useradd and runuser (as in CI)"
+    )
+    name = f"lb{uuid.uuid4().hex[:10]}"
+    for _ in range(20):  # /etc/passwd may be locked for a moment by another useradd
+        made = subprocess.run(
+            ["useradd", "--no-create-home", "--shell", "/bin/sh", name], capture_output=True, text=True
+        )
+        if made.returncode == 0:
+            break
+        time.sleep(0.5)
+    assert made.returncode == 0, f"useradd {name} failed: {made.stderr}"
+    try:
+        yield name
+    finally:
+        subprocess.run(["userdel", name], capture_output=True, check=False)
+
+
+def as_user(name: str, *command: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [shutil.which("runuser") or "runuser", "-u", name, "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/", **env},
+    )
+
+
+def outward_address() -> str:
+    """This machine's address on its network (what another host would connect to)."""
+    found = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("203.0.113.1", 9))  # no packet is sent: the OS only picks the outgoing interface
+            found.append(probe.getsockname()[0])
+        except OSError:  # no route out: the addresses the host name has
+            found += socket.gethostbyname_ex(socket.gethostname())[2]
+    outward = [address for address in found if not address.startswith("127.")]
+    assert outward, f"this machine has no address but loopback ({found}): cannot play another host"
+    return outward[0]
+
+
+def test_nobody_else_on_this_machine_logs_in_to_postgres_and_no_other_host_reaches_the_app(
+    reachable_project: Path, other_user: str
+) -> None:
+    root = reachable_project
+    with running_local_app(root, root.parent) as app:
+        login = app.postgres_login("postgres", "postgres")
+        with psycopg.connect(**login, connect_timeout=10):
+            pass  # the developer gets in
+        psql = next(root.glob(".local-postgres/pg/*/pginstall/bin/psql"), None)  # the copy 'nobody' runs as root
+        assert psql, "no psql another user may run under .local-postgres/pg"
+        for host in (login["host"], "127.0.0.1", "localhost"):  # the socket directory, then TCP
+            for password in ("local-only", login["password"]):  # the old fixed password; even the real one
+                tried = as_user(
+                    other_user,
+                    *(str(psql), "-X", "-w", "-h", host, "-p", login["port"], "-U", "postgres", "-d", "postgres"),
+                    *("-c", "COPY (SELECT 1) TO PROGRAM 'id'"),
+                    PGPASSWORD=password,
+                )
+                assert tried.returncode != 0, f"{other_user} logged in through {host}: {tried.stdout}"
+                assert "Permission denied" in tried.stderr or "Connection refused" in tried.stderr, tried.stderr
+        for secret in (root / ".local-postgres" / "passwords").iterdir():
+            assert as_user(other_user, "cat", str(secret)).returncode != 0, secret
+        address, app_port = outward_address(), int(app.url.rsplit(":", 1)[1])
+        # The app's port on 127.0.0.1 is open to every local account, but serves no one without this run's key.
+        asked = f"GET /api/items HTTP/1.0\\r\\nHost: 127.0.0.1:{app_port}\\r\\nX-Forwarded-Email: dev@example.com\\r\\n\\r\\n"
+        raw = f'exec 3<>/dev/tcp/127.0.0.1/{app_port} && printf "{asked}" >&3 && head -c 12 <&3'
+        answer = as_user(other_user, "bash", "-c", raw)
+        assert answer.stdout.startswith("HTTP/1.") and answer.stdout.endswith(" 401"), answer.stdout + answer.stderr
+        for port in (app_port, int(login["port"])):
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((address, port), timeout=10).close()
+        with pytest.raises(ConnectionRefusedError):  # PostgreSQL has no TCP listener at all
+            socket.create_connection(("127.0.0.1", int(login["port"])), timeout=10).close()
+
+
+def test_a_restart_keeps_the_port_and_the_tests_use_a_database_of_their_own(reachable_project: Path) -> None:
+    root = reachable_project
+    with running_local_app(root, root.parent) as first:
+        port, export = first.postgres_port, first.log.read_text().split("export ", 1)[1].splitlines()[0]
+        post_item(first, "the app's first")
+    python = app_python()
+    with running_local_app(root, root.parent) as second:
+        assert second.postgres_port == port  # the `export` line printed last time still works
+        assert second.log.read_text().split("export ", 1)[1].splitlines()[0] == export
+        beside = subprocess.run(  # the tests while the app runs: their own server and database
+            [str(python), "local/run.py", "test", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_items.py"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD,
+            env={"PATH": f"{python.parent}:/usr/bin:/bin", "HOME": str(root.parent)},
+        )
+        assert beside.returncode == 0, beside.stdout + beside.stderr
+        assert " passed" in beside.stdout and "skipped" not in beside.stdout, beside.stdout
+        post_item(second, "the app's second")
+        listed = json.loads(get(f"{second.url}/api/items", **second.cookie)[1])
+    assert [item["title"] for item in listed] == ["the app's first", "the app's second"]
+    assert listed[1]["id"] == listed[0]["id"] + 1  # no rows of the tests' in between

@@ -1,4 +1,4 @@
-"""The READMEs describe what is rendered: the template README's file tree equals a rendered project, and no
+"""The docs describe what is rendered: the file tree in docs/layout.md equals a rendered project, and no
 README or rendered test names a file the project does not have."""
 
 import json
@@ -15,13 +15,13 @@ IDS = ["-".join(combo.values()) for combo in COMBOS]
 
 
 def documented_tree(readme: str, answers: dict[str, str]) -> set[str]:
-    """Files listed in the README's tree block, as paths relative to the project.
+    """Files listed in the tree block of docs/layout.md, as paths relative to the project.
 
     Grammar: one entry per line, indented two spaces per level under `<project_slug>/`; an entry is a name (a
     directory ends in `/`) or several names joined by ", ", then an optional note. A note that starts with
     `(a, b)` limits the entry to projects where one of the answers is `a` or `b`.
     """
-    section = readme[readme.index("## What a rendered project holds") :]
+    section = readme[readme.index("# What a rendered project holds") :]
     block = section[section.index("```\n") + 4 :]
     lines = block[: block.index("```")].splitlines()
     assert lines[0] == "<project_slug>/", lines[0]
@@ -53,17 +53,17 @@ def rendered_files(root: Path) -> set[str]:
 def test_readme_file_tree_is_what_renders(tmp_path: Path, answers: dict[str, str]) -> None:
     root = render(tmp_path, **answers)
     rendered = json.loads((root / ".cookiecutter.json").read_text())["cookiecutter"]
-    documented = documented_tree((ROOT / "README.md").read_text(), {k: str(v) for k, v in rendered.items()})
+    documented = documented_tree((ROOT / "docs" / "layout.md").read_text(), {k: str(v) for k, v in rendered.items()})
     actual = rendered_files(root)
     assert documented == actual, (
-        f"README.md's tree is out of date for {answers}: rendered but not documented "
+        f"docs/layout.md's tree is out of date for {answers}: rendered but not documented "
         f"{sorted(actual - documented)}; documented but not rendered {sorted(documented - actual)}"
     )
 
 
 # A backticked relative path, e.g. `local/run.py` or `scripts/local` (no spaces, no placeholders, no URL).
 # The migration the rendered README's "Change the schema" walkthrough creates in its first step.
-NEW_MIGRATION = "migrations/versions/0003_add_priority.py"
+NEW_MIGRATION = "migrations/versions/0004_add_priority.py"
 PATH_IN_BACKTICKS = re.compile(r"`(\.?[a-z_][\w.-]*/[\w./-]*|[\w.-]+\.(?:py|sh|yml|yaml|txt|toml|json|html))`")
 
 
@@ -76,7 +76,7 @@ def test_rendered_docs_name_only_files_the_project_has(tmp_path: Path, answers: 
         for mentioned in PATH_IN_BACKTICKS.findall(doc.read_text()):
             if mentioned.startswith(("http", "projects/", *made_at_run_time)):
                 continue  # URLs, Lakebase resource names, what the project makes when it runs
-            if mentioned == NEW_MIGRATION:
+            if mentioned in (NEW_MIGRATION, NEW_MIGRATION.rsplit("/", 1)[1]):
                 continue  # the file "Change the schema" has you create (tests/test_migrations.py runs those steps)
             # relative to the project, or to app/ (the import root: `database/pooled.py`), or a bare file name
             exists = any((base / mentioned).exists() for base in (root, root / "app")) or mentioned in names

@@ -2,14 +2,15 @@
 
 Against the harness's real PostgreSQL, through each driver's own rendered code: a copy of the example's
 queries without their owner filter still lists, changes and deletes none of another user's rows; a
-connection opened for no user sees no row; the table's owner (the app's own role) is refused as well,
-because the policies are forced; and a migration that adds a table without a policy fails.
+connection opened for no user sees no row; the app's role owns nothing, so whatever its session does
+(advisory locks, temporary objects that shadow catalogs or functions, SET ROLE, search_path) it can neither
+change the schema nor lift the policies; and a migration that adds a table without a policy fails.
 """
 
 from __future__ import annotations
 
+import json
 import re
-import subprocess
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.support.appenv import app_python, password_role_env
+from tests.support import deployer
+from tests.support.appenv import password_role_env
 from tests.support.in_app import run_with_database
 from tests.support.migration_file import migration_file
 from tests.support.template import render
@@ -61,16 +63,24 @@ def run_in_app(app: Path, env: dict[str, str], code: str, is_async: bool) -> str
     return done.stdout
 
 
-def as_owner(pg_server: Any, role: str, env: dict[str, str]) -> psycopg.Connection:
-    """A connection as the app's role itself (it owns the schema and the table), with no user set."""
+def as_app_role(pg_server: Any, role: str, env: dict[str, str]) -> psycopg.Connection:
+    """A connection as the app's role itself, outside the app's code, with no user set."""
     dsn = pg_server.dsn_for(role, env["PGPASSWORD"], dbname=env["PGDATABASE"], options="-c search_path=app_data")
     return psycopg.connect(dsn, autocommit=True)
+
+
+def migrated(pg_server: Any, tmp_path: Path, app: Path) -> tuple[str, dict[str, str], deployer.Deployer]:
+    """The app's role and environment, on a database the deployer has migrated (the owner role owns it all)."""
+    role, env = password_role_env(pg_server, tmp_path)
+    found = deployer.prepare(pg_server, env["PGDATABASE"])
+    deployer.upgrade(app, found, role)
+    return role, env, found
 
 
 @pytest.mark.parametrize("driver", list(FRAMEWORK))
 def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_path: Path, pg_server: Any) -> None:
     app = render(tmp_path, framework=FRAMEWORK[driver], driver=driver) / "app"
-    role, env = password_role_env(pg_server, tmp_path)
+    role, env, owner = migrated(pg_server, tmp_path, app)
     unfiltered = copy_without_owner_filter(app)
     w = "await " if driver == "asyncpg" else ""
     out = run_in_app(
@@ -99,16 +109,16 @@ def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_
         "no user 0 0",
         "healthy True",
     ], out
-    with as_owner(pg_server, role, env) as owner:
-        assert owner.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'items'").fetchone() == (role,)
-        assert owner.execute("SELECT count(*) FROM items").fetchone() == (0,)  # FORCE: the owner sees nothing
+    with as_app_role(pg_server, role, env) as conn:
+        assert conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'items'").fetchone() == (owner.owner,)
+        assert conn.execute("SELECT count(*) FROM items").fetchone() == (0,)  # no user, no rows
         with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
-            owner.execute("INSERT INTO items (owner, title) VALUES ('mallory@example.com', 'planted')")
+            conn.execute("INSERT INTO items (owner, title) VALUES ('mallory@example.com', 'planted')")
     with pg_server.connect_superuser(env["PGDATABASE"]) as admin:
         rows = admin.execute("SELECT owner, title, done FROM app_data.items ORDER BY id").fetchall()
         assert rows == [("alice@example.com", "still mine", True), ("bob@example.com", "bob's", False)]
-        # The control: without FORCE the owner is the app's role, and the same copy lists Bob's row to Alice.
-        admin.execute("ALTER TABLE app_data.items NO FORCE ROW LEVEL SECURITY")
+        # The control: without row-level security the same copy lists Bob's row to Alice.
+        admin.execute("ALTER TABLE app_data.items DISABLE ROW LEVEL SECURITY")
     leak = run_in_app(
         app,
         env,
@@ -121,8 +131,110 @@ def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_
     assert leak.strip() == "['still mine', \"bob's\"]"
 
 
+# Each attempt runs through the driver's own pool, held to one connection so that what one call leaves in the
+# session (a lock, a temporary object, a setting, a role) is there for the next.
+ESCAPES = {
+    "the migration lock": ["SELECT pg_advisory_lock(hashtext('app_data.bootstrap'))"],
+    "a forged pg_locks": [
+        "CREATE TEMP TABLE pg_locks (locktype text, pid int, granted boolean, objsubid int, classid oid, objid oid)",
+        "INSERT INTO pg_temp.pg_locks SELECT 'advisory', pg_backend_pid(), true, 1, "
+        "(hashtext('app_data.bootstrap')::bigint >> 32)::oid, (hashtext('app_data.bootstrap')::bigint & 4294967295)::oid",
+    ],
+    "temporary functions first on the search_path": [
+        "CREATE FUNCTION pg_temp.app_user() RETURNS text LANGUAGE sql AS $$ SELECT 'bob@example.com' $$",
+        "CREATE FUNCTION pg_temp.current_setting(text, boolean) RETURNS text LANGUAGE sql AS $$ SELECT 'bob@example.com' $$",
+        "CREATE FUNCTION pg_temp.migrating() RETURNS boolean LANGUAGE sql AS $$ SELECT true $$",
+        "SELECT set_config('search_path', 'pg_temp, app_data, pg_catalog', false)",
+    ],
+    "SET ROLE to the owner": ["SET ROLE {owner}"],
+    "RESET ROLE": ["RESET ROLE", "SET SESSION AUTHORIZATION DEFAULT"],
+    "row_security off": ["SELECT set_config('row_security', 'off', false)"],
+}
+CHANGES = [  # what only the owner may do: each must be refused (42501) whatever came before
+    "ALTER TABLE items DISABLE ROW LEVEL SECURITY",
+    "ALTER TABLE items NO FORCE ROW LEVEL SECURITY",
+    "DROP POLICY items_owner ON items",
+    "CREATE POLICY mine ON items USING (true)",
+    "ALTER POLICY items_owner ON items USING (true)",
+    "DROP TABLE items",
+    "TRUNCATE items",
+    "ALTER TABLE items OWNER TO CURRENT_USER",
+    "CREATE TABLE app_data.mine (id int)",
+    "CREATE OR REPLACE FUNCTION app_data.app_user() RETURNS text LANGUAGE sql AS $$ SELECT 'bob@example.com' $$",
+    "UPDATE alembic_version SET version_num = '9999'",
+    "COMMENT ON TABLE alembic_version IS 'not additive: 9999'",
+]
+
+
+@pytest.mark.parametrize("driver", list(FRAMEWORK))
+def test_the_apps_role_cannot_escape_row_security_whatever_its_session_does(
+    driver: str, tmp_path: Path, pg_server: Any
+) -> None:
+    app = render(tmp_path, framework=FRAMEWORK[driver], driver=driver) / "app"
+    role, env, found = migrated(pg_server, tmp_path, app)
+    env.update(DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1")  # one connection: the session is the same throughout
+    w = "await " if driver == "asyncpg" else ""
+    escapes = {name: [s.format(owner=f'"{found.owner}"') for s in sql] for name, sql in ESCAPES.items()}
+    out = run_in_app(
+        app,
+        env,
+        f"""
+        import json
+        def state(error):
+            code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+            return code or getattr(getattr(error, "orig", None), "sqlstate", None) or type(error).__name__
+        {w}items.create_item(db, "alice@example.com", "alice's")
+        {w}items.create_item(db, "bob@example.com", "bob's")
+        {"async " if w else ""}def attempt(call):
+            try:
+                return {w}call()
+            except Exception as error:
+                return state(error)
+        report = {{}}
+        for name, statements in {escapes!r}.items():
+            tried = [{w}attempt(lambda: db.execute(statement)) for statement in statements]
+            refused = [{w}attempt(lambda: db.execute(change)) for change in {CHANGES!r}]
+            report[name] = {{
+                "tried": ["ran" if isinstance(t, int) else t for t in tried],
+                "refused": sorted({{"ran" if isinstance(r, int) else r for r in refused}}),
+                "seen": {w}attempt(lambda: db.fetch_all("SELECT title FROM items ORDER BY id")),
+                "as_alice": {w}attempt(lambda: db.fetch_all("SELECT title FROM items", user="alice@example.com")),
+                "taken": {w}attempt(lambda: db.execute("UPDATE items SET owner = 'alice@example.com'", user="alice@example.com")),
+                "deleted": {w}attempt(lambda: db.execute("DELETE FROM items")),
+            }}
+            {w}db.execute("RESET ROLE")
+            {w}db.fetch_all("SELECT set_config('search_path', 'app_data', false)")
+            {w}db.fetch_all("SELECT set_config('row_security', 'on', false)")
+        print(json.dumps(report))
+        """,
+        driver == "asyncpg",
+    )
+    report = json.loads(out.strip().splitlines()[-1])
+    for name, after in report.items():
+        assert after["refused"] == ["42501"], (name, after)  # every change: insufficient_privilege
+        if name == "row_security off":  # then a query that the policies would filter fails instead
+            assert after["seen"] == after["as_alice"] == after["taken"] == after["deleted"] == "42501", after
+            continue
+        assert after["seen"] == [] and after["deleted"] == 0, (name, after)
+        assert after["as_alice"] == [{"title": "alice's"}] and after["taken"] == 1, (name, after)
+    assert report["SET ROLE to the owner"]["tried"] == ["42501"], report  # not a member of the owner role
+    with pg_server.connect_superuser(env["PGDATABASE"]) as admin:
+        rows = admin.execute("SELECT owner, title FROM app_data.items ORDER BY id").fetchall()
+        assert rows == [("alice@example.com", "alice's"), ("bob@example.com", "bob's")]
+        policies = admin.execute("SELECT polname FROM pg_policy WHERE polrelid = 'app_data.items'::regclass")
+        assert policies.fetchall() == [("items_owner",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0003",)]
+        grants = admin.execute(
+            "SELECT has_database_privilege('public', current_database(), 'CONNECT'), "
+            "has_table_privilege(%s, 'app_data.alembic_version', 'UPDATE'), "
+            "has_table_privilege(%s, 'app_data.items', 'TRUNCATE')",
+            [role, role],
+        )
+        assert grants.fetchone() == (False, False, False)
+
+
 UNPROTECTED = migration_file(
-    "0003",
+    "0004",
     "Add notes, forgetting their policy.",
     ["CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, owner text NOT NULL)"],
 )
@@ -138,27 +250,30 @@ def new_table_policy(readme: Path) -> str:
 def test_a_migration_that_adds_a_table_without_a_policy_fails(tmp_path: Path, pg_server: Any) -> None:
     project = render(tmp_path, framework="flask", driver="psycopg3")
     app = project / "app"
-    _, env = password_role_env(pg_server, tmp_path)
-    migration = app / "migrations" / "versions" / "0003_notes.py"
+    role, env, found = migrated(pg_server, tmp_path, app)
+    migration = app / "migrations" / "versions" / "0004_notes.py"
     migration.write_text(UNPROTECTED)
-    failed = subprocess.run(
-        [str(app_python()), "-m", "database.migrate", "upgrade"], cwd=app, env=env, capture_output=True, text=True
-    )
+    failed = deployer.run(app, found, "upgrade", "--app-role", role)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "migration 0003_notes.py" in failed.stderr and "notes" in failed.stderr, failed.stderr
+    assert "migration 0004_notes.py" in failed.stderr and "notes" in failed.stderr, failed.stderr
     assert "row-level security" in failed.stderr and "rolled back" in failed.stderr, failed.stderr
     with pg_server.connect_superuser(env["PGDATABASE"]) as admin:
-        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0002",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0003",)]
         assert admin.execute("SELECT to_regclass('app_data.notes')").fetchone() == (None,)  # rolled back whole
 
     migration.write_text(UNPROTECTED + new_table_policy(project / "README.md"))  # what the README says to add
-    passed = subprocess.run(
-        [str(app_python()), "-m", "database.migrate", "upgrade"], cwd=app, env=env, capture_output=True, text=True
-    )
+    passed = deployer.run(app, found, "upgrade", "--app-role", role)
     assert passed.returncode == 0, passed.stderr
     with pg_server.connect_superuser(env["PGDATABASE"]) as admin:
-        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0003",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0004",)]
         assert admin.execute(
             "SELECT relrowsecurity, relforcerowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) "
             "FROM pg_class AS c WHERE oid = 'app_data.notes'::regclass"
-        ).fetchone() == (True, True, 2)
+        ).fetchone() == (True, True, 1)
+    # The app's role was granted the new table by default privileges: it reads and writes its own notes only.
+    with as_app_role(pg_server, role, env) as conn:
+        conn.execute("SELECT set_config('app.user', 'alice@example.com', false)")
+        conn.execute("INSERT INTO notes (owner) VALUES ('alice@example.com')")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute("INSERT INTO notes (owner) VALUES ('bob@example.com')")
+        assert conn.execute("SELECT count(*) FROM notes").fetchone() == (1,)

@@ -1,116 +1,157 @@
-"""The rendered deploy workflow, run: its `run:` steps under `bash -e` (tests/support/workflow_runner.py) with
-stand-in `databricks` and `gh` first on PATH (tests/support/standins/, each behaviour citing its CLI source), for
-the events a team produces: pushes to main, pull requests opened and closed, a release tag, the nightly sweep.
-Every CLI call is recorded with the identity it ran as."""
+"""The rendered deploy workflow, run: its `run:` steps under `bash -e` (tests/support/workflow_runner.py) with the
+real Databricks CLI first on PATH, deploying into Databricks' own fake workspace (libs/testserver), for the events a
+team produces: pushes to main, pull requests opened and closed, a release tag, the nightly sweep.
+
+Stand-ins remain only for GitHub and for what the testserver lacks (tests/support/standins/): `gh` (open pull
+requests), GitHub's OIDC token service and its environments' deployment rules, and in front of the testserver
+workload identity federation, one identity per service principal, enforced permissions and a branch's expiry
+(workspace_front.py says what each stands for). Every request is recorded with the identity it ran as."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from textwrap import indent
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import yaml
 
-from tests.support import bundle_checks as checks
+from tests.support.databricks_cli import FakeWorkspace, tools
+from tests.support.standins.workspace_front import GitHubOidc, Recorded, WorkspaceFront
 from tests.support.template import ROOT, render
 from tests.support.waiting import HANG_GUARD
 from tests.support.workflow_runner import Repository, Run, Runner, evaluate, run_workflow
 
 STANDINS = Path(__file__).parent / "support" / "standins"
-PROD_ID, PREVIEW_ID = "prod-deployer-client-id", "preview-deployer-client-id"
 REPO = "acme/board"
+# application ids of the three deploying service principals (a UUID, as the CLI expects of one: libs/iamutil)
+PROD_ID = "11111111-1111-4111-8111-111111111111"
+STAGING_ID = "22222222-2222-4222-8222-222222222222"
+PREVIEW_ID = "33333333-3333-4333-8333-333333333333"
+DEPLOYERS = {"prod": PROD_ID, "staging": STAGING_ID, "preview": PREVIEW_ID}
 PROD_GROUP = "board-users"  # what the team writes in targets.prod.variables
+TEAM_GROUP = "board-team"  # and as variables.team_group's default
+STAGING_PROJECT = "lakebase-app-db-staging"
+
+
+def policy_audience(readme: str) -> str:
+    """The audience the README tells the account admin to put in every federation policy, for org `acme`."""
+    found = re.search(r'"audiences": \["([^"]+)"\]', readme)
+    assert found, "the README shows the federation policy's audiences"
+    return found[1].replace("<org>", REPO.split("/")[0])
 
 
 class Team:
-    """A rendered project on GitHub, a workspace with two deploying service principals, and the calls they make."""
+    """A rendered project on GitHub and its workspace: the real CLI deploys into Databricks' fake workspace through
+    the front (tests/support/standins/workspace_front.py), as the service principal each job's environment names."""
 
-    def __init__(self, tmp: Path, **answers: Any) -> None:
+    def __init__(self, tmp: Path, server: FakeWorkspace, **answers: Any) -> None:
         self.root = render(tmp / "render", **answers)
         bundle = self.root / "databricks.yml"
-        bundle.write_text(bundle.read_text().replace("# app_users: <group>", f"app_users: {PROD_GROUP}"))
+        bundle.write_text(
+            bundle.read_text()
+            .replace("# app_users: <group>", f"app_users: {PROD_GROUP}")
+            .replace("# preview_identity: <application id>", f"preview_identity: {PREVIEW_ID}")
+            .replace("# default: <your team's workspace group>", f"default: {TEAM_GROUP}")
+        )
+        self.server = server
+        self.front = WorkspaceFront(server.url, uuid.uuid4().hex)
+        self.oidc = GitHubOidc()
+        readme = (self.root / "README.md").read_text()
+        for environment, client_id in DEPLOYERS.items():  # README "Deploying from GitHub", step 1
+            self.front.trust(client_id, f"repo:{REPO}:environment:{environment}", policy_audience(readme))
         self.scratch = tmp / "runs"
-        self.workspace = tmp / "workspace"
+        self.github = tmp / "github"
         self.bin = tmp / "bin"
-        for path in (self.scratch, self.workspace, self.bin):
+        for path in (self.scratch, self.github, self.bin):
             path.mkdir()
-        for name in ("databricks", "gh"):
-            wrapper = self.bin / name
-            wrapper.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDINS / name}.py" "$@"\n')
-            wrapper.chmod(0o755)
+        (self.bin / "databricks").symlink_to(tools()["DATABRICKS_CLI_NEWEST"])  # the real CLI, first on PATH
+        gh = self.bin / "gh"
+        gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDINS / "gh.py"}" "$@"\n')
+        gh.chmod(0o755)
         (self.bin / "python3").symlink_to(sys.executable)
-        self.world = {
-            "principals": {  # one federation policy subject per environment (README: "Identities")
-                PROD_ID: {"user_name": checks.CI.user_name, "trusts": [f"repo:{REPO}:environment:prod"]},
-                PREVIEW_ID: {
-                    "user_name": checks.PREVIEW_CI.user_name,
-                    "trusts": [f"repo:{REPO}:environment:preview", f"repo:{REPO}:environment:staging"],
-                },
-            },
-            "objects": {},
-            "trash": [],
-            "remote_states": {},
-        }
-        self.save()
         self.open_prs: list[int] = []
         self.repository = Repository(
             self.root,
             REPO,
-            variables={"DATABRICKS_HOST": "https://standin.cloud.databricks.com"},
-            environments={  # environment variables, never repository ones
-                "prod": {"DATABRICKS_CLIENT_ID": PROD_ID},
-                "staging": {"DATABRICKS_CLIENT_ID": PREVIEW_ID},
-                "preview": {"DATABRICKS_CLIENT_ID": PREVIEW_ID},
-            },
+            variables={"DATABRICKS_HOST": self.front.url},
+            environments={name: {"DATABRICKS_CLIENT_ID": client_id} for name, client_id in DEPLOYERS.items()},
+            deployment_refs={"prod": ["refs/tags/v*"], "staging": ["refs/heads/main"]},  # README, step 2
         )
         self.runs: list[tuple[str, Run]] = []
 
-    def save(self) -> None:
-        (self.workspace / "workspace.json").write_text(json.dumps(self.world))
-
-    def load(self) -> dict[str, Any]:
-        self.world = json.loads((self.workspace / "workspace.json").read_text())
-        return self.world
+    def close(self) -> None:
+        self.front.stop()
+        self.oidc.stop()
 
     def event(self, name: str, ref: str, payload: dict[str, Any] | None = None, workflow: Path | None = None) -> Run:
-        (self.workspace / "open_prs.json").write_text(json.dumps(self.open_prs))
+        (self.github / "open_prs.json").write_text(json.dumps(self.open_prs))
         scratch = self.scratch / str(len(self.runs))
         scratch.mkdir()
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PYTHONPATH": str(ROOT),
-            "STANDIN_WORKSPACE": str(self.workspace),
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "STANDIN_WORKSPACE": str(self.github),
+            "DO_NOT_TRACK": "1",
         }
         path = workflow or self.root / ".github" / "workflows" / "deploy.yml"
-        run = run_workflow(path, name, ref, payload or {}, Runner(self.repository, self.bin, scratch, env))
+        errors_before = len(self.server.errors())
+        run = run_workflow(path, name, ref, payload or {}, Runner(self.repository, self.bin, scratch, env, self.oidc))
+        unanswered = self.server.errors()[errors_before:]
+        assert not unanswered, "the fake workspace had no handler for:\n" + "\n".join(unanswered)
         self.runs.append((name, run))
-        self.load()
         return run
 
-    def pull_request(self, number: int, action: str) -> Run:
+    def pull_request(self, number: int, action: str, workflow: Path | None = None) -> Run:
         if action in ("opened", "reopened"):
             self.open_prs.append(number)
         elif action == "closed":
             self.open_prs.remove(number)
-        payload = {
-            "action": action,
-            "number": number,
-            "pull_request": {"number": number, "head": {"repo": {"full_name": REPO}}},
-        }
-        return self.event("pull_request", f"refs/pull/{number}/merge", payload)
-
-    def calls(self) -> list[dict[str, Any]]:
-        lines = (self.workspace / "calls.jsonl").read_text().splitlines()
-        return [json.loads(line) for line in lines]
+        head = {"ref": f"feature-{number}", "repo": {"full_name": REPO}}
+        payload = {"action": action, "number": number, "pull_request": {"number": number, "head": head}}
+        return self.event("pull_request", f"refs/pull/{number}/merge", payload, workflow)
 
     def apps(self) -> set[str]:
-        return {name.split(":", 1)[1] for name in self.world["objects"] if name.startswith("apps:")}
+        """Apps that exist and are not being deleted (the testserver keeps a deleted app in DELETING, as the cloud
+        does for a while: apps.go AppsDelete)."""
+        listed = self.front.list_apps()["apps"]
+        return {a["name"] for a in listed if (a.get("compute_status") or {}).get("state") != "DELETING"}
+
+    def branches(self, project: str = STAGING_PROJECT) -> set[str]:
+        listed = self.front.admin("GET", f"/api/2.0/postgres/projects/{project}/branches")
+        return {b["name"].rsplit("/", 1)[-1] for b in listed.get("branches") or []}
+
+    def changes(self, principal: str | None = None) -> list[Recorded]:
+        """Requests that changed something (and were allowed), by one identity if named."""
+        return [
+            r
+            for r in self.front.requests()
+            if r.method not in ("GET", "HEAD")
+            and r.status < 300
+            and r.path not in ("/oidc/v1/token", "/telemetry-ext")
+            and (principal is None or r.principal == principal)
+        ]
+
+
+def deployment_of(r: Recorded) -> str:
+    """Which deployment a request changed: prod, staging, preview, or '?' (the names databricks.yml gives)."""
+    where = unquote(r.path) + "?" + r.query + " " + json.dumps(r.body)
+    if re.search(
+        r"/\.bundle/lakebase_app/(preview-\d+)\b|lakebase-app-pr-\d+\b|lakebase-app-db-staging/branches(/|\?branch_id=)pr-\d+",
+        where,
+    ):
+        return "preview"
+    if re.search(r"/\.bundle/lakebase_app/staging/|lakebase-app-staging\b|lakebase-app-db-staging\b", where):
+        return "staging"
+    if re.search(r"/\.bundle/lakebase_app/prod/|apps/lakebase-app\b|lakebase-app-db\b|\"lakebase-app\"", where):
+        return "prod"
+    return "?"
 
 
 def _ok(run: Run, *jobs: str) -> None:
@@ -120,12 +161,34 @@ def _ok(run: Run, *jobs: str) -> None:
         assert job.result in ("success", "skipped"), f"{job.job} {job.matrix} failed:\n{job.log}"
 
 
+def _hostile(team: Team, old: str, new: str) -> Path:
+    """deploy.yml as a pull request's branch may rewrite it: a pull_request job runs the branch's workflow file."""
+    text = (team.root / ".github" / "workflows" / "deploy.yml").read_text()
+    assert old in text, old
+    path = team.root / f"hostile-{len(team.runs)}.yml"
+    path.write_text(text.replace(old, new))
+    return path
+
+
+def _preview_job(hostile: str = "") -> str:
+    """A pull_request job with an id token, in environment preview, running `hostile`."""
+    return (
+        "\n  hostile:\n    if: github.event_name == 'pull_request'\n    runs-on: ubuntu-latest\n"
+        "    environment: preview\n    permissions: {contents: read, id-token: write}\n"
+        "    env:\n      DATABRICKS_CLIENT_ID: ${{ vars.DATABRICKS_CLIENT_ID }}\n"
+        f"    steps:\n      - uses: actions/checkout@v0\n      - run: |\n{indent(hostile, ' ' * 10)}\n"
+    )
+
+
 @pytest.fixture
-def team(tmp_path: Path) -> Team:
+def team(tmp_path: Path, fake_workspace: FakeWorkspace) -> Any:
     """A team whose main has been pushed once: staging, the project previews branch from, exists."""
-    made = Team(tmp_path, framework="fastapi", driver="psycopg3")
-    _ok(made.event("push", "refs/heads/main"), "staging")
-    return made
+    made = Team(tmp_path, fake_workspace, framework="fastapi", driver="psycopg3")
+    try:
+        _ok(made.event("push", "refs/heads/main"), "staging")
+        yield made
+    finally:
+        made.close()
 
 
 # ---------------------------------------------------------------------------------------------- the expressions
@@ -143,46 +206,45 @@ def test_the_expression_evaluator_reads_github_conditions() -> None:
 # ---------------------------------------------------------------------------------------------- a team's week
 def test_previews_staging_prod_and_a_sweep_that_finishes(team: Team) -> None:
     assert "lakebase-app-staging" in team.apps()
-    assert [c["client_id"] for c in team.calls() if c.get("target") == "staging"] == [PREVIEW_ID] * 2
+    assert {(r.principal, deployment_of(r)) for r in team.changes()} == {(f"sp:{STAGING_ID}", "staging")}
     for number in (1, 2, 3):
         run = team.pull_request(number, "opened")
         _ok(run, "preview")
         (job,) = run.ran("preview")
-        assert f"https://lakebase-app-pr-{number}-1234" in job.summary, job.summary  # the URL in the run summary
+        assert f"lakebase-app-pr-{number}" in job.summary, job.summary  # the URL in the run summary
         assert job.concurrency == f"preview-{number}"
     assert {"lakebase-app-pr-1", "lakebase-app-pr-2", "lakebase-app-pr-3"} <= team.apps()
-    branch = "postgres_branches:projects/lakebase-app-db-staging/branches/pr-2"
-    assert branch in team.world["objects"], "previews branch from staging's project"
+    assert {"pr-1", "pr-2", "pr-3"} <= team.branches(), "previews branch from staging's project"
 
-    # three pull requests close while their destroy never runs (a cancelled workflow): three orphans
+    # three pull requests close while their destroy never runs (a cancelled workflow): three orphans the real CLI
+    # deployed, removed in one run
     team.open_prs.clear()
     run = team.event("schedule", "refs/heads/main")
     _ok(run, "preview-orphans", "preview-sweep")
     sweeps = run.ran("preview-sweep")
     assert sorted(j.matrix["pr"] for j in sweeps) == [1, 2, 3]
     assert len({j.env["HOME"] for j in sweeps}) == 3, "each destroy has its own checkout and local state"
-    assert [j.concurrency for j in sorted(sweeps, key=lambda j: j.matrix["pr"])] == [
-        "preview-1",
-        "preview-2",
-        "preview-3",
-    ]
+    assert sorted(j.concurrency for j in sweeps) == ["preview-1", "preview-2", "preview-3"]
     assert all("destroyed" in j.summary for j in sweeps)
     assert not any("-pr-" in app for app in team.apps())
-    assert not any("/branches/pr-" in name for name in team.world["objects"])
-    assert not any("/branches/pr-" in name for name in team.world["trash"]), "purge_on_delete: nothing in the trash"
-    changes = [c for c in team.calls() if c.get("target") == "preview" and c["argv"][1] in ("deploy", "destroy")]
-    assert len(changes) == 6 and all(c["lock"] for c in changes), "development mode would turn the lock off"
-    assert {c["client_id"] for c in changes} == {PREVIEW_ID}
+    assert not any(b.startswith("pr-") for b in team.branches())
+    deletes = [r for r in team.changes() if r.method == "DELETE" and re.search(r"/branches/pr-\d+$", r.path)]
+    assert len(deletes) == 3 and all("purge=true" in r.query for r in deletes), "purge_on_delete: nothing in the trash"
+    locks = [
+        unquote(r.path) for r in team.changes(f"sp:{PREVIEW_ID}") if unquote(r.path).endswith("/state/deploy.lock")
+    ]
+    assert len(locks) == 6, f"every preview deploy and destroy takes its lock (development mode turns it off): {locks}"
 
     run = team.event("push", "refs/tags/v1.0.0")
     _ok(run, "prod")
     assert run.ran("prod")[0].environment == "prod"
     assert "lakebase-app" in team.apps()
-    permissions = team.world["objects"]["apps:lakebase-app"]["spec"]["permissions"]
-    assert {"level": "CAN_USE", "group_name": PROD_GROUP} in permissions
+    acl = team.front.admin("GET", "/api/2.0/permissions/apps/lakebase-app")["access_control_list"]
+    assert any(e.get("group_name") == PROD_GROUP for e in acl), acl
 
-    prod_calls = [c for c in team.calls() if c.get("target") == "prod"]
-    assert prod_calls and all(c["client_id"] == PROD_ID and c["exit"] == 0 for c in prod_calls)
+    allowed = {(f"sp:{client_id}", name) for name, client_id in DEPLOYERS.items()}
+    strays = [r for r in team.changes() if (r.principal, deployment_of(r)) not in allowed]
+    assert strays == [], "each identity changes its own deployment's objects and no other's"
     for event, run in team.runs:
         for job in run.jobs:
             if job.result == "skipped":
@@ -194,12 +256,10 @@ def test_previews_staging_prod_and_a_sweep_that_finishes(team: Team) -> None:
             )
             if job.job != "prod":
                 assert PROD_ID not in job.env.values(), f"{job.job} sees prod's client id"
-    others = [c for c in team.calls() if c.get("client_id") == PROD_ID]
-    assert {c.get("target") for c in others} == {"prod"}, "prod's identity only ever deploys prod"
 
 
 def test_one_checkout_destroying_two_previews_fails_like_the_cli(team: Team) -> None:
-    """Why the sweep gives every destroy its own job: local state is keyed by target (stand-in A3)."""
+    """Why the sweep gives every destroy its own job: the real CLI keys local state by target."""
     team.pull_request(1, "opened")
     team.pull_request(2, "opened")
     team.open_prs.clear()
@@ -231,13 +291,18 @@ def test_a_failed_destroy_stops_no_other_and_the_summary_says_which(team: Team) 
         team.pull_request(number, "opened")
     team.open_prs.clear()
     # someone took CAN_MANAGE on preview 5's app away from the preview identity by hand: its destroy fails
-    app = team.world["objects"]["apps:lakebase-app-pr-5"]["spec"]
-    app["permissions"] = [p for p in app["permissions"] if p["level"] != "CAN_MANAGE"]
-    team.save()
+    team.front.state.creators.pop(("apps", "lakebase-app-pr-5"))
+    team.front.admin(
+        "PUT",
+        "/api/2.0/permissions/apps/lakebase-app-pr-5",
+        {"access_control_list": [{"group_name": "admins", "permission_level": "CAN_MANAGE"}]},
+    )
     run = team.event("workflow_dispatch", "refs/heads/main")
     results = {j.matrix["pr"]: j for j in run.ran("preview-sweep")}
     assert results[4].result == results[6].result == "success"
     assert results[5].result == "failure" and "destroy FAILED" in results[5].summary
+    # the CLI ignores the 403 and forgets the app (bundle/direct/apply.go Delete): `previews.py gone` notices
+    assert "lakebase-app-pr-5 still exist" in results[5].log, results[5].log
     assert "lakebase-app-pr-5" in team.apps() and not {"lakebase-app-pr-4", "lakebase-app-pr-6"} & team.apps()
 
 
@@ -245,84 +310,132 @@ def test_a_preview_never_outlives_its_branch(team: Team) -> None:
     team.pull_request(8, "opened")
     team.pull_request(9, "opened")
     # pr-8 was created 6 days ago: ttl counts from creation (7 days) and its pushes did not renew it
-    branch = team.world["objects"]["postgres_branches:projects/lakebase-app-db-staging/branches/pr-8"]
-    branch["expire_time"] = (datetime.now(UTC) + timedelta(days=1)).isoformat()
-    team.save()
+    team.front.age_branch(f"projects/{STAGING_PROJECT}/branches/pr-8", datetime.now(UTC) - timedelta(days=6))
     run = team.event("schedule", "refs/heads/main")
     assert [j.matrix["pr"] for j in run.ran("preview-sweep")] == [8]  # expires within 36 h: app and branch go
     assert "lakebase-app-pr-8" not in team.apps() and "lakebase-app-pr-9" in team.apps()
-    _ok(team.pull_request(8, "synchronize"), "preview")  # the next push builds it again
-    assert "lakebase-app-pr-8" in team.apps()
-
-
-def test_a_reopened_pull_request_gets_its_preview_again(team: Team, tmp_path: Path) -> None:
-    _ok(team.pull_request(5, "opened"), "preview")
-    _ok(team.pull_request(5, "closed"), "preview-destroy")
-    assert "lakebase-app-pr-5" not in team.apps()
-    _ok(team.pull_request(5, "reopened"), "preview")
-    # without purge_on_delete the old branch waits in the trash and (stand-in A6, cautious) blocks its id
-    bundle = team.root / "databricks.yml"
-    bundle.write_text(bundle.read_text().replace("ttl: 604800s\n          purge_on_delete: true", "ttl: 604800s"))
-    _ok(team.pull_request(5, "synchronize"), "preview")  # the state now says: soft delete
-    _ok(team.pull_request(5, "closed"), "preview-destroy")
-    run = team.pull_request(5, "reopened")
-    (job,) = run.ran("preview")
-    assert job.result == "failure" and "soft-deleted" in job.log
+    assert "pr-8" not in team.branches() and "pr-9" in team.branches()
+    # The next push builds it again on Databricks once the app's deletion has finished; the testserver keeps a
+    # deleted app in DELETING for good, so that rebuild is not run here.
 
 
 def test_one_pull_request_too_many_is_told_why(team: Team) -> None:
     team.pull_request(1, "opened")
-    project = "projects/lakebase-app-db-staging"
     for index in range(498):  # with production and pr-1: 500, Lakebase's limit per project
-        team.world["objects"][f"postgres_branches:{project}/branches/b{index}"] = {"spec": {}}
-    team.save()
+        team.front.admin("POST", f"/api/2.0/postgres/projects/{STAGING_PROJECT}/branches?branch_id=b{index}", {})
     run = team.pull_request(2, "opened")
     (job,) = run.ran("preview")
     assert job.result == "failure"
     assert "already holds 500 branches, and a project holds at most 500" in job.log, job.log
-    assert not any(
-        c.get("target") == "preview"
-        and c["argv"][1] == "deploy"
-        and c["bundle_vars"].get("BUNDLE_VAR_pr_number") == "2"
-        for c in team.calls()
-    ), "no deploy was tried"
+    assert "lakebase-app-pr-2" not in team.apps(), "no deploy was tried"
     _ok(team.pull_request(1, "synchronize"), "preview")  # an existing preview still updates
 
 
-def test_a_pull_request_cannot_reach_prod(team: Team) -> None:
-    """What someone with push rights could do: change the workflow in their branch to deploy prod."""
-    team.event("push", "refs/tags/v1.0.0")
-    before = json.dumps(team.world["objects"], sort_keys=True)
-    hostile = team.root / "hostile.yml"
-    hostile.write_text(
-        (team.root / ".github" / "workflows" / "deploy.yml")
-        .read_text()
-        .replace("databricks bundle deploy -t preview\n", "databricks bundle deploy -t prod\n")
-    )
-    payload = {"action": "opened", "number": 66, "pull_request": {"number": 66, "head": {"repo": {"full_name": REPO}}}}
-    team.open_prs.append(66)
-    run = team.event("pull_request", "refs/pull/66/merge", payload, workflow=hostile)
-    (job,) = run.ran("preview")
-    assert job.result == "failure" and "ALREADY_EXISTS" in job.log, job.log
-    assert json.dumps(team.world["objects"], sort_keys=True) == before, "prod changed"
-    # a job that names environment prod gets prod's subject, but GitHub's environment rule (tags v* only) holds it
-    # back: README "Identities". A job without the environment has no prod client id at all.
-    sweep = team.event("workflow_dispatch", "refs/heads/feature")
-    assert not [j for j in sweep.jobs if j.result != "skipped"], "the sweep runs from main only"
+# ---------------------------------------------------------------------------------------------- what a PR can reach
+def test_no_pull_request_job_can_obtain_the_staging_or_prod_identity(team: Team) -> None:
+    """Whatever a pull request's branch writes into the workflow, its jobs get no staging or prod token."""
+    _ok(team.event("push", "refs/tags/v1.0.0"), "prod")
+    before = {r.path for r in team.changes()}
+    tries = {
+        # the job names environment staging or prod: GitHub's deployment rule (main only, v* tags only) holds it
+        "staging environment": ("environment: preview\n", "environment: staging\n"),
+        "prod environment": ("environment: preview\n", "environment: prod\n"),
+        # the job keeps environment preview but names staging's or prod's client id (ids are not secret):
+        # the federation policies trust only their own environment's subject
+        "staging id": ("DATABRICKS_CLIENT_ID: ${{ vars.DATABRICKS_CLIENT_ID }}", f"DATABRICKS_CLIENT_ID: {STAGING_ID}"),
+        "prod id": ("DATABRICKS_CLIENT_ID: ${{ vars.DATABRICKS_CLIENT_ID }}", f"DATABRICKS_CLIENT_ID: {PROD_ID}"),
+        # no environment at all: the subject is repo:<repo>:pull_request, which no policy trusts
+        "no environment": ("    environment: preview\n", ""),
+    }
+    for number, (what, (old, new)) in enumerate(tries.items(), start=70):
+        workflow = team.root / f"pr-{number}.yml"
+        workflow.write_text(
+            "on: [pull_request]\npermissions: {}\nenv:\n  DATABRICKS_HOST: ${{ vars.DATABRICKS_HOST }}\n"
+            "  DATABRICKS_AUTH_TYPE: github-oidc\n"
+            "  DATABRICKS_TOKEN_AUDIENCE: https://github.com/${{ github.repository_owner }}\njobs:"
+            + _preview_job("databricks current-user me").replace(old, new)
+        )
+        run = team.pull_request(number, "opened", workflow)
+        (job,) = run.ran("hostile")
+        assert job.result == "failure", f"{what}: {job.log}"
+        if "environment" in what and what != "no environment":
+            assert "due to environment protection rules" in job.log, job.log
+        else:
+            assert "no federation policy of service principal" in job.log, job.log
+    assert {r.path for r in team.changes()} == before, "nothing changed"
+    granted = [r for r in team.front.requests() if r.path == "/api/2.0/preview/scim/v2/Me"]
+    assert {r.principal for r in granted} <= {f"sp:{STAGING_ID}", f"sp:{PROD_ID}", f"sp:{PREVIEW_ID}"}
 
 
-def test_provisioned_deploys_prod_from_a_tag_only(tmp_path: Path) -> None:
-    team = Team(tmp_path, framework="flask", driver="psycopg3", lakebase="provisioned", create_database=False)
-    bundle = team.root / "databricks.yml"
-    text = bundle.read_text()
-    text = text.replace(
-        "# lakebase_instance: <instance name>\n      # database_name: <database>",
-        "lakebase_instance: team-instance\n      database_name: app",
+def test_the_preview_identity_can_change_no_staging_or_prod_object(team: Team) -> None:
+    """A pull request that rewrites the preview job runs as the preview identity: it cannot deploy staging or prod."""
+    _ok(team.event("push", "refs/tags/v1.0.0"), "prod")
+    guarded = lambda: {  # noqa: E731
+        name: team.front.admin("GET", f"/api/2.0/apps/{name}").get("update_time")
+        for name in ("lakebase-app-staging", "lakebase-app")
+    }
+    before = guarded()
+    for target in ("staging", "prod"):
+        hostile = _hostile(team, "databricks bundle deploy -t preview\n", f"databricks bundle deploy -t {target}\n")
+        run = team.pull_request(60 + len(team.runs), "opened", hostile)
+        (job,) = run.ran("preview")
+        assert job.result == "failure" and re.search(r"ALREADY_EXISTS|PERMISSION_DENIED|does not have", job.log), (
+            job.log
+        )
+    for app in ("lakebase-app-staging", "lakebase-app"):
+        hostile = _hostile(
+            team,
+            "databricks bundle deploy -t preview\n",
+            f"databricks apps deploy {app} --source-code-path /Workspace/Shared/x\n",
+        )
+        run = team.pull_request(80 + len(team.runs), "opened", hostile)
+        (job,) = run.ran("preview")
+        assert job.result == "failure" and f"does not have CAN_MANAGE on app {app}" in job.log, job.log
+    hostile = _hostile(
+        team,
+        "databricks bundle deploy -t preview\n",
+        f"databricks postgres delete-project projects/{STAGING_PROJECT}\n",
     )
-    bundle.write_text(text)
-    assert team.pull_request(3, "opened").jobs == []  # no previews without branches
-    _ok(team.event("push", "refs/tags/v2.0.0"), "prod")
-    assert "lakebase-app" in team.apps()
+    (job,) = team.pull_request(90, "opened", hostile).ran("preview")
+    assert job.result == "failure" and f"does not have CAN_MANAGE on project {STAGING_PROJECT}" in job.log, job.log
+    assert guarded() == before
+    own_home = f"/Users/{PREVIEW_ID}/"
+    touched = [
+        r
+        for r in team.changes(f"sp:{PREVIEW_ID}")
+        if deployment_of(r) != "preview" and own_home not in json.dumps(r.body) + unquote(r.path)
+    ]
+    assert touched == [], touched
+
+
+def test_the_federation_policy_the_readme_gives_matches_what_the_workflow_asks_for(team: Team) -> None:
+    """The README's policy audience is the one every job asks GitHub for; without the workflow's
+    DATABRICKS_TOKEN_AUDIENCE the SDK asks for the workspace's default audience, which no policy names."""
+    audiences = {claims["aud"] for claims in team.oidc.issued}
+    assert audiences == {policy_audience((team.root / "README.md").read_text())}, audiences
+    workflow = _hostile(team, "  DATABRICKS_TOKEN_AUDIENCE:", "  UNUSED_AUDIENCE:")
+    (job,) = team.pull_request(3, "opened", workflow).ran("preview")
+    assert job.result == "failure" and "no federation policy of service principal" in job.log, job.log
+    assert f"audience {team.front.url}/oidc/v1/token" in job.log, job.log
+
+
+def test_provisioned_deploys_prod_from_a_tag_only(tmp_path: Path, fake_workspace: FakeWorkspace) -> None:
+    team = Team(
+        tmp_path, fake_workspace, framework="flask", driver="psycopg3", lakebase="provisioned", create_database=False
+    )
+    try:
+        bundle = team.root / "databricks.yml"
+        text = bundle.read_text()
+        text = text.replace(
+            "# lakebase_instance: <instance name>\n      # database_name: <database>",
+            "lakebase_instance: team-instance\n      database_name: app",
+        )
+        bundle.write_text(text)
+        assert team.pull_request(3, "opened").jobs == []  # no previews without branches
+        _ok(team.event("push", "refs/tags/v2.0.0"), "prod")
+        assert "lakebase-app" in team.apps()
+    finally:
+        team.close()
 
 
 # ---------------------------------------------------------------------------------------------- the audit

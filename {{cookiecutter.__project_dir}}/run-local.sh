@@ -16,7 +16,13 @@ if [ ! -x .venv/bin/python ]; then
     echo "Install one, or set PYTHON=/path/to/python3.11 (or newer)." >&2
     exit 1
   fi
+  echo "Creating .venv with $("$PYTHON_FOUND" -c 'import sys; print(sys.executable)') ..."
   "$PYTHON_FOUND" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+# pip runs only when the requirements changed since the last install (a copy of them is kept in .venv).
+if ! cat requirements-dev.txt app/requirements.txt | cmp -s - .venv/.installed-requirements; then
+  echo "Installing requirements-dev.txt into .venv (the first time: about a minute) ..."
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+  cat requirements-dev.txt app/requirements.txt >.venv/.installed-requirements
+fi
 exec .venv/bin/python local/run.py "$@"

@@ -2,7 +2,9 @@
 
 The command comes from the project's app/app.yaml ($DATABRICKS_APP_PORT substituted), the working directory is
 app/, and the environment holds only what the runtime injects: DATABRICKS_* for the app's service principal
-(pointing at the WorkspaceStub), PG* without PGPASSWORD, and app.yaml's env entries.
+(pointing at the WorkspaceStub), PG* without PGPASSWORD, and app.yaml's env entries. As on Databricks, the
+deployer migrates the database before the app's code starts (tests/support/deployer.py): ``start`` runs
+``python -m database.migrate upgrade`` as the deployment's deployer first, unless told not to.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import requests
 import yaml
 
+from tests.support import deployer
 from tests.support.appenv import app_python
 from tests.support.waiting import HANG_GUARD, until_serving
 
@@ -53,10 +56,12 @@ def runtime_env(
     dbname: str | None = None,
     appname: str = "lakebase-e2e",
 ) -> dict[str, str]:
-    """Exactly what the Apps runtime gives the app process (plus PATH, HOME, DATABRICKS_CONFIG_FILE)."""
+    """Exactly what the Apps runtime gives the app process (plus PATH, HOME, DATABRICKS_CONFIG_FILE); the database's
+    owner role and deployer are made on first use."""
     env = dict(workspace_stub.env_for_app(client, appname=appname))
     if dbname:
         env["PGDATABASE"] = dbname
+    deployer.prepare(workspace_stub.pg, env["PGDATABASE"])
     env["DATABRICKS_APP_PORT"] = str(port)
     for entry in app_yaml(project).get("env") or []:
         if "valueFrom" in entry:
@@ -90,7 +95,16 @@ class App:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
 
-def start(project: Path, env: dict[str, str], log: Path) -> App:
+def migrate(project: Path, env: dict[str, str]) -> None:
+    """The deploy step before the code: the deployer applies the pending migrations and grants the app's role."""
+    found = deployer.of(env)
+    assert found is not None, f"no deployer prepared for database {env.get('PGDATABASE')} (use runtime_env)"
+    deployer.upgrade(project / "app", found, env["PGUSER"])
+
+
+def start(project: Path, env: dict[str, str], log: Path, *, migrate_first: bool = True) -> App:
+    if migrate_first:
+        migrate(project, env)
     port = int(env["DATABRICKS_APP_PORT"])
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -129,7 +143,7 @@ def stop(app: App) -> None:
 
 
 def healthz_at_once(apps: list[App]) -> dict[int, int]:
-    """GET /healthz on every app at the same moment (the first one opens the pool and migrates): index -> status."""
+    """GET /healthz on every app at the same moment: index -> status."""
     status: dict[int, int] = {}
 
     def health(i: int) -> None:
@@ -144,8 +158,10 @@ def healthz_at_once(apps: list[App]) -> dict[int, int]:
 
 
 @contextmanager
-def running_app(project: Path, env: dict[str, str], log: Path, ready_path: str = "/") -> Iterator[App]:
-    app = start(project, env, log)
+def running_app(
+    project: Path, env: dict[str, str], log: Path, ready_path: str = "/", *, migrate_first: bool = True
+) -> Iterator[App]:
+    app = start(project, env, log, migrate_first=migrate_first)
     try:
         wait_ready(app, ready_path)
         yield app

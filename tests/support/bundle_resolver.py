@@ -279,6 +279,16 @@ def resolve(
     if config["workspace"]["root_path"].startswith("~/"):
         config["workspace"]["root_path"] = f"/Workspace/Users/{user.user_name}" + config["workspace"]["root_path"][1:]
 
+    for entries in (config.get("resources") or {}).values():  # bundle/config/mutator/resourcemutator/fix_permissions.go
+        for spec in (entries or {}).values():
+            grants = spec.get("permissions") if isinstance(spec, dict) else None
+            if isinstance(grants, list) and not any(
+                g.get("level") == "CAN_MANAGE"
+                and user.user_name in (g.get("user_name"), g.get("service_principal_name"))
+                for g in grants
+            ):
+                who = "service_principal_name" if user.is_service_principal else "user_name"
+                grants.append({"level": "CAN_MANAGE", who: user.user_name})
     raw = {
         (kind, key): copy.deepcopy(spec)
         for kind, entries in (config.get("resources") or {}).items()

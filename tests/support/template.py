@@ -2,8 +2,10 @@
 
 import itertools
 import json
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +67,38 @@ def render(output_dir: Path, **answers: Any) -> Path:
     return Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers))
 
 
-def render_cli(output_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def free_text_questions() -> list[str]:
+    """Every question answered in words or numbers (not a choice, not yes/no, not private)."""
+    return [key for key, value in CONFIG.items() if not key.startswith("_") and isinstance(value, str)]
+
+
+def isolated_config(where: Path) -> Path:
+    """A cookiecutter user config whose replay and clone directories are under `where`, not in ~."""
+    where.mkdir(parents=True, exist_ok=True)
+    config = where / "config.yaml"
+    config.write_text(json.dumps({"replay_dir": str(where / "replay"), "cookiecutters_dir": str(where / "clones")}))
+    return config
+
+
+def run_cookiecutter(cwd: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The real `cookiecutter` command on this template, run in `cwd` with a user config of its own (in a
+    temporary directory, removed after), prompting unless `--no-input` is among `args`."""
+    with tempfile.TemporaryDirectory() as home:
+        env = dict(os.environ, COOKIECUTTER_CONFIG=str(isolated_config(Path(home))))
+        return subprocess.run(
+            [sys.executable, "-m", "cookiecutter", str(ROOT), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=HANG_GUARD,
+            env=env,
+            cwd=cwd,
+        )
+
+
+def render_cli(output_dir: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Render through the real command line, as a user does."""
     for arg in args:
         key = arg.split("=", 1)[0]
         assert key in CONFIG, f"{key} is not a question of cookiecutter.json"
-    return subprocess.run(
-        [sys.executable, "-m", "cookiecutter", str(ROOT), "--no-input", "-o", str(output_dir), *args],
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-    )
+    return run_cookiecutter(cwd or Path.cwd(), "--no-input", "-o", str(output_dir), *args)

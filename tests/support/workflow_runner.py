@@ -7,15 +7,20 @@ What it reproduces (GitHub docs, "Workflow syntax for GitHub Actions", "Evaluate
 - a `run` step is `bash -e <file>` (the default shell on Linux); $GITHUB_OUTPUT, $GITHUB_STEP_SUMMARY and
   $GITHUB_ENV are files; a step's `if` defaults to success(); job outputs come from step outputs;
 - `strategy.matrix` is expanded (here: from a list or fromJSON), every combination is a job of its own;
-- a job with `permissions: id-token: write` may request an OIDC token whose subject is
-  `repo:<owner>/<repo>:environment:<name>` in a job with an environment (GitHub docs, "About security hardening with
-  OpenID Connect", subject claims); the stand-ins read it from ACTIONS_ID_TOKEN_REQUEST_TOKEN;
+- a job with `permissions: id-token: write` gets ACTIONS_ID_TOKEN_REQUEST_URL and _TOKEN, for an OIDC token whose
+  subject is `repo:<owner>/<repo>:environment:<name>` in a job with an environment, else
+  `repo:<owner>/<repo>:pull_request` for a pull request, else `repo:<owner>/<repo>:ref:<ref>` (GitHub docs, "About
+  security hardening with OpenID Connect", example subject claims); the runner's `oidc` issues them;
+- a job whose environment's deployment branches and tags do not admit the ref fails before its first step
+  ("Managing environments for deployment", deployment branches and tags; a pull request is judged by its head
+  branch, the lenient reading);
 - `actions/checkout` gives every job a fresh copy of the repository (its own working tree and local state).
 Anything else it does not know raises.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import json
 import re
@@ -197,6 +202,8 @@ class Repository:
     full_name: str = "acme/board"
     variables: dict[str, str] = field(default_factory=dict)  # repository variables
     environments: dict[str, dict[str, str]] = field(default_factory=dict)  # environment -> its variables
+    # environment -> the refs (fnmatch patterns) its "Deployment branches and tags" rule admits; absent: any
+    deployment_refs: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -220,7 +227,8 @@ class Run:
         return [j for j in self.jobs if j.job == job and j.result != "skipped"]
 
 
-ACTIONS_WITHOUT_EFFECT = ("databricks/setup-cli@", "actions/setup-python@")  # the stand-ins are on PATH already
+# The real Databricks CLI and Python are first on PATH already.
+ACTIONS_WITHOUT_EFFECT = ("databricks/setup-cli@", "actions/setup-python@")
 
 
 @dataclass
@@ -231,6 +239,7 @@ class Runner:
     bin_dir: Path
     scratch: Path
     base_env: dict[str, str]
+    oidc: Any = None  # issues OIDC request tokens: .request_token(subject) -> (url, token)
 
 
 def run_workflow(workflow_path: Path, event_name: str, ref: str, payload: dict[str, Any], runner: Runner) -> Run:
@@ -245,6 +254,7 @@ def run_workflow(workflow_path: Path, event_name: str, ref: str, payload: dict[s
         "ref": ref,
         "ref_name": ref.rsplit("/", 1)[-1],
         "repository": repository.full_name,
+        "repository_owner": repository.full_name.split("/")[0],
         "event": payload,
         "token": "ghs_standin_token",
     }
@@ -327,19 +337,30 @@ def _run_job(
         **{k: str(v) for k, v in files.items()},
     }
     permissions = job.get("permissions", workflow.get("permissions"))
-    if isinstance(permissions, dict) and permissions.get("id-token") == "write":
-        subject = f"repo:{repository.full_name}:" + (
-            f"environment:{environment}" if environment else f"ref:{outer['github']['ref']}"
-        )
-        env["ACTIONS_ID_TOKEN_REQUEST_URL"] = "http://127.0.0.1:9/oidc"  # never called: the stand-ins read the token
-        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = f"subject={subject}"
+    if isinstance(permissions, dict) and permissions.get("id-token") == "write" and runner.oidc is not None:
+        github = outer["github"]
+        if environment:
+            subject = f"environment:{environment}"
+        elif github["event_name"] == "pull_request":
+            subject = "pull_request"
+        else:
+            subject = f"ref:{github['ref']}"
+        url, token = runner.oidc.request_token(f"repo:{repository.full_name}:{subject}")
+        env["ACTIONS_ID_TOKEN_REQUEST_URL"] = url
+        env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = token
     for scope in (workflow.get("env") or {}, job.get("env") or {}):
         env.update({k: _text(substitute(v, context)) for k, v in scope.items()})
     concurrency = job.get("concurrency")
     group = substitute(concurrency.get("group") if isinstance(concurrency, dict) else concurrency, context)
+    for path in files.values():
+        path.touch()
     log: list[str] = []
     status = "success"
-    for index, step in enumerate(job["steps"]):
+    refused = _refused(environment, outer["github"], repository)
+    if refused:
+        log.append(refused)
+        status = "failure"
+    for index, step in enumerate([] if refused else job["steps"]):
         context["job_status"] = status
         if not evaluate(str(step.get("if", "success()")), context):
             continue
@@ -380,6 +401,20 @@ def _run_job(
         outputs,
         group,
     )
+
+
+def _refused(environment: str | None, github: dict[str, Any], repository: Repository) -> str | None:
+    """GitHub's refusal of a job whose environment does not admit this ref, or None."""
+    allowed = repository.deployment_refs.get(environment or "")
+    if not environment or allowed is None:
+        return None
+    ref = github["ref"]
+    if github["event_name"] == "pull_request":
+        ref = "refs/heads/" + (((github["event"].get("pull_request") or {}).get("head") or {}).get("ref") or "")
+    if any(fnmatch.fnmatchcase(ref, pattern) for pattern in allowed):
+        return None
+    name = ref.removeprefix("refs/heads/").removeprefix("refs/tags/")
+    return f"{name} is not allowed to deploy to {environment} due to environment protection rules."
 
 
 def _outputs(text: str) -> dict[str, str]:

@@ -17,6 +17,7 @@ from urllib.parse import urlencode
 {% if cookiecutter.framework == "flask" -%}
 from body_cap import MAX_BODY_BYTES, TOO_LARGE, BodyTooLarge
 {% endif -%}
+from identity import WRONG_HOST, wrong_host
 from security import CHANGES, CROSS_SITE, cross_site
 
 JSON = "application/json"
@@ -44,7 +45,10 @@ def error_body(message: str, field: str | None = None) -> dict[str, str | None]:
 
 def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
     """Why a request is refused before its body is read, or None: it comes from another site (403), or its
-    body is not JSON (415: an HTML form or a ``text/plain`` fetch from another site cannot send JSON)."""
+    body is not JSON (415: an HTML form or a ``text/plain`` fetch from another site cannot send JSON). Run locally,
+    any request to another Host than the app's own address is refused (403, identity.wrong_host)."""
+    if wrong_host(headers):
+        return Refusal(403, WRONG_HOST, None)
     if method.upper() not in CHANGES:  # a read: nothing to check
         return None
     if cross_site(method, headers):

@@ -4,6 +4,8 @@
                                           room for one more branch
     python3 scripts/previews.py url       after it: the preview's URL (for the log and the run summary)
     python3 scripts/previews.py orphans   the nightly sweep: `numbers=[...]`, the previews to destroy
+    python3 scripts/previews.py gone      after a destroy: stop, saying what is left, unless the preview's app is
+                                          gone (or being deleted) and its branch too
 
 A preview is app `<prefix>-pr-<N>` with branch `pr-<N>` of staging's project (databricks.yml, target preview).
 It is an orphan when its pull request is not open, when its app outlives its branch, or when its branch expires
@@ -87,6 +89,38 @@ def url(pr_number: str) -> int:
     return 0
 
 
+def found(*command: str) -> dict[str, Any] | None:
+    """A `get` command's JSON, or None when the object does not exist."""
+    done = subprocess.run([*command, "-o", "json"], capture_output=True, text=True, check=False)
+    if done.returncode == 0:
+        return json.loads(done.stdout)
+    if re.search(r"not found|does not exist|NOT_FOUND|RESOURCE_DOES_NOT_EXIST", done.stderr):
+        return None
+    sys.exit(f"{' '.join(command[:3])} failed: {done.stderr.strip()}")
+
+
+def gone(pr_number: str) -> int:
+    """`bundle destroy` ignores a permission error on a delete and forgets the object (databricks/cli
+    bundle/direct/apply.go, Delete), so it can exit 0 with the preview still there: look."""
+    bundle = preview_bundle(pr_number)
+    left = []
+    app = found("databricks", "apps", "get", app_of(bundle))
+    if app is not None and (app.get("compute_status") or {}).get("state") != "DELETING":
+        left.append(f"app {app_of(bundle)}")
+    branch = f"{project_of(bundle)}/branches/pr-{pr_number}"
+    if found("databricks", "postgres", "get-branch", branch) is not None:
+        left.append(f"branch {branch}")
+    if not left:
+        return 0
+    print(
+        f"::error::The preview of pull request #{pr_number} was destroyed but {' and '.join(left)} still "
+        "exist: the preview identity could not delete them (it needs CAN_MANAGE on the app and CAN_USE on staging's "
+        "project; the CLI forgets an object it may not delete). Delete them by hand or give the rights back.",
+        file=sys.stderr,
+    )
+    return 1
+
+
 def orphans(now: datetime) -> int:
     bundle = preview_bundle("1")
     prefix = app_of(bundle).removesuffix("1")
@@ -96,10 +130,13 @@ def orphans(now: datetime) -> int:
         "gh", "pr", "list", "--repo", repository, "--state", "open", "--limit", "1000", "--json", "number"
     )
     is_open = {str(pr["number"]) for pr in open_prs}
+    # An app being deleted stays listed, in compute state DELETING, for a while (the cloud's DELETE lifecycle, as
+    # databricks/cli libs/testserver/apps.go AppsDelete models it): it is no orphan, its destroy already ran.
     apps = {
         m[1]
         for a in run_json("databricks", "apps", "list", "-o", "json") or []
         if (m := re.fullmatch(re.escape(prefix) + r"([1-9][0-9]*)", a.get("name", "")))
+        and (a.get("compute_status") or {}).get("state") != "DELETING"
     }
     expiry = {}
     for branch in list_branches(project):
@@ -122,14 +159,14 @@ def orphans(now: datetime) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("question", choices=["room", "url", "orphans"])
+    parser.add_argument("question", choices=["room", "url", "orphans", "gone"])
     args = parser.parse_args(argv)
     if args.question == "orphans":
         return orphans(datetime.now(UTC))
     pr_number = os.environ.get("BUNDLE_VAR_pr_number", "")
     if not pr_number:
         sys.exit("BUNDLE_VAR_pr_number is not set: the workflow sets it to the pull request's number")
-    return room(pr_number) if args.question == "room" else url(pr_number)
+    return {"room": room, "url": url, "gone": gone}[args.question](pr_number)
 
 
 if __name__ == "__main__":

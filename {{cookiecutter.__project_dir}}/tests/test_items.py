@@ -3,9 +3,9 @@
 {%- set await_ = "await " if is_async else "" -%}
 """The example feature against a real PostgreSQL.
 
-Needs PGHOST, PGPORT, PGDATABASE, PGUSER and PGPASSWORD for a role that may create a
-schema in that database: `./run-local.sh test` sets them for the embedded PostgreSQL of
-`local/run.py`; any disposable PostgreSQL works too. Without them these tests are skipped, and say so.
+Needs PGHOST, PGPORT, PGDATABASE, PGUSER and PGPASSWORD for the app's role, on a database migrated
+for it (`python -m database.migrate upgrade --app-role <that role>`, as the owner): `./run-local.sh test`
+does both for the embedded PostgreSQL of `local/run.py`. Without them these tests are skipped, and say so.
 """
 
 {% if is_async -%}
@@ -17,9 +17,6 @@ import pytest
 
 import items
 from database import Database, open_database
-from database.credentials import password_source
-from database.migrate import upgrade
-from database.settings import load_settings
 from items.rules import MAX_ITEMS, InvalidItem, TooManyItems
 
 pytestmark = pytest.mark.skipif(
@@ -29,8 +26,6 @@ pytestmark = pytest.mark.skipif(
 
 
 {{ async_ }}def crud_round_trip(db: Database) -> None:
-    settings = load_settings()
-    {{ await_ }}upgrade(settings, password_source(settings))  # a second upgrade is a no-op
     alice = {{ await_ }}items.create_item(db, "alice@example.com", "  write tests  ")
     assert alice["title"] == "write tests" and alice["done"] is False
     bob = {{ await_ }}items.create_item(db, "bob@example.com", "bob's item")

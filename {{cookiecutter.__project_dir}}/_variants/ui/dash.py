@@ -11,8 +11,8 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import body_cap
 import items
-from database import DatabaseUnavailable, database, healthy, problem
-from identity import NotSignedIn, current_user
+from database import DatabaseBusy, database, healthy, problem, said
+from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
 from items.rules import InvalidItem
 from security import CROSS_SITE, cross_site, security_headers
 
@@ -85,8 +85,10 @@ def change(_add: int, _done: list, _delete: list, new_title: Any, changes: int) 
             found = items.delete_item(database(), owner, trigger["item"])
         else:
             return no_update, no_update, no_update
-    except (InvalidItem, NotSignedIn, DatabaseUnavailable) as error:  # refused input changes no row
+    except (InvalidItem, NotSignedIn) as error:  # refused input changes no row
         return no_update, str(error), no_update
+    except DatabaseBusy as error:  # busy, or unusable: one line that says what to do (logged once)
+        return no_update, said(error), no_update
     except Exception:  # said in the page; the details go to the log only
         log.exception("could not change an item")
         return no_update, UNEXPECTED, no_update
@@ -97,8 +99,10 @@ def change(_add: int, _done: list, _delete: list, new_title: Any, changes: int) 
 def show(_changes: int) -> list[Any]:
     try:
         rows = items.list_items(database(), current_user(flask.request.headers))
-    except (NotSignedIn, DatabaseUnavailable) as error:  # the database's line says what to do, logged once
+    except NotSignedIn as error:
         return [html.Li(str(error), className="error")]
+    except DatabaseBusy as error:
+        return [html.Li(said(error), className="error")]
     except Exception:
         log.exception("could not list the items")
         return [html.Li(UNEXPECTED, className="error")]
@@ -143,6 +147,8 @@ POLICY = (
 
 @server.before_request
 def same_origin() -> tuple[Any, int] | None:
+    if wrong_host(flask.request.headers):  # run locally: another Host than the app's own address
+        return flask.jsonify(error=WRONG_HOST, field=None), 403
     if cross_site(flask.request.method, flask.request.headers):
         return flask.jsonify(error=CROSS_SITE, field=None), 403
     # Refused on its Content-Length before a byte of it is read; a chunked body is read (kept for Dash) up to the
@@ -155,6 +161,12 @@ def same_origin() -> tuple[Any, int] | None:
 @server.errorhandler(RequestEntityTooLarge)
 def too_large(_error: RequestEntityTooLarge) -> tuple[Any, int]:
     return flask.jsonify(error=body_cap.TOO_LARGE, field="body"), 413
+
+
+@server.before_request
+def sign_in_locally() -> flask.Response | None:  # run locally: the printed address's key becomes a cookie
+    signed = local_sign_in(flask.request.path, flask.request.query_string.decode())
+    return flask.Response(status=303, headers={"Location": signed[0], "Set-Cookie": signed[1]}) if signed else None
 
 
 @server.after_request

@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 import items
 import json_api
 from body_cap import BodyCap
-from database import Database, DatabaseBusy, DatabaseUnavailable, database, healthy, problem
-from identity import NotSignedIn, current_user, on_databricks
+from database import Database, DatabaseBusy, database, healthy, problem, said
+from identity import NotSignedIn, current_user, local_sign_in, on_databricks
 from items.rules import MAX_TITLE, InvalidItem, TooManyItems
 from security import STRICT_POLICY, security_headers
 
@@ -80,7 +80,7 @@ PROBLEMS = {
     409: {"model": Problem, "description": "the user already keeps items.rules.MAX_ITEMS items; nothing created"},
     413: {"model": Problem, "description": "the body is over body_cap.MAX_BODY_BYTES"},
     415: {"model": Problem, "description": "the body is not JSON"},
-    503: {"model": Problem, "description": "the database is busy or unavailable (Retry-After says when to try again)"},
+    503: {"model": Problem, "description": "the database is busy or unusable (Retry-After says when to try again)"},
 }
 
 
@@ -119,7 +119,12 @@ class SameOriginJson:
             await send(message)
 
         refused = json_api.refusal(scope["method"], Headers(scope=scope))
-        await (refuse(*refused) if refused else self.app)(scope, receive, send_with_headers)
+        signed = None if refused else local_sign_in(scope["path"], scope["query_string"].decode())
+        if signed:  # run locally: the printed address's key becomes a cookie (identity.py)
+            answer: ASGIApp = Response(status_code=303, headers={"Location": signed[0], "Set-Cookie": signed[1]})
+        else:
+            answer = refuse(*refused) if refused else self.app
+        await answer(scope, receive, send_with_headers)
 
 
 app.add_middleware(SameOriginJson)
@@ -146,10 +151,9 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
 
 
 @app.exception_handler(DatabaseBusy)
-@app.exception_handler(DatabaseUnavailable)  # its one line says what to do; logged once, not per request
-async def busy(request: Request, error: DatabaseBusy | DatabaseUnavailable) -> JSONResponse:
-    said = str(error) if isinstance(error, DatabaseUnavailable) else "the database is busy: try again shortly"
-    response = refuse(503, said)
+async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
+    message = said(error)  # also unusable (a refused login, a pending migration): one line, logged once
+    response = refuse(503, message)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
 

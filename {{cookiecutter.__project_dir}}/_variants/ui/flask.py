@@ -9,8 +9,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 import body_cap
 import items
 import json_api
-from database import DatabaseBusy, DatabaseUnavailable, database, healthy, problem
-from identity import NotSignedIn, current_user
+from database import DatabaseBusy, database, healthy, problem, said
+from identity import NotSignedIn, current_user, local_sign_in
 from items.rules import InvalidItem, TooManyItems
 from security import STRICT_POLICY, security_headers
 
@@ -46,10 +46,8 @@ def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
 
 
 @app.errorhandler(DatabaseBusy)
-@app.errorhandler(DatabaseUnavailable)  # its one line says what to do; logged once, not per request
-def busy(error: DatabaseBusy | DatabaseUnavailable) -> tuple[Any, int, dict[str, str]]:
-    said = str(error) if isinstance(error, DatabaseUnavailable) else "the database is busy: try again shortly"
-    return *refuse(503, said), {"Retry-After": str(error.retry_after)}
+def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:  # also unusable: one line, logged once
+    return *refuse(503, said(error)), {"Retry-After": str(error.retry_after)}
 
 
 @app.before_request
@@ -75,6 +73,12 @@ def unexpected(error: Exception) -> tuple[Any, int]:  # the details go to the lo
 def same_origin_json() -> tuple[Any, int] | None:
     refused = json_api.refusal(request.method, request.headers)
     return refuse(*refused) if refused else None
+
+
+@app.before_request
+def sign_in_locally() -> Response | None:  # run locally: the printed address's key becomes a cookie (identity.py)
+    signed = local_sign_in(request.path, request.query_string.decode())
+    return Response(status=303, headers={"Location": signed[0], "Set-Cookie": signed[1]}) if signed else None
 
 
 @app.after_request

@@ -15,8 +15,8 @@ from starlette.middleware.cors import CORSMiddleware
 
 import items
 from body_cap import BodyCap
-from database import Database, DatabaseUnavailable, database, healthy, problem
-from identity import NotSignedIn, current_user
+from database import Database, DatabaseBusy, database, healthy, problem, said
+from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
 from items.rules import InvalidItem
 from security import CROSS_SITE, cross_site, security_headers
 
@@ -35,8 +35,8 @@ def owner(request: gr.Request) -> str:
 {{ async_ }}def list_items(request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
     try:
         rows = {{ await_ }}items.list_items({{ await_ }}database(), owner(request))
-    except DatabaseUnavailable as error:  # its one line says what to do (logged once); show_error hides the rest
-        raise gr.Error(str(error)) from None
+    except DatabaseBusy as error:  # busy, or unusable: one line that says what to do; show_error hides the rest
+        raise gr.Error(said(error)) from None
     table = [[row["title"], row["done"], readable(row["updated_at"])] for row in rows]
     # Rows are picked by title; their ids never show (they would tell how many items others have).
     return table, gr.Dropdown(choices=[(row["title"], row["id"]) for row in rows], value=None), empty_line(rows)
@@ -59,8 +59,10 @@ def signed_in(request: gr.Request) -> str:
     """Run one change for the signed-in user, then show the list again; refused input changes no row."""
     try:
         found = {{ await_ }}change({{ await_ }}database(), owner(request))
-    except (InvalidItem, DatabaseUnavailable) as error:
+    except InvalidItem as error:
         raise gr.Error(str(error)) from None
+    except DatabaseBusy as error:
+        raise gr.Error(said(error)) from None
     if not found:
         raise gr.Error("That item is not in your list any more.")
     return {{ await_ }}list_items(request)
@@ -118,8 +120,12 @@ POLICY = (
 @app.middleware("http")
 async def same_origin(request: Request, call_next: Callable[[Request], Any]) -> Response:
     """A change from another site's page (Gradio's call API, an upload) is refused before Gradio sees it."""
-    if cross_site(request.method, request.headers):
-        response: Response = JSONResponse({"error": CROSS_SITE}, status_code=403)
+    if wrong_host(request.headers):  # run locally: another Host than the app's own address
+        response: Response = JSONResponse({"error": WRONG_HOST}, status_code=403)
+    elif cross_site(request.method, request.headers):
+        response = JSONResponse({"error": CROSS_SITE}, status_code=403)
+    elif signed := local_sign_in(request.url.path, request.url.query):  # run locally: the key becomes a cookie
+        response = Response(status_code=303, headers={"Location": signed[0], "Set-Cookie": signed[1]})
     else:
         response = await call_next(request)
     response.headers.update(security_headers(POLICY))

@@ -5,8 +5,8 @@ from datetime import datetime
 import streamlit as st
 
 import items
-from database import DatabaseUnavailable, database
-from identity import NotSignedIn, current_user
+from database import DatabaseBusy, database, said
+from identity import KEY_PARAM, WRONG_HOST, NotSignedIn, current_user, wrong_host
 from items.rules import InvalidItem
 
 
@@ -16,17 +16,20 @@ def readable(stamp: str) -> str:
 
 
 st.set_page_config(page_title={{ cookiecutter.project_name | tojson }})
+if wrong_host(st.context.headers):  # run locally: another Host than the app's own address (identity.py)
+    st.error(WRONG_HOST)
+    st.stop()
 st.title({{ cookiecutter.project_name | tojson }})
 try:
-    owner = current_user(st.context.headers)
+    owner = current_user(st.context.headers, st.query_params.get(KEY_PARAM))  # Streamlit sets no cookie
 except NotSignedIn as error:
     st.error(str(error))
     st.stop()
 st.caption(f"Signed in as `{owner.replace('`', '')}`")  # in a code span: the address is shown as it is
 try:
     db = database()  # one pool per server process, shared by every session; a failed migration is not retried
-except DatabaseUnavailable as error:  # one line that says what to do (the log has it once, with the details)
-    st.error(f"The database is unavailable: {error}")
+except DatabaseBusy as error:  # busy, or unusable: one line that says what to do (the log has it once)
+    st.error(f"The database is unavailable: {said(error)}")
     st.stop()
 
 with st.form("new-item", clear_on_submit=True):  # the input is cleared after Add

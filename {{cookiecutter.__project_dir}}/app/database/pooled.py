@@ -31,8 +31,6 @@ from collections.abc import {{ "Awaitable, " if is_async }}Callable
 from contextlib import {{ "AbstractAsyncContextManager as Borrowed" if is_async else "AbstractContextManager as Borrowed" }}
 from typing import Any, Generic, TypeVar
 
-from .unavailable import available, unavailable
-
 C = TypeVar("C")  # the driver's connection
 T = TypeVar("T")
 Params = dict[str, Any]
@@ -58,6 +56,13 @@ class DatabaseBusy(Exception):
     request is answered 503 with Retry-After (the client may simply try again), not 500."""
 
     retry_after = 2  # seconds: a burst of millisecond queries has long drained by then
+
+
+class DatabaseUnavailable(DatabaseBusy):
+    """The database cannot be used now (unreachable, a refused login or certificate, a failed migration); the
+    message says what to do (unavailable.py). Answered 503 with that line and Retry-After, never a traceback."""
+
+    retry_after = 5  # seconds: a compute waking up or a redeploy; a wrong setting stays until it is fixed
 
 
 # query_canceled (what statement_timeout raises) and lock_not_available (lock_timeout)
@@ -122,11 +127,11 @@ class Pooled(Generic[C]):
         tries = 0
         while True:
             try:
-                result = {{ await_ }}attempt()
-                available()  # the next outage is logged again
-                return result
+                return {{ await_ }}attempt()
             except ConnectionLost as lost:
                 if time.monotonic() + _backoff(tries) > deadline:  # 503, with what to do about it
+                    from .unavailable import unavailable  # here: it imports this module
+
                     raise unavailable(lost.__cause__ or lost) from lost.__cause__
                 {{ "await asyncio.sleep" if is_async else "time.sleep" }}(_backoff(tries))
                 tries += 1

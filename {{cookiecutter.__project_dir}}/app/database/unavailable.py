@@ -5,6 +5,7 @@ the driver's own text), and the log says it once per cause, with the driver's me
 import logging
 import ssl
 
+from .pooled import DatabaseUnavailable
 from .settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,6 @@ CREDENTIAL = (
     "could not mint a Lakebase credential with databricks-sdk: check the app's Lakebase resource in databricks.yml "
     "(and, locally, DATABRICKS_CONFIG_PROFILE)"
 )
-
-
-class DatabaseUnavailable(Exception):
-    """The database cannot be used now; the message says what to do. Answered 503 with Retry-After."""
-
-    retry_after = 5  # seconds: a compute waking up or a redeploy; a wrong setting stays until it is fixed
 
 
 _cause: str | None = None  # the last cause logged, so that one cause is logged once

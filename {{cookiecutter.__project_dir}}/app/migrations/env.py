@@ -1,20 +1,18 @@
 """Alembic's entry point: runs the migrations on the connection ``database.migrate`` hands it.
 
-Run migrations with ``python -m database.migrate ...`` from app/ (see its docstring): it logs in
-like the app, takes the advisory lock and creates the schema before Alembic starts.
+Run migrations with ``python -m database.migrate ...`` from app/ (see its docstring): it logs in as the
+deployer, takes the advisory lock, becomes the owner role and creates the schema before Alembic starts.
+``python -m database.migrate sql`` runs this file in Alembic's offline mode: SQL text, no database.
 """
 
 from alembic import context
 
+from database.migrate import DIALECT
 from database.schema import VERSION_TABLE
 from database.settings import SCHEMA
 {%- if cookiecutter.driver == "sqlalchemy" %}
 from items.models import metadata
 {%- endif %}
-
-connection = context.config.attributes.get("connection")
-if connection is None:
-    raise SystemExit("run migrations with `python -m database.migrate ...` from app/: it connects like the app")
 
 
 def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
@@ -22,18 +20,27 @@ def include_name(name: str | None, type_: str, parent_names: dict[str, str | Non
     return not (type_ == "table" and name == VERSION_TABLE)
 
 
-context.configure(
-    connection=connection,
+options = {
 {%- if cookiecutter.driver == "sqlalchemy" %}
-    target_metadata=metadata,  # what autogenerate compares the database with
+    "target_metadata": metadata,  # what autogenerate compares the database with
 {%- else %}
-    target_metadata=None,  # this driver's migrations are plain SQL (op.execute)
+    "target_metadata": None,  # this driver's migrations are plain SQL (op.execute)
 {%- endif %}
-    version_table=VERSION_TABLE,
-    version_table_schema=SCHEMA,
-    transaction_per_migration=True,  # a failed migration rolls back alone; the ones before it stay
-    include_name=include_name,
-    on_version_apply=context.config.attributes.get("on_version_apply"),
-)
+    "version_table": VERSION_TABLE,
+    "version_table_schema": SCHEMA,
+    "transaction_per_migration": True,  # a failed migration rolls back alone; the ones before it stay
+    "include_name": include_name,
+}
+if context.is_offline_mode():
+    context.configure(
+        url=DIALECT, literal_binds=True, output_buffer=context.config.attributes.get("output_buffer"), **options
+    )
+else:
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise SystemExit("run migrations with `python -m database.migrate ...` from app/: it connects as the deployer")
+    context.configure(
+        connection=connection, on_version_apply=context.config.attributes.get("on_version_apply"), **options
+    )
 with context.begin_transaction():
     context.run_migrations()
