@@ -83,6 +83,11 @@ def assert_resolved_shape(found: dict[str, checks.Deployment], combo: dict[str, 
         parent = "lakebase-app-db-staging" if combo["create_database"] else "team-staging"  # never prod's project
         preview = found["preview-42"]
         assert preview.identities["postgres_branches", "lakebase"] == f"projects/{parent}/branches/pr-42"
+        if combo["create_database"]:  # the team may seed staging's project; previews may branch it
+            grants = found["staging"].spec("postgres_projects", "lakebase")["permissions"]
+            assert {"level": "CAN_MANAGE", "group_name": checks.TEAM_GROUP} in grants, grants
+            assert {"level": "CAN_USE", "service_principal_name": checks.PREVIEW_IDENTITY} in grants, grants
+            assert "permissions" not in found["prod"].spec("postgres_projects", "lakebase")
         for name in ("staging", "prod"):
             root = found[name].config["workspace"]["root_path"]
             assert root == f"/Workspace/Users/{SERVICE_PRINCIPAL}/.bundle/lakebase_app/{name}", root

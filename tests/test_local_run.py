@@ -109,15 +109,15 @@ def test_local_postgres_is_16_or_newer_and_keeps_its_data_in_the_project(reachab
 
 
 def assert_row_security_holds_locally(app: LocalApp) -> None:
-    """The local app logs in as a plain role (not the superuser, who bypasses row-level security) that owns the
-    database, as on Lakebase: a connection of that role with no user set sees none of the rows the app wrote."""
+    """The local app logs in as a plain role that owns nothing (not the superuser, who bypasses row-level security;
+    the database is the owner role's), as deployed: a connection of that role with no user set sees no rows."""
     post_item(app, "only mine")
     with psycopg.connect(**app.postgres_login("postgres"), connect_timeout=10) as conn:
         role = conn.execute(
             "SELECT rolsuper, rolbypassrls, pg_get_userbyid(datdba) FROM pg_roles, pg_database"
             " WHERE rolname = 'app' AND datname = current_database()"
         ).fetchone()
-        assert role == (False, False, "app")
+        assert role == (False, False, "app_owner")
         assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 1  # the superuser bypasses
     with psycopg.connect(**app.postgres_login("app"), connect_timeout=10) as conn:
         assert conn.execute("SELECT count(*) FROM app_data.items").fetchone()[0] == 0  # no user set: no rows
@@ -324,7 +324,7 @@ def test_outside_databricks_without_the_local_switch_a_request_without_the_user_
         "DATABRICKS_APP_PORT": str(port),
         **{"PGHOST": "127.0.0.1", "PGPORT": "1", "PGDATABASE": "none", "PGUSER": "none", "PGPASSWORD": "none"},
     }
-    with apprunner.running_app(root, env, tmp_path / "by-hand.log") as app:
+    with apprunner.running_app(root, env, tmp_path / "by-hand.log", migrate_first=False) as app:  # no database
         assert status(f"{app.url}/api/me") == 401, app.log_text()[-3000:]
         assert status(f"{app.url}/api/me", **{"X-Forwarded-Email": "alice@example.com"}) == 200
 
@@ -435,6 +435,17 @@ def test_a_restart_keeps_the_port_and_the_tests_use_a_database_of_their_own(reac
     with running_local_app(root, root.parent) as second:
         assert second.postgres_port == port  # the `export` line printed last time still works
         assert second.log.read_text().split("export ", 1)[1].splitlines()[0] == export
+        # each long step is announced before it runs: the data directory once, then starting, migrating, the app
+        steps = (
+            "Creating a PostgreSQL data directory",
+            "Starting PostgreSQL",
+            "Migrating the database",
+            "Starting the app",
+        )
+        said = [[step in line for step in steps] for line in first.log.read_text().splitlines()]
+        assert [steps[flags.index(True)] for flags in said if True in flags] == [steps[0], steps[2], steps[3]]
+        said = [[step in line for step in steps] for line in second.log.read_text().splitlines()]
+        assert [steps[flags.index(True)] for flags in said if True in flags] == list(steps[1:])
         beside = subprocess.run(  # the tests while the app runs: their own server and database
             [str(python), "local/run.py", "test", "-q", "-p", "no:cacheprovider", "-rs", "tests/test_items.py"],
             cwd=root,
@@ -449,3 +460,55 @@ def test_a_restart_keeps_the_port_and_the_tests_use_a_database_of_their_own(reac
         listed = json.loads(get(f"{second.url}/api/items", **second.cookie)[1])
     assert [item["title"] for item in listed] == ["the app's first", "the app's second"]
     assert listed[1]["id"] == listed[0]["id"] + 1  # no rows of the tests' in between
+
+
+def test_an_old_fixed_superuser_password_is_replaced_at_the_next_start(reachable_project: Path) -> None:
+    """A .local-postgres/ made when every role had the password 'local-only': random ones from its next start."""
+    run = load_run_py(reachable_project)
+    postgres = run.LocalPostgres()
+    postgres.start()
+    try:
+        where = {"host": postgres.sockets, "port": postgres.port, "dbname": "postgres", "connect_timeout": 10}
+        with psycopg.connect(**where, user="postgres", password=postgres.password("postgres"), autocommit=True) as conn:
+            conn.execute("ALTER ROLE postgres PASSWORD 'local-only'")
+    finally:
+        postgres.stop()
+    (postgres.passwords / "postgres").unlink()  # as an earlier version of run.py left it: no password file
+    again = run.LocalPostgres()
+    again.start()
+    try:
+        with psycopg.connect(**where, user="postgres", password=again.password("postgres")):
+            pass
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(**where, user="postgres", password="local-only")
+    finally:
+        again.stop()
+    secret = again.passwords / "postgres"
+    assert stat.S_IMODE(secret.stat().st_mode) == 0o600 and secret.read_text().strip() != "local-only"
+
+
+def test_a_project_path_too_long_for_a_socket_gets_a_private_socket_directory() -> None:
+    base = Path(tempfile.mkdtemp(prefix="lakebase-deep-"))
+    deep = base / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    for made in (base, deep.parent, deep):
+        made.chmod(0o755)  # reachable by others: the data stays in the project, whose path is long
+    run = load_run_py(render(deep, framework="flask", driver="psycopg3", project_name="Deep"))
+    places = []
+    try:
+        for _ in range(2):  # the second start finds the same directory
+            postgres = run.LocalPostgres()
+            postgres.start()
+            try:
+                sockets = postgres.sockets
+                places.append(sockets)
+                assert len(str(sockets / f".s.PGSQL.{postgres.port}")) <= 100 and not sockets.is_relative_to(deep)
+                assert stat.S_IMODE(sockets.stat().st_mode) == 0o700
+                login = {"host": str(sockets), "port": postgres.port, "dbname": "databricks_postgres"}
+                with psycopg.connect(**login, user="app", password=postgres.password("app"), connect_timeout=10):
+                    pass
+            finally:
+                postgres.stop()
+        assert places[0] == places[1]
+    finally:
+        subprocess.run(["rm", "-rf", str(base), *(str(place.parent) for place in places[:1])], check=False)

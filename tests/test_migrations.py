@@ -495,3 +495,55 @@ def test_check_names_pending_revisions_and_a_held_lock_has_a_deadline(
             assert query(pg_server, dbname, "SELECT to_regclass('app_data.items')") == [(None,)]
     apprunner.migrate(project, env)
     assert deployer.run(project / "app", found, "check").returncode == 0
+
+
+def test_a_migration_waits_for_a_table_lock_until_its_deadline_and_the_app_answers_503_meanwhile(
+    tmp_path: Path, pg_server: Any, workspace_stub: Any, deployment: tuple[Any, str]
+) -> None:
+    """A long transaction holds items: the migration's ALTER waits for it, and every request queued behind that
+    ALTER gives up after the app's lock_timeout (503, Retry-After) instead of hanging; the migration gives up after
+    its own --lock-timeout, rolled back, naming the wait; then the app serves again."""
+    project = render(tmp_path, framework="fastapi", driver="psycopg3")
+    client, dbname = deployment
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
+    with apprunner.running_app(project, env, tmp_path / "app.log") as app:
+        api = HttpApi(app.url)
+        api.create(ALICE, "kept")
+        (project / "app" / "migrations" / "versions" / "0004_note.py").write_text(ADDITIVE)
+        found = deployer.of(env)
+        assert found is not None
+        with pg_server.connect_superuser(dbname) as holder:
+            holder.execute("BEGIN")
+            holder.execute("SELECT count(*) FROM app_data.items")  # ACCESS SHARE until the transaction ends
+            migration = subprocess.Popen(
+                [
+                    str(app_python()),
+                    "-m",
+                    "database.migrate",
+                    "upgrade",
+                    "--app-role",
+                    client.role,
+                    "--lock-timeout",
+                    "20",
+                ],
+                cwd=project / "app",
+                env=found.env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            deadline = time.monotonic() + HANG_GUARD
+            while not query(pg_server, dbname, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+                assert migration.poll() is None and time.monotonic() < deadline, migration.communicate()[0]
+                time.sleep(0.2)
+            started = time.monotonic()
+            queued = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=60)
+            assert queued.status_code == 503 and queued.headers["Retry-After"], queued.text
+            assert time.monotonic() - started < 15, "the request waited longer than the app's lock_timeout"
+            out, _ = migration.communicate(timeout=HANG_GUARD)
+            holder.execute("ROLLBACK")
+        assert migration.returncode == 1, out
+        assert "0004_note.py" in out and "SQLSTATE 55P03" in out and "waited 20 s for a lock" in out, out
+        assert [title for _, title, _ in api.list(ALICE)] == ["kept"]  # serving again, at 0003
+    columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'"
+    assert query(pg_server, dbname, columns) == []

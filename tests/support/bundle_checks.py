@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import jsonschema
 import regex
@@ -27,21 +27,15 @@ from jsonschema import validators
 
 from tests.support.databricks_cli import SERVICE_PRINCIPAL, USER_NAME, Cli, FakeWorkspace
 
-
-class Principal(NamedTuple):
-    user_name: str
-
-
-# The identities the deploy workflow's jobs use (tests/test_workflows.py's stand-in workspace knows them by these).
-CI = Principal("1706906c-c0a2-4c25-9f57-3a7aa3cb8123")  # prod's service principal
-PREVIEW_CI = Principal("5b0e8c5e-7d1a-4c1e-9a57-52f0c2d9e4aa")  # staging's and the previews'
-
 # The second developer: tests/databricks_cli/newest/main.go answers /Me with this user for such a workspace key.
 SECOND_DEVELOPER = "bob.jones@example.com"
 SECOND_DEVELOPER_KEY = "second-developer-"
 APP_NAME = re.compile(r"[a-z]([a-z0-9-]*[a-z0-9])?")
 PREVIEWS = ("41", "42")
 TEAM_GROUP = "lakebase-app-team"
+# The preview deployer's application id, as a team names it in staging (the fake workspace has one service principal,
+# which deploys every CI target; a team has one per environment, README: "Deploying from GitHub").
+PREVIEW_IDENTITY = "5b0e8c5e-7d1a-4c1e-9a57-52f0c2d9e4aa"
 PROD_USERS = "lakebase-app-users"
 
 # What a team writes where the rendered databricks.yml has a `# <key>: <...>` placeholder (README: "Environments",
@@ -57,6 +51,7 @@ TEAM_EDITS: dict[tuple[str, ...], dict[str, str]] = {
         "database_name": "app",
     },
     ("targets", "staging", "variables"): {
+        "preview_identity": PREVIEW_IDENTITY,
         "lakebase_project": "team-staging",
         "lakebase_branch": "production",
         "lakebase_database": "app-db",

@@ -250,7 +250,7 @@ class LocalPostgres:
             who = "./run-local.sh test" if self.cluster == "tests" else "./run-local.sh (the app)"
             raise LocalPostgresError(
                 f"another {who} is running on this project's {self.cluster} database: stop it first (Ctrl-C in "
-                f"its terminal). pg_ctl: {status.stdout.strip().splitlines()[0]}"
+                f"its terminal); {status.stdout.strip().splitlines()[0]}"
             )
 
     def _allow_only_local_logins(self) -> None:

@@ -92,7 +92,7 @@ DIALECT = "postgresql+psycopg://"
 WAIT_FOR_LOCK = 60.0  # seconds `upgrade` waits for another deploy's migration before it gives up
 # How long one migration statement may wait for a table lock (the app's own transactions last seconds at most):
 # past it the migration is rolled back and says so, instead of queueing every request behind it.
-MIGRATION_LOCK_TIMEOUT = "10s"
+MIGRATION_LOCK_TIMEOUT = 10.0
 
 # Objects of the schema that do not belong to the owner role yet (an earlier version of this app had its own
 # role own everything). The schema comes first: a new owner needs CREATE on it to take its tables. Sequences of
@@ -308,7 +308,7 @@ def _grant(conn: Connection, app: str) -> None:
     log.info("granted role %s the use of schema %s (no ownership, no DDL)", app, SCHEMA)
 
 
-def _migrate(conn: Connection, config: Config, show_detail: bool) -> None:
+def _migrate(conn: Connection, config: Config, show_detail: bool, lock_timeout: float) -> None:
     """Apply every pending migration, each in its own transaction (the lock is held by the caller)."""
     conn.execute(text(CREATE))
     versions = {"version_table": VERSION_TABLE, "version_table_schema": SCHEMA}
@@ -339,14 +339,23 @@ def _migrate(conn: Connection, config: Config, show_detail: bool) -> None:
     except Exception as error:
         failed = _describe(script, pending[len(applied)]) if len(applied) < len(pending) else "?"
         state, reason = _database_error(error, show_detail)
+        if state == "55P03":  # lock_not_available
+            reason += f"\n(it waited {lock_timeout:g} s for a lock another session holds: let it finish, run again)"
         raise MigrationFailed(f"migration {failed} failed and was rolled back (SQLSTATE {state}): {reason}") from error
     for revision in applied:
         log.info("applied migration %s", _describe(script, revision))
 
 
-def _upgrade(conn: Connection, config: Config, roles: Roles, wait: float, show_detail: bool = False) -> None:
+def _upgrade(
+    conn: Connection,
+    config: Config,
+    roles: Roles,
+    wait: float,
+    show_detail: bool = False,
+    lock_timeout: float = MIGRATION_LOCK_TIMEOUT,
+) -> None:
     """The deploy step: lock, hand earlier versions' objects to the owner, migrate as the owner, grant the app."""
-    conn.execute(text("SELECT set_config('lock_timeout', :limit, false)"), {"limit": MIGRATION_LOCK_TIMEOUT})
+    conn.execute(text("SELECT set_config('lock_timeout', :limit, false)"), {"limit": f"{round(lock_timeout * 1000)}ms"})
     conn.commit()
     _lock(conn, wait)
     try:
@@ -355,7 +364,7 @@ def _upgrade(conn: Connection, config: Config, roles: Roles, wait: float, show_d
             _become_owner(conn, roles.owner)
         if roles.app:
             _check_app_role(conn, roles.app)  # against the role the migrations run as
-        _migrate(conn, config, show_detail)
+        _migrate(conn, config, show_detail, lock_timeout)
         if roles.app:
             _grant(conn, roles.app)
         else:
@@ -466,6 +475,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--owner-role", help="the role that owns the schema (default: $DB_OWNER_ROLE, else you)")
         sub.add_argument("--app-role", help="the app's runtime role, granted DML (default: $DB_APP_ROLE)")
         sub.add_argument("--wait", type=float, default=WAIT_FOR_LOCK, help="seconds to wait for another migration")
+        sub.add_argument(
+            "--lock-timeout", type=float, default=MIGRATION_LOCK_TIMEOUT, help="seconds a statement may wait for a lock"
+        )
         sub.add_argument("--show-detail", action="store_true", help="print an error's DETAIL (it may quote rows)")
         return sub
 
@@ -505,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def work(conn: Connection) -> None:
             if args.command in ("upgrade", "revision"):  # autogenerate compares the models with an up-to-date database
-                _upgrade(conn, config, roles, args.wait, args.show_detail)
+                _upgrade(conn, config, roles, args.wait, args.show_detail, args.lock_timeout)
             if args.command == "upgrade":
                 return
             if roles.owner:
