@@ -8,22 +8,30 @@ Every error answer is ``{"error": "<what was wrong>", "field": "<the field>" | n
 import json
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
-{% else -%}
-from collections.abc import Mapping
-from typing import NamedTuple
-{% endif -%}
 from urllib.parse import urlencode
 
-{% if cookiecutter.framework == "flask" -%}
+from flask import request
+
 from body_cap import MAX_BODY_BYTES, TOO_LARGE, BodyTooLarge
-{% endif -%}
 from identity import WRONG_HOST, wrong_host
+from input_error import InputError
 from security import CHANGES, CROSS_SITE, cross_site
+{%- else -%}
+from collections.abc import Mapping
+from typing import Annotated, Any, NamedTuple
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field
+
+from database import Database, database
+from identity import WRONG_HOST, current_user, wrong_host
+from security import CHANGES, CROSS_SITE, cross_site
+{%- endif %}
 
 JSON = "application/json"
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 UNEXPECTED = "something went wrong on our side; the app's log says what"  # never the error itself
-
 
 class Refusal(NamedTuple):
     status: int
@@ -60,12 +68,13 @@ def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
 {%- if cookiecutter.framework == "flask" %}
 
 
-class BadRequest(ValueError):
+class BadRequest(InputError):
     """A request body of the wrong shape; ``field`` names what was wrong (FastAPI's models check it there)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+
+def body_fields(*names: str) -> list[Any]:
+    """The values of exactly these fields of this request's JSON body, in order (malformed JSON: refused)."""
+    return fields(capped_json(request.stream.read), *names)
 
 
 def fields(body: object, *names: str) -> list[Any]:
@@ -91,4 +100,38 @@ def capped_json(read: Callable[[int], bytes]) -> object:
         return json.loads(raw)
     except ValueError:  # malformed JSON, or not UTF-8
         return None
+{%- else %}
+
+
+class Problem(BaseModel):
+    """The one error body of every framework's API."""
+
+    error: str = Field(description="what was wrong")
+    field: str | None = Field(description="the field, or null")
+
+
+PROBLEMS = {
+    400: {"model": Problem, "description": "refused input; nothing changed"},
+    401: {"model": Problem, "description": "on Databricks, no signed-in user"},
+    403: {"model": Problem, "description": "a change from another site"},
+    404: {"model": Problem, "description": "the signed-in user has no such row (another user's included)"},
+    409: {"model": Problem, "description": "the user is at the feature's limit (items: MAX_ITEMS); nothing created"},
+    413: {"model": Problem, "description": "the body is over body_cap.MAX_BODY_BYTES"},
+    415: {"model": Problem, "description": "the body is not JSON"},
+    503: {"model": Problem, "description": "the database is busy or unusable (Retry-After says when to try again)"},
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals a route documents in /docs."""
+    return {status: PROBLEMS[status] for status in statuses}
+
+
+async def signed_in(request: Request) -> str:
+    return current_user(request.headers)
+
+
+User = Annotated[str, Depends(signed_in)]  # a route's signed-in user (NotSignedIn: 401)
+Db = Annotated[Database, Depends(database)]  # this process's pool, opened on first use
+
 {%- endif %}

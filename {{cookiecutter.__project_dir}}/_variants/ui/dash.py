@@ -13,7 +13,7 @@ import body_cap
 import items
 from database import DatabaseBusy, database, healthy, problem, said
 from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
-from items.rules import InvalidItem
+from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
 
 NAME = {{ cookiecutter.project_name | tojson }}
@@ -85,7 +85,7 @@ def change(_add: int, _done: list, _delete: list, new_title: Any, changes: int) 
             found = items.delete_item(database(), owner, trigger["item"])
         else:
             return no_update, no_update, no_update
-    except (InvalidItem, NotSignedIn) as error:  # refused input changes no row
+    except (InputError, NotSignedIn) as error:  # refused input changes no row
         return no_update, str(error), no_update
     except DatabaseBusy as error:  # busy, or unusable: one line that says what to do (logged once)
         return no_update, said(error), no_update

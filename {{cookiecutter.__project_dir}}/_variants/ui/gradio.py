@@ -17,7 +17,7 @@ import items
 from body_cap import BodyCap
 from database import Database, DatabaseBusy, database, healthy, problem, said
 from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
-from items.rules import InvalidItem
+from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
 
 NAME = {{ cookiecutter.project_name | tojson }}
@@ -59,7 +59,7 @@ def signed_in(request: gr.Request) -> str:
     """Run one change for the signed-in user, then show the list again; refused input changes no row."""
     try:
         found = {{ await_ }}change({{ await_ }}database(), owner(request))
-    except InvalidItem as error:
+    except InputError as error:
         raise gr.Error(str(error)) from None
     except DatabaseBusy as error:
         raise gr.Error(said(error)) from None
