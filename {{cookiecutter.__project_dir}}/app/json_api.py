@@ -33,6 +33,7 @@ JSON = "application/json"
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 UNEXPECTED = "something went wrong on our side; the app's log says what"  # never the error itself
 
+
 class Refusal(NamedTuple):
     status: int
     error: str
