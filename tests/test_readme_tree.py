@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import feature_walkthrough
 from tests.support.template import ROOT, render
 
 # Between them, every conditional file is absent once and present once (static/ page, asyncpg's test).
@@ -72,12 +73,16 @@ def test_rendered_docs_name_only_files_the_project_has(tmp_path: Path, answers: 
     root = render(tmp_path, **answers)
     names = {path.name for path in root.rglob("*")}
     made_at_run_time = [d for d in (root / ".gitignore").read_text().split() if d.endswith("/")]  # .venv/ ...
+    walkthrough = feature_walkthrough.created_files(root / "README.md")  # what "Add a feature" has you create
+    you_create = {*walkthrough, *(f"{Path(path).parent}/" for path in walkthrough), NEW_MIGRATION}
+    you_create |= {path.rsplit("/", 1)[-1] for path in you_create if not path.endswith("/")}
+    you_create |= {path.removeprefix("app/") for path in you_create}
     for doc in [root / "README.md", *sorted((root / "tests").glob("*.py"))]:
         for mentioned in PATH_IN_BACKTICKS.findall(doc.read_text()):
             if mentioned.startswith(("http", "projects/", *made_at_run_time)):
                 continue  # URLs, Lakebase resource names, what the project makes when it runs
-            if mentioned in (NEW_MIGRATION, NEW_MIGRATION.rsplit("/", 1)[1]):
-                continue  # the file "Change the schema" has you create (tests/test_migrations.py runs those steps)
+            if mentioned in you_create:
+                continue  # files a walkthrough has you create (tests/test_migrations.py, test_add_feature.py follow them)
             # relative to the project, or to app/ (the import root: `database/pooled.py`), or a bare file name
             exists = any((base / mentioned).exists() for base in (root, root / "app")) or mentioned in names
             assert exists, f"{doc.relative_to(root)} names `{mentioned}`, which a {answers} project does not have"

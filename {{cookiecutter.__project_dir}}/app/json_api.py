@@ -7,14 +7,26 @@ Every error answer is ``{"error": "<what was wrong>", "field": "<the field>" | n
 import json
 {%- if cookiecutter.framework == "flask" %}
 from collections.abc import Callable, Mapping
-{%- else %}
-from collections.abc import Mapping
-{%- endif %}
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
+from flask import request
+
 from identity import WRONG_HOST, wrong_host
+from input_error import InputError
 from security import CHANGES, CROSS_SITE, cross_site
+{%- else %}
+from collections.abc import Mapping
+from typing import Annotated, Any, NamedTuple
+from urllib.parse import urlencode
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field
+
+from database import Database, database
+from identity import WRONG_HOST, current_user, wrong_host
+from security import CHANGES, CROSS_SITE, cross_site
+{%- endif %}
 
 JSON = "application/json"
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
@@ -23,7 +35,7 @@ UNEXPECTED = "something went wrong on our side; the app's log says what"  # neve
 MAX_BODY_BYTES = 16 * 1024
 """The largest request body the app reads. The largest valid one is about 1.3 KB (a 200-character title written as
 \\uXXXX escapes, and "done"); 16 KiB leaves room for a second feature's fields, and a bigger body is refused (413)
-before it is read or parsed (a 60 MB body once took a worker from 70 to 190 MB before its 400)."""
+before it is read or parsed (parsing a 60 MB body grows a worker from 70 to 190 MB)."""
 TOO_LARGE = f"the request body must be at most {MAX_BODY_BYTES} bytes"
 
 
@@ -66,12 +78,13 @@ def refusal(method: str, headers: Mapping[str, str]) -> Refusal | None:
 {%- if cookiecutter.framework == "flask" %}
 
 
-class BadRequest(ValueError):
+class BadRequest(InputError):
     """A request body of the wrong shape; ``field`` names what was wrong (FastAPI's models check it there)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+
+def body_fields(*names: str) -> list[Any]:
+    """The values of exactly these fields of this request's JSON body, in order (malformed JSON: refused)."""
+    return fields(capped_json(request.stream.read), *names)
 
 
 def fields(body: object, *names: str) -> list[Any]:
@@ -98,6 +111,38 @@ def capped_json(read: Callable[[int], bytes]) -> object:
     except ValueError:  # malformed JSON, or not UTF-8
         return None
 {%- else %}
+
+
+class Problem(BaseModel):
+    """The one error body of every framework's API."""
+
+    error: str = Field(description="what was wrong")
+    field: str | None = Field(description="the field, or null")
+
+
+PROBLEMS = {
+    400: {"model": Problem, "description": "refused input; nothing changed"},
+    401: {"model": Problem, "description": "on Databricks, no signed-in user"},
+    403: {"model": Problem, "description": "a change from another site"},
+    404: {"model": Problem, "description": "the signed-in user has no such row (another user's included)"},
+    409: {"model": Problem, "description": "the user is at the feature's limit (items: MAX_ITEMS); nothing created"},
+    413: {"model": Problem, "description": "the body is over json_api.MAX_BODY_BYTES"},
+    415: {"model": Problem, "description": "the body is not JSON"},
+    503: {"model": Problem, "description": "the database is busy (Retry-After says when to try again)"},
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals a route documents in /docs."""
+    return {status: PROBLEMS[status] for status in statuses}
+
+
+async def signed_in(request: Request) -> str:
+    return current_user(request.headers)
+
+
+User = Annotated[str, Depends(signed_in)]  # a route's signed-in user (NotSignedIn: 401)
+Db = Annotated[Database, Depends(database)]  # this process's pool, opened on first use
 
 
 class BodyCap:

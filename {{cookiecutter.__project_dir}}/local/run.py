@@ -41,7 +41,7 @@ SUPERUSER = "postgres"
 # the deployer: it runs the migrations (as the owner, `SET ROLE`) before the app or the tests start.
 APP_ROLE, OWNER_ROLE, APP_DATABASE = "app", "app_owner", "{{ cookiecutter.database_name }}"
 DEPLOYER = {"DB_OWNER_ROLE": OWNER_ROLE, "DB_APP_ROLE": APP_ROLE}
-# What a .local-postgres/ made by an earlier version of this file gave the superuser; replaced at its next start.
+# The fixed superuser password of a .local-postgres/ that has no passwords/ yet; replaced at its next start.
 OLD_PASSWORD = "local-only"
 SOCKET_PATH_MAX = 100  # a Unix socket's path: at most 107 bytes on Linux, 103 on macOS
 LOCAL_HOST = "127.0.0.1"  # where the app listens; LOCAL_RUN_BIND tells it so (app/identity.py)
@@ -317,7 +317,7 @@ class LocalPostgres:
     def ensure_roles_and_database(self, superuser_login: str, fresh_database: bool = False) -> None:
         """Every role and database the app needs, made by the superuser at each start (psql variables quote the
         names): the app's plain role, its database (made anew for the tests), and every password as kept in
-        .local-postgres/passwords/ (also replacing a known one an earlier version of this file had set)."""
+        .local-postgres/passwords/ (also replacing OLD_PASSWORD where the superuser still has it)."""
         variables = {
             "role": APP_ROLE,
             "owner": OWNER_ROLE,

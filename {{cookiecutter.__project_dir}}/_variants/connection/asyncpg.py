@@ -98,7 +98,7 @@ class Database(Pooled[asyncpg.Connection]):
         self._pool: asyncpg.Pool | None = None
         # One turn per pooled connection, first come first served. asyncpg's pool hands connections out through
         # an asyncio.Queue, where a request that just arrived can take the connection a waiting one was woken for;
-        # the waiter goes back to the end of the line (bench/RESULTS.md, issue 17: the reads' p99 tail).
+        # the waiter goes back to the end of the line, and under load those waits make the reads' p99 latency.
         self._turns = asyncio.Semaphore(settings.pool_max_size)
 
     async def open(self) -> None:

@@ -11,7 +11,7 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 import items
 from database import database, healthy, problem
 from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
-from items.rules import InvalidItem
+from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
 
 NAME = {{ cookiecutter.project_name | tojson }}
@@ -81,7 +81,7 @@ def change(_add: int, _done: list, _delete: list, new_title: Any, changes: int) 
             found = items.delete_item(database(), owner, trigger["item"])
         else:
             return no_update, no_update, no_update
-    except (InvalidItem, NotSignedIn) as error:  # refused input changes no row
+    except (InputError, NotSignedIn) as error:  # refused input changes no row
         return no_update, str(error), no_update
     except Exception:  # said in the page; the details go to the log only
         log.exception("could not change an item")

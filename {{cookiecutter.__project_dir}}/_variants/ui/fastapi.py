@@ -5,22 +5,21 @@
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import items
 import json_api
-from database import Database, DatabaseBusy, NotMigrated, database, healthy, problem
-from identity import NotSignedIn, current_user, local_sign_in
-from items.rules import MAX_TITLE, InvalidItem, TooManyItems
+from database import DatabaseBusy, NotMigrated, healthy, problem
+from identity import NotSignedIn, local_sign_in
+from input_error import InputError
+from items.api import router as items_api
 from security import STRICT_POLICY, security_headers
 
 app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description="The API contract is in README.md.")
@@ -35,52 +34,6 @@ DOCS_POLICY = (
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
-
-
-# ---------------------------------------------------------------------- the API's shapes (and /docs)
-class NewItem(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)  # like the Flask API: no unknown field, no coercion
-    title: str = Field(description=f"1 to {MAX_TITLE} characters after trimming, no control characters")
-
-
-class ItemChange(NewItem):
-    done: bool
-
-
-class Item(BaseModel):
-    id: int
-    title: str
-    done: bool
-    created_at: str = Field(description="ISO 8601, UTC", examples=["2026-11-29T10:15:00.123456+00:00"])
-    updated_at: str = Field(description="ISO 8601, UTC")
-
-
-class Problem(BaseModel):
-    """The one error body of every framework's API."""
-
-    error: str = Field(description="what was wrong")
-    field: str | None = Field(description="the field, or null")
-
-
-PROBLEMS = {
-    400: {"model": Problem, "description": "refused input; nothing changed"},
-    401: {"model": Problem, "description": "on Databricks, no signed-in user"},
-    403: {"model": Problem, "description": "a change from another site"},
-    404: {"model": Problem, "description": "the user has no such item (another user's item included)"},
-    409: {"model": Problem, "description": "the user already keeps items.rules.MAX_ITEMS items; nothing created"},
-    413: {"model": Problem, "description": "the body is over json_api.MAX_BODY_BYTES"},
-    415: {"model": Problem, "description": "the body is not JSON"},
-    503: {"model": Problem, "description": "the database is busy (Retry-After says when to try again)"},
-}
-
-
-def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """The refusals a route documents in /docs."""
-    return {status: PROBLEMS[status] for status in statuses}
-
-
-class NoSuchItem(Exception):
-    """The signed-in user has no item with that id (another user's item included)."""
 
 
 # ---------------------------------------------------------------------- errors, in the one body
@@ -120,19 +73,9 @@ class SameOriginJson:
 app.add_middleware(SameOriginJson)
 
 
-@app.exception_handler(InvalidItem)
-async def invalid(request: Request, error: InvalidItem) -> JSONResponse:
-    return refuse(400, str(error), error.field)
-
-
-@app.exception_handler(TooManyItems)
-async def too_many(request: Request, error: TooManyItems) -> JSONResponse:
-    return refuse(409, str(error), error.field)
-
-
-@app.exception_handler(NoSuchItem)
-async def no_such_item(request: Request, error: NoSuchItem) -> JSONResponse:
-    return refuse(404, "no such item", "id")
+@app.exception_handler(InputError)
+async def refused_input(request: Request, error: InputError) -> JSONResponse:  # every feature's refusals
+    return refuse(error.status, str(error), error.field)
 
 
 @app.exception_handler(NotSignedIn)
@@ -199,15 +142,6 @@ def openapi() -> dict[str, Any]:
 app.openapi = openapi
 
 
-# ---------------------------------------------------------------------- who asks, and the pool
-async def signed_in(request: Request) -> str:
-    return current_user(request.headers)
-
-
-User = Annotated[str, Depends(signed_in)]
-Db = Annotated[Database, Depends(database)]  # this process's pool, opened on first use
-
-
 # ---------------------------------------------------------------------- the routes
 @app.get("/", include_in_schema=False)
 def page() -> FileResponse:
@@ -222,36 +156,9 @@ def page() -> FileResponse:
 
 
 @app.get("/api/me")
-async def me(owner: User) -> dict[str, str]:
+async def me(owner: json_api.User) -> dict[str, str]:
     return {"email": owner}
 
 
-@app.get("/api/items", responses=problems(400, 401, 503))
-{{ async_ }}def list_items(
-    owner: User, db: Db, response: Response, after: str | None = None, limit: str | None = None
-) -> list[Item]:
-    """One page of the signed-in user's items, oldest first (at most 100, `limit` for fewer, after the item
-    `after`); a `Link: <...>; rel="next"` header names the next page, and the last page has none."""
-    page, next_after = {{ await_ }}items.list_page(db, owner, after, limit)  # the query is checked there
-    response.headers.update(json_api.next_page_link("/api/items", next_after, limit))
-    return page  # dicts of Item's shape: FastAPI checks and documents them
-
-
-@app.post("/api/items", status_code=201, responses=problems(400, 401, 403, 409, 413, 415, 503))
-{{ async_ }}def create_item(body: NewItem, owner: User, db: Db) -> Item:
-    return {{ await_ }}items.create_item(db, owner, body.title)
-
-
-@app.put("/api/items/{item_id}", responses=problems(400, 401, 403, 404, 413, 415, 503))
-{{ async_ }}def update_item(item_id: str, body: ItemChange, owner: User, db: Db) -> Item:
-    item = {{ await_ }}items.update_item(db, owner, item_id, title=body.title, done=body.done)
-    if item is None:
-        raise NoSuchItem
-    return item
-
-
-@app.delete("/api/items/{item_id}", status_code=204, responses=problems(400, 401, 403, 404, 503))
-{{ async_ }}def delete_item(item_id: str, owner: User, db: Db) -> Response:
-    if not {{ await_ }}items.delete_item(db, owner, item_id):
-        raise NoSuchItem
-    return Response(status_code=204)
+# One router per feature, each in its own package (items/api.py); a second feature adds its line here.
+app.include_router(items_api)

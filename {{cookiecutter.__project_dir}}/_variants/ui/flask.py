@@ -6,15 +6,15 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-import items
 import json_api
-from database import DatabaseBusy, NotMigrated, database, healthy, problem
+from database import DatabaseBusy, NotMigrated, healthy, problem
 from identity import NotSignedIn, current_user, local_sign_in
-from items.rules import InvalidItem, TooManyItems
+from input_error import InputError
+from items.api import blueprint as items_api
 from security import STRICT_POLICY, security_headers
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
-# Werkzeug stops reading a chunked body there: one byte over the cap, so that body() sees it is over
+# Werkzeug stops reading a chunked body there: one byte over the cap, so that json_api.capped_json sees it is over
 app.config["MAX_CONTENT_LENGTH"] = json_api.MAX_BODY_BYTES + 1
 log = logging.getLogger(__name__)
 
@@ -23,20 +23,14 @@ def refuse(status: int, message: str, field: str | None = None) -> tuple[Any, in
     return jsonify(json_api.error_body(message, field)), status
 
 
-@app.errorhandler(json_api.BadRequest)
-@app.errorhandler(InvalidItem)
-def invalid(error: json_api.BadRequest | InvalidItem) -> tuple[Any, int]:
-    return refuse(400, str(error), error.field)
+@app.errorhandler(InputError)
+def refused_input(error: InputError) -> tuple[Any, int]:  # every feature's refusals, and a body's wrong shape
+    return refuse(error.status, str(error), error.field)
 
 
 @app.errorhandler(json_api.BodyTooLarge)
 def too_large(error: json_api.BodyTooLarge) -> tuple[Any, int]:
     return refuse(413, str(error), "body")
-
-
-@app.errorhandler(TooManyItems)
-def too_many(error: TooManyItems) -> tuple[Any, int]:
-    return refuse(409, str(error), error.field)
 
 
 @app.errorhandler(NotSignedIn)
@@ -87,10 +81,6 @@ def headers(response: Response) -> Response:
     return response
 
 
-def body(*names: str) -> list[Any]:
-    return json_api.fields(json_api.capped_json(request.stream.read), *names)  # malformed JSON: None, refused
-
-
 @app.get("/")
 def page() -> Any:
     return app.send_static_file("index.html")
@@ -107,30 +97,5 @@ def me() -> Any:
     return jsonify(email=current_user(request.headers))
 
 
-@app.get("/api/items")
-def list_items() -> Any:
-    after, limit = request.args.get("after"), request.args.get("limit")
-    page, next_after = items.list_page(database(), current_user(request.headers), after, limit)
-    return jsonify(page), json_api.next_page_link("/api/items", next_after, limit)
-
-
-@app.post("/api/items")
-def create_item() -> tuple[Any, int]:
-    owner = current_user(request.headers)
-    (title,) = body("title")
-    return jsonify(items.create_item(database(), owner, title)), 201
-
-
-@app.put("/api/items/<item_id>")
-def update_item(item_id: str) -> Any:
-    owner = current_user(request.headers)
-    title, done = body("title", "done")
-    item = items.update_item(database(), owner, item_id, title=title, done=done)
-    return jsonify(item) if item else refuse(404, "no such item", "id")
-
-
-@app.delete("/api/items/<item_id>")
-def delete_item(item_id: str) -> Any:
-    if not items.delete_item(database(), current_user(request.headers), item_id):
-        return refuse(404, "no such item", "id")
-    return "", 204
+# One blueprint per feature, each in its own package (items/api.py); a second feature adds its line here.
+app.register_blueprint(items_api)

@@ -16,7 +16,7 @@ from starlette.middleware.cors import CORSMiddleware
 import items
 from database import Database, database, healthy, problem
 from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
-from items.rules import InvalidItem
+from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
 
 NAME = {{ cookiecutter.project_name | tojson }}
@@ -55,7 +55,7 @@ def signed_in(request: gr.Request) -> str:
     """Run one change for the signed-in user, then show the list again; refused input changes no row."""
     try:
         found = {{ await_ }}change({{ await_ }}database(), owner(request))
-    except InvalidItem as error:
+    except InputError as error:
         raise gr.Error(str(error)) from None
     if not found:
         raise gr.Error("That item is not in your list any more.")

@@ -8,7 +8,7 @@ import streamlit as st
 import items
 from database import database, problem
 from identity import KEY_PARAM, WRONG_HOST, NotSignedIn, current_user, wrong_host
-from items.rules import InvalidItem
+from input_error import InputError
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ with st.form("new-item", clear_on_submit=True):  # the input is cleared after Ad
     if st.form_submit_button("Add", type="primary"):
         try:
             items.create_item(db, owner, new_title)
-        except InvalidItem as error:  # refused input changes no row
+        except InputError as error:  # refused input changes no row
             st.error(str(error))
 
 rows = items.list_items(db, owner)

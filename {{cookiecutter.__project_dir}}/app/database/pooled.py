@@ -74,7 +74,7 @@ def _sqlstate(error: BaseException) -> str | None:
 def session_ended(error: BaseException | None) -> bool:
     """The server ended the session (57P: admin or crash shutdown; 08: connection exception), also where the
     driver reports it under a later error: psycopg's pipeline raises "cannot exit pipeline mode while busy"
-    over the AdminShutdown it received, before it marks the connection broken (found by bench scenario 3)."""
+    over the AdminShutdown it received, before it marks the connection broken (a PostgreSQL restart under load)."""
     while error is not None:
         if (_sqlstate(error) or "").startswith(("57P", "08")):
             return True

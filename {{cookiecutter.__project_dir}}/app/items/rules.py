@@ -1,7 +1,10 @@
 """The example feature's input rules: every input is checked here before any SQL runs.
 
-``InvalidItem`` names the field that was wrong, so every UI can say which one.
+``InvalidItem`` names the field that was wrong, so every UI can say which one; it is an ``InputError``, which
+the JSON API answers in its one error body, so this feature has no error handler of its own.
 """
+
+from input_error import InputError
 
 MAX_TITLE = 200
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigint
@@ -9,16 +12,23 @@ PAGE_SIZE = 100  # items per page of the JSON API's list (README: API contract)
 MAX_ITEMS = 1000  # items one user may keep (README: Limits)
 
 
-class InvalidItem(ValueError):
-    """Input refused before it reaches the database; ``field`` names what was wrong."""
+class InvalidItem(InputError):
+    """Input refused before it reaches the database; ``field`` names what was wrong (400)."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
+
+class NoSuchItem(InputError):
+    """The signed-in user has no item with that id (another user's item included): 404."""
+
+    status = 404
+
+    def __init__(self) -> None:
+        super().__init__("id", "no such item")
 
 
 class TooManyItems(InvalidItem):
-    """The user already keeps MAX_ITEMS items: nothing was created."""
+    """The user already keeps MAX_ITEMS items: nothing was created (409)."""
+
+    status = 409
 
     def __init__(self) -> None:
         super().__init__("title", f"you already have {MAX_ITEMS} items, the most one user may keep: delete some first")

@@ -1,7 +1,7 @@
 """Create the items table and its index.
 
-What the template's start-up bootstrap created before it had migrations. IF NOT EXISTS, so a
-database that bootstrap made is adopted as it is, rows and all, and recorded at this revision.
+What the app's start-up created before the app had migrations. IF NOT EXISTS, so a database that
+start-up made is adopted as it is, rows and all, and recorded at this revision.
 
 Revision ID: 0001
 Revises:
