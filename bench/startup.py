@@ -73,7 +73,7 @@ def main() -> int:
     apprunner.app_python()  # build the app environment before timing anything
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(tls=True) as pg, WorkspaceStub(pg) as stub:
         print(
-            "| app | first start (migrates) s | median of later starts s | all later starts s "
+            "| app | first start s (deployer migrated just before) | median of later starts s | all later starts s "
             "| open_database() wall s | process CPU s until open |"
         )
         print("| --- | --- | --- | --- | --- | --- |")

@@ -203,12 +203,16 @@ def websocket_answer(url: str, origin: str) -> str:
 
 
 @pytest.mark.parametrize("running", ["streamlit"], indirect=True)
-def test_streamlit_websocket_only_from_the_own_origin(running) -> None:
+def test_streamlit_websocket_only_from_the_own_origin(running, pg_server) -> None:
     app, rows = running
     stream = f"ws://127.0.0.1:{app.port}/_stcore/stream"
     assert websocket_answer(stream, EVIL).startswith("refused"), app.log_text()[-3000:]
     assert websocket_answer(stream, f"https://other-{APP_HOST}").startswith("refused")
-    assert rows() == []  # the refused WebSockets ran no script: no row (the deployer migrated before the start)
+    # No session ran the script: the app (PGAPPNAME lakebase-e2e, tests/support/apprunner.py) never opened its pool.
+    with pg_server.connect_superuser() as admin:
+        opened = admin.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lakebase-e2e'")
+        assert opened.fetchone() == (0,)
+    assert rows() == []
     assert websocket_answer(stream, f"http://127.0.0.1:{app.port}") == "open"
     # XSRF protection on (the runtime's variable says off): a write route without the token is refused
     health = requests.get(f"{app.url}/_stcore/health", timeout=30)

@@ -342,8 +342,7 @@ def test_run_local_lakebase_serves_only_this_machine_in_local_mode(tmp_path: Pat
         assert json.loads(get(f"{app.url}/api/me", **app.cookie)[1]) == {"email": "local.user@example.com"}
         assert status(f"{app.url}/api/me") == 401  # without this run's key
         assert status(f"{app.url}/api/me", Host=f"{EVIL}:{port}", **app.cookie) == 403
-        with pytest.raises(ConnectionRefusedError):
-            socket.create_connection((outward_address(), port), timeout=10).close()
+        assert listening_addresses(port) and loopback_only(port), listening_addresses(port)
 
 
 @pytest.fixture
@@ -377,18 +376,25 @@ def as_user(name: str, *command: str, **env: str) -> subprocess.CompletedProcess
     )
 
 
-def outward_address() -> str:
-    """This machine's address on its network (what another host would connect to)."""
-    found = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("203.0.113.1", 9))  # no packet is sent: the OS only picks the outgoing interface
-            found.append(probe.getsockname()[0])
-        except OSError:  # no route out: the addresses the host name has
-            found += socket.gethostbyname_ex(socket.gethostname())[2]
-    outward = [address for address in found if not address.startswith("127.")]
-    assert outward, f"this machine has no address but loopback ({found}): cannot play another host"
-    return outward[0]
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP socket listens on at this port, read from the kernel's socket tables (/proc/net/tcp
+    and tcp6): what another host could reach, found without sending anything to an address beyond loopback."""
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        lines = Path(table).read_text().splitlines()[1:] if Path(table).exists() else []
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(address)
+                # /proc prints each 32-bit word in host (little-endian) order
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, width // 2, 4))
+                found.add(socket.inet_ntop(socket.AF_INET if width == 8 else socket.AF_INET6, words))
+    return found
+
+
+def loopback_only(port: int) -> bool:
+    return all(a.startswith("127.") or a == "::1" for a in listening_addresses(port))
 
 
 def test_nobody_else_on_this_machine_logs_in_to_postgres_and_no_other_host_reaches_the_app(
@@ -413,15 +419,15 @@ def test_nobody_else_on_this_machine_logs_in_to_postgres_and_no_other_host_reach
                 assert "Permission denied" in tried.stderr or "Connection refused" in tried.stderr, tried.stderr
         for secret in (root / ".local-postgres" / "passwords").iterdir():
             assert as_user(other_user, "cat", str(secret)).returncode != 0, secret
-        address, app_port = outward_address(), int(app.url.rsplit(":", 1)[1])
+        app_port = int(app.url.rsplit(":", 1)[1])
         # The app's port on 127.0.0.1 is open to every local account, but serves no one without this run's key.
         asked = f"GET /api/items HTTP/1.0\\r\\nHost: 127.0.0.1:{app_port}\\r\\nX-Forwarded-Email: dev@example.com\\r\\n\\r\\n"
         raw = f'exec 3<>/dev/tcp/127.0.0.1/{app_port} && printf "{asked}" >&3 && head -c 12 <&3'
         answer = as_user(other_user, "bash", "-c", raw)
         assert answer.stdout.startswith("HTTP/1.") and answer.stdout.endswith(" 401"), answer.stdout + answer.stderr
-        for port in (app_port, int(login["port"])):
-            with pytest.raises(ConnectionRefusedError):
-                socket.create_connection((address, port), timeout=10).close()
+        # No other host reaches either: the app listens on loopback only, PostgreSQL on no TCP address at all.
+        assert listening_addresses(app_port) and loopback_only(app_port), listening_addresses(app_port)
+        assert listening_addresses(int(login["port"])) == set(), listening_addresses(int(login["port"]))
         with pytest.raises(ConnectionRefusedError):  # PostgreSQL has no TCP listener at all
             socket.create_connection(("127.0.0.1", int(login["port"])), timeout=10).close()
 

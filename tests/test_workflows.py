@@ -23,7 +23,9 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
+from tests.support.appenv import app_python
 from tests.support.databricks_cli import FakeWorkspace, tools
+from tests.support.standins.lakebase_postgres import LakebasePostgres
 from tests.support.standins.workspace_front import GitHubOidc, Recorded, WorkspaceFront
 from tests.support.template import ROOT, render
 from tests.support.waiting import HANG_GUARD
@@ -39,6 +41,7 @@ DEPLOYERS = {"prod": PROD_ID, "staging": STAGING_ID, "preview": PREVIEW_ID}
 PROD_GROUP = "board-users"  # what the team writes in targets.prod.variables
 TEAM_GROUP = "board-team"  # and as variables.team_group's default
 STAGING_PROJECT = "lakebase-app-db-staging"
+PROD_DATABASE = "lakebase_app_prod"
 
 
 def policy_audience(readme: str) -> str:
@@ -52,17 +55,25 @@ class Team:
     """A rendered project on GitHub and its workspace: the real CLI deploys into Databricks' fake workspace through
     the front (tests/support/standins/workspace_front.py), as the service principal each job's environment names."""
 
-    def __init__(self, tmp: Path, server: FakeWorkspace, **answers: Any) -> None:
+    def __init__(self, tmp: Path, server: FakeWorkspace, pg_server: Any, **answers: Any) -> None:
         self.root = render(tmp / "render", **answers)
         bundle = self.root / "databricks.yml"
         bundle.write_text(
             bundle.read_text()
-            .replace("# app_users: <group>", f"app_users: {PROD_GROUP}")
+            # prod's database gets a name of its own: on Lakebase it is in its own project, here every endpoint is
+            # the harness's one server (lakebase_postgres.py)
+            .replace(
+                "# app_users: <group>",
+                f"app_users: {PROD_GROUP}"
+                + (f"\n      database_name: {PROD_DATABASE}" if answers.get("lakebase") != "provisioned" else ""),
+            )
             .replace("# preview_identity: <application id>", f"preview_identity: {PREVIEW_ID}")
             .replace("# default: <your team's workspace group>", f"default: {TEAM_GROUP}")
         )
         self.server = server
-        self.front = WorkspaceFront(server.url, uuid.uuid4().hex)
+        self.pg = pg_server
+        self.lakebase = LakebasePostgres(pg_server)
+        self.front = WorkspaceFront(server.url, uuid.uuid4().hex, self.lakebase)
         self.oidc = GitHubOidc()
         readme = (self.root / "README.md").read_text()
         for environment, client_id in DEPLOYERS.items():  # README "Deploying from GitHub", step 1
@@ -76,7 +87,12 @@ class Team:
         gh = self.bin / "gh"
         gh.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{STANDINS / "gh.py"}" "$@"\n')
         gh.chmod(0o755)
-        (self.bin / "python3").symlink_to(sys.executable)
+        python = self.bin / "python3"  # with the app's requirements (setup-python and pip, done by appenv.py once)
+        python.write_text(
+            f'#!/bin/sh\n[ "$1 $2 $3" = "-m pip install" ] && echo "requirements preinstalled" && exit 0\n'
+            f'exec "{app_python()}" "$@"\n'
+        )
+        python.chmod(0o755)
         self.open_prs: list[int] = []
         self.repository = Repository(
             self.root,
@@ -90,6 +106,7 @@ class Team:
     def close(self) -> None:
         self.front.stop()
         self.oidc.stop()
+        self.lakebase.close()
 
     def event(self, name: str, ref: str, payload: dict[str, Any] | None = None, workflow: Path | None = None) -> Run:
         (self.github / "open_prs.json").write_text(json.dumps(self.open_prs))
@@ -99,6 +116,7 @@ class Team:
             "PATH": "/usr/local/bin:/usr/bin:/bin",
             "STANDIN_WORKSPACE": str(self.github),
             "DO_NOT_TRACK": "1",
+            **self.database_env(),
         }
         path = workflow or self.root / ".github" / "workflows" / "deploy.yml"
         errors_before = len(self.server.errors())
@@ -107,6 +125,16 @@ class Team:
         assert not unanswered, "the fake workspace had no handler for:\n" + "\n".join(unanswered)
         self.runs.append((name, run))
         return run
+
+    def database_env(self) -> dict[str, str]:
+        """Where a step's PostgreSQL client finds the harness's server behind every endpoint host (127.0.0.1): its
+        port, and its certificate to verify (on Databricks: 5432 and the system's CAs)."""
+        env = self.pg.env_for_app("unused")
+        return {key: env[key] for key in ("PGPORT", "PGSSLMODE", "PGSSLROOTCERT") if key in env}
+
+    def sql(self, dbname: str, query: str) -> list[tuple[Any, ...]]:
+        with self.pg.connect_superuser(dbname) as conn:
+            return conn.execute(query).fetchall()
 
     def pull_request(self, number: int, action: str, workflow: Path | None = None) -> Run:
         if action in ("opened", "reopened"):
@@ -154,6 +182,33 @@ def deployment_of(r: Recorded) -> str:
     return "?"
 
 
+def phases(team: Team, principal: str, app: str, root: str, branch: str) -> list[str]:
+    """What one identity did to one deployment, in order: 'deploy' (bundle deploy releasing the lock under `root`),
+    'migrate' (a Lakebase credential on `branch` for `python -m database.migrate`), 'run' (bundle run deploying
+    `app`'s code)."""
+    seen: list[str] = []
+    for r in team.front.requests():
+        if r.principal != principal:
+            continue
+        body = json.dumps(r.body)
+        if r.path == "/api/2.0/workspace/delete" and f"/{root}/state/deploy.lock" in body:
+            phase = "deploy"
+        elif r.path in ("/api/2.0/postgres/credentials", "/api/2.0/database/credentials") and branch in body:
+            phase = "migrate"
+        elif r.path == f"/api/2.0/apps/{app}/deployments" and r.method == "POST":
+            phase = "run"
+        else:
+            continue
+        if not seen or seen[-1] != phase:
+            seen.append(phase)
+    return seen
+
+
+def owners(team: Team, dbname: str) -> set[str]:
+    """Who owns the app's tables in a database."""
+    return {row[0] for row in team.sql(dbname, "SELECT tableowner FROM pg_tables WHERE schemaname = 'app_data'")}
+
+
 def _ok(run: Run, *jobs: str) -> None:
     ran = {j.job for j in run.jobs if j.result != "skipped"}
     assert ran == set(jobs), f"ran {ran}, expected {set(jobs)}"
@@ -181,9 +236,9 @@ def _preview_job(hostile: str = "") -> str:
 
 
 @pytest.fixture
-def team(tmp_path: Path, fake_workspace: FakeWorkspace) -> Any:
+def team(tmp_path: Path, fake_workspace: FakeWorkspace, pg_server: Any) -> Any:
     """A team whose main has been pushed once: staging, the project previews branch from, exists."""
-    made = Team(tmp_path, fake_workspace, framework="fastapi", driver="psycopg3")
+    made = Team(tmp_path, fake_workspace, pg_server, framework="fastapi", driver="psycopg3")
     try:
         _ok(made.event("push", "refs/heads/main"), "staging")
         yield made
@@ -215,6 +270,15 @@ def test_previews_staging_prod_and_a_sweep_that_finishes(team: Team) -> None:
         assert job.concurrency == f"preview-{number}"
     assert {"lakebase-app-pr-1", "lakebase-app-pr-2", "lakebase-app-pr-3"} <= team.apps()
     assert {"pr-1", "pr-2", "pr-3"} <= team.branches(), "previews branch from staging's project"
+    # each deployment: bundle deploy, then the migrations as the owner role, then bundle run
+    staging = phases(team, f"sp:{STAGING_ID}", "lakebase-app-staging", "staging", "staging/branches/production/")
+    assert staging == ["deploy", "migrate", "run"]
+    assert phases(team, f"sp:{PREVIEW_ID}", "lakebase-app-pr-2", "preview-2", "/branches/pr-2/") == [
+        "deploy",
+        "migrate",
+        "run",
+    ]
+    assert owners(team, "lakebase_app") == {"staging_owner"} and owners(team, "lakebase_app_pr2") == {"pr2_owner"}
 
     # three pull requests close while their destroy never runs (a cancelled workflow): three orphans the real CLI
     # deployed, removed in one run
@@ -239,6 +303,9 @@ def test_previews_staging_prod_and_a_sweep_that_finishes(team: Team) -> None:
     _ok(run, "prod")
     assert run.ran("prod")[0].environment == "prod"
     assert "lakebase-app" in team.apps()
+    prod = phases(team, f"sp:{PROD_ID}", "lakebase-app", "prod", "lakebase-app-db/branches/production/")
+    assert prod == ["deploy", "migrate", "run"]
+    assert owners(team, PROD_DATABASE) == {"prod_owner"}
     acl = team.front.admin("GET", "/api/2.0/permissions/apps/lakebase-app")["access_control_list"]
     assert any(e.get("group_name") == PROD_GROUP for e in acl), acl
 
@@ -376,7 +443,9 @@ def test_the_preview_identity_can_change_no_staging_or_prod_object(team: Team) -
     }
     before = guarded()
     for target in ("staging", "prod"):
-        hostile = _hostile(team, "databricks bundle deploy -t preview\n", f"databricks bundle deploy -t {target}\n")
+        hostile = _hostile(
+            team, "python3 scripts/deploy.py deploy preview\n", f"python3 scripts/deploy.py deploy {target}\n"
+        )
         run = team.pull_request(60 + len(team.runs), "opened", hostile)
         (job,) = run.ran("preview")
         assert job.result == "failure" and re.search(r"ALREADY_EXISTS|PERMISSION_DENIED|does not have", job.log), (
@@ -385,7 +454,7 @@ def test_the_preview_identity_can_change_no_staging_or_prod_object(team: Team) -
     for app in ("lakebase-app-staging", "lakebase-app"):
         hostile = _hostile(
             team,
-            "databricks bundle deploy -t preview\n",
+            "python3 scripts/deploy.py deploy preview\n",
             f"databricks apps deploy {app} --source-code-path /Workspace/Shared/x\n",
         )
         run = team.pull_request(80 + len(team.runs), "opened", hostile)
@@ -393,7 +462,7 @@ def test_the_preview_identity_can_change_no_staging_or_prod_object(team: Team) -
         assert job.result == "failure" and f"does not have CAN_MANAGE on app {app}" in job.log, job.log
     hostile = _hostile(
         team,
-        "databricks bundle deploy -t preview\n",
+        "python3 scripts/deploy.py deploy preview\n",
         f"databricks postgres delete-project projects/{STAGING_PROJECT}\n",
     )
     (job,) = team.pull_request(90, "opened", hostile).ran("preview")
@@ -419,9 +488,17 @@ def test_the_federation_policy_the_readme_gives_matches_what_the_workflow_asks_f
     assert f"audience {team.front.url}/oidc/v1/token" in job.log, job.log
 
 
-def test_provisioned_deploys_prod_from_a_tag_only(tmp_path: Path, fake_workspace: FakeWorkspace) -> None:
+def test_provisioned_deploys_prod_from_a_tag_only(
+    tmp_path: Path, fake_workspace: FakeWorkspace, pg_server: Any
+) -> None:
     team = Team(
-        tmp_path, fake_workspace, framework="flask", driver="psycopg3", lakebase="provisioned", create_database=False
+        tmp_path,
+        fake_workspace,
+        pg_server,
+        framework="flask",
+        driver="psycopg3",
+        lakebase="provisioned",
+        create_database=False,
     )
     try:
         bundle = team.root / "databricks.yml"
@@ -431,6 +508,9 @@ def test_provisioned_deploys_prod_from_a_tag_only(tmp_path: Path, fake_workspace
             "lakebase_instance: team-instance\n      database_name: app",
         )
         bundle.write_text(text)
+        # the team's existing instance and its database, owned by prod's identity
+        team.front.admin("POST", "/api/2.0/database/instances", {"name": "team-instance", "capacity": "CU_1"})
+        team.lakebase.database_created(PROD_ID, "team-instance", "app", "app", PROD_ID)
         assert team.pull_request(3, "opened").jobs == []  # no previews without branches
         _ok(team.event("push", "refs/tags/v2.0.0"), "prod")
         assert "lakebase-app" in team.apps()

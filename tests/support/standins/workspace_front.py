@@ -25,6 +25,8 @@ WorkspaceFront is DATABRICKS_HOST for the workflow: it passes every request to t
     holds CAN_MANAGE); a user's home folder is theirs alone (workspace docs, "Folders": only the user and admins
     can use /Users/<name>);
   - the list of apps (GET /api/2.0/apps, which the testserver does not serve), from the apps created here;
+  - PostgreSQL behind the endpoints, Lakebase credentials and a branch's copy of its source's databases
+    (lakebase_postgres.py), each endpoint's host being the harness's server;
   - a branch's `status.expire_time` (creation + ttl, which the real API materializes; the testserver leaves it
     out), with a way for a test to move a branch's creation back in time.
 Every request is recorded with the identity it ran as and its status.
@@ -198,6 +200,7 @@ class _State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+CREDENTIALS = ("/api/2.0/postgres/credentials", "/api/2.0/database/credentials")
 USER_NAME = "tester@databricks.com"  # the testserver's user behind a dbapi0 token (fake_workspace.go TestUser)
 LEVELS = {"CAN_USE": 1, "CAN_MANAGE": 2}
 _APP = re.compile(r"/api/2\.0/apps/([^/]+)(/.*)?")
@@ -211,9 +214,11 @@ _HOME = re.compile(r"^(?:/Workspace)?/Users/([^/]+)")
 class WorkspaceFront:
     """DATABRICKS_HOST for the workflow: the testserver behind it, plus federation, identities and permissions."""
 
-    def __init__(self, upstream_url: str, workspace_key: str) -> None:
+    def __init__(self, upstream_url: str, workspace_key: str, lakebase: Any = None) -> None:
         self.upstream = urlsplit(upstream_url)
         self.key = workspace_key
+        self.lakebase = lakebase  # a LakebasePostgres, or None: no database behind the endpoints
+        self.role_names: dict[str, str] = {}  # role resource name -> its postgres_role
         self.state = _State()
         self.server = _Server(_FrontHandler, self)
         self.url = self.server.url
@@ -347,23 +352,42 @@ class WorkspaceFront:
         status, _, _ = self._upstream("GET", path, b"", {"Authorization": f"Bearer dbapi0{self.key}"})
         return status == 200
 
-    def created(self, who: Identity, method: str, path: str, query: str, body: bytes, status: int) -> None:
-        """Remember who created an app, a project or a branch (and the branch's ttl)."""
-        if method != "POST" or status >= 300:
+    def created(self, who: Identity, method: str, path: str, query: str, body: bytes, status: int, data: bytes) -> None:
+        """Remember who created an app, a project or a branch (and the branch's ttl); give what the API created its
+        PostgreSQL counterpart."""
+        if status >= 300:
             return
         params = parse_qs(query)
+        spec = (_json(body) or {}).get("spec") or {} if method == "POST" else {}
+        sub = re.fullmatch(r"/api/2\.0/postgres/(projects/[^/]+/branches/[^/]+)/(roles|databases)", path)
+        if method == "DELETE" and (m := re.fullmatch(r"/api/2\.0/postgres/(projects/[^/]+/branches/[^/]+)", path)):
+            if self.lakebase:
+                self.lakebase.branch_deleted(m[1])
+        if method != "POST":
+            return
         if path == "/api/2.0/apps":
             name = json.loads(body)["name"]
             self.state.creators[("apps", name)] = who.principal
             if name not in self.state.apps:
                 self.state.apps.append(name)
+            if self.lakebase and (client_id := (_json(data) or {}).get("service_principal_client_id")):
+                self.lakebase.login_role(client_id)
         elif path == "/api/2.0/postgres/projects":
             self.state.creators[("database-projects", params["project_id"][0])] = who.principal
         elif (m := _PROJECT.fullmatch(path)) and m[2] == "/branches":
             name = f"projects/{m[1]}/branches/{params['branch_id'][0]}"
-            ttl = (json.loads(body or b"{}").get("spec") or {}).get("ttl")
-            if ttl:
-                self.state.ttls[name] = float(ttl.rstrip("s"))
+            if spec.get("ttl"):
+                self.state.ttls[name] = float(spec["ttl"].rstrip("s"))
+            if self.lakebase and spec.get("source_branch"):
+                self.lakebase.branch_created(name, spec["source_branch"])
+        elif sub and sub[2] == "roles" and self.lakebase:
+            self.role_names[f"{sub[1]}/roles/{params['role_id'][0]}"] = spec["postgres_role"]
+            self.lakebase.role_created(who.user_name, spec["postgres_role"])
+        elif sub and sub[2] == "databases" and self.lakebase:
+            owner = self.role_names.get(spec.get("role", ""))
+            self.lakebase.database_created(
+                who.user_name, sub[1], params["database_id"][0], spec["postgres_database"], owner
+            )
 
     def list_apps(self) -> dict[str, Any]:
         """GET /api/2.0/apps: every app created here that still exists (one page)."""
@@ -375,6 +399,32 @@ class WorkspaceFront:
             if status == 200:
                 found.append(json.loads(data))
         return {"apps": found}
+
+    def answered(self, path: str, data: bytes) -> bytes:
+        """What the testserver answered, with what it lacks added."""
+        if re.fullmatch(r"/api/2\.0/postgres/projects/[^/]+/branches(/[^/]+)?", path):
+            return self.with_expiry(data)
+        if not self.lakebase:
+            return data
+        if re.fullmatch(r"/api/2\.0/postgres/projects/[^/]+/branches/[^/]+/endpoints(/[^/]+)?", path):
+            document = json.loads(data)
+            for endpoint in document.get("endpoints") or [document]:
+                hosts = (endpoint.get("status") or {}).get("hosts") or {}
+                if hosts.get("host"):
+                    hosts["host"] = self.lakebase.host  # every endpoint is the harness's server
+            return json.dumps(document).encode()
+        if m := re.fullmatch(r"/api/2\.0/postgres/(projects/[^/]+/branches/[^/]+)/databases", path):
+            document = json.loads(data)
+            for database_id, copy in self.lakebase.inherited(m[1]).items():
+                document.setdefault("databases", []).append(
+                    {"name": f"{m[1]}/databases/{database_id}", "status": {"postgres_database": copy}}
+                )
+            return json.dumps(document).encode()
+        if re.fullmatch(r"/api/2\.0/database/instances/[^/]+", path):
+            document = json.loads(data)
+            document["read_write_dns"] = self.lakebase.host
+            return json.dumps(document).encode()
+        return data
 
     def with_expiry(self, data: bytes) -> bytes:
         """Add status.expire_time (creation + ttl) to a branch or a list of branches."""
@@ -447,14 +497,13 @@ class _FrontHandler(_Handler):
             k: v for k, v in self.headers.items() if k.lower() not in ("host", "authorization", "content-length")
         }
         headers["Authorization"] = f"Bearer {who.upstream_token}"
+        if front.lakebase and self.command == "POST" and path in CREDENTIALS:
+            self._record(who.principal, "POST", path, query, 200, _json(body))
+            return self.reply(200, front.lakebase.credential(who.user_name))
         status, data, response_headers = front._upstream(self.command, self.path, body, headers)
-        front.created(who, self.command, path, query, body, status)
-        if (
-            self.command == "GET"
-            and status == 200
-            and re.fullmatch(r"/api/2\.0/postgres/projects/[^/]+/branches(/[^/]+)?", path)
-        ):
-            data = front.with_expiry(data)
+        front.created(who, self.command, path, query, body, status, data)
+        if self.command == "GET" and status == 200:
+            data = front.answered(path, data)
         self._record(who.principal, self.command, path, query, status, _json(body))
         passed = {k: v for k, v in response_headers if k.lower() in ("content-type", "location")}
         return self.reply(status, data, passed)

@@ -520,9 +520,12 @@ def main(argv: list[str] | None = None) -> int:
                 _upgrade(conn, config, roles, args.wait, args.show_detail, args.lock_timeout)
             if args.command == "upgrade":
                 return
-            if roles.owner:
-                conn.execute(text(f"SET ROLE {quoted(roles.owner)}"))
-                conn.commit()
+            if roles.owner:  # to read the version table as its owner; reading it as yourself is fine too
+                try:
+                    conn.execute(text(f"SET ROLE {quoted(roles.owner)}"))
+                    conn.commit()
+                except DBAPIError:
+                    conn.rollback()
             if args.command == "check":
                 current, pending = _pending(conn, config)
                 for revision in pending:
