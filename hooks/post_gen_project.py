@@ -42,6 +42,7 @@ KEEP_ONLY_FOR = {
     "app/static/index.html": ("framework", {"flask", "fastapi"}),  # the HTML page over the JSON API
     "app/static/app.js": ("framework", {"flask", "fastapi"}),
     "app/json_api.py": ("framework", {"flask", "fastapi"}),  # the JSON API's HTTP shape
+    "app/body_cap.py": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # Streamlit: its own flags
     "app/items/api.py": ("framework", {"flask", "fastapi"}),  # the feature's routes: a blueprint or a router
     "app/static": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # style.css; Streamlit has its theme
     "app/security.py": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # Streamlit: its own flags
