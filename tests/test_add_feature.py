@@ -1,4 +1,4 @@
-"""The rendered README's "Add a feature" walkthrough, followed literally in a rendered project of each framework:
+"""The rendered project's "Add a feature" walkthrough (docs/add-a-feature.md), followed literally in a rendered project of each framework:
 a `notes` feature with its own table (and row-level security), migration, queries and operations, and its JSON API
 and a line on the page (Flask, FastAPI), its section (Dash), its tab (Gradio) or its page (Streamlit). The app is
 then started with its app.yaml command against the PostgreSQL + workspace stub harness and the feature used as two

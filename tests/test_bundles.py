@@ -17,7 +17,7 @@ from databricks.bundles.apps import App
 
 from tests.support import bundle_checks as checks
 from tests.support.databricks_cli import SERVICE_PRINCIPAL, USER_NAME, Cli, cli_binaries
-from tests.support.template import combo_id, render, valid_combinations
+from tests.support.template import combo_id, project_docs, render, valid_combinations
 
 # every render, and one that asks for more app instances (compute_min/max_instances)
 MATRIX = [*valid_combinations(), {**valid_combinations()[0], "max_instances": "3"}]
@@ -168,7 +168,7 @@ def test_ci_targets_stop_until_the_team_names_who_may_open_them(
     args = ("-t", target, *(("--var=pr_number=7",) if target == "preview" else ()))
     done = validate(fake_workspace, tmp_path, project, *args, identity="service_principal", check=False)
     assert done.returncode != 0 and f"no value assigned to required variable {variable}" in done.stderr, done.stderr
-    assert variable in (project / "README.md").read_text()
+    assert variable in project_docs(project)
 
 
 @pytest.mark.parametrize("name", FLAVOURS)
@@ -236,7 +236,7 @@ def test_the_deploy_workflow_gives_each_job_one_identity_and_least_privilege(ren
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert workflow["permissions"] == {} and workflow["env"]["DATABRICKS_AUTH_TYPE"] == "github-oidc"
     assert "DATABRICKS_CLIENT_ID" not in workflow["env"] and "DATABRICKS_CLIENT_SECRET" not in str(workflow)
-    assert "DATABRICKS_CLIENT_SECRET" in (root / "README.md").read_text()  # the documented fallback
+    assert "DATABRICKS_CLIENT_SECRET" in project_docs(root)  # the documented fallback
     for name, job in workflow["jobs"].items():
         assert job["permissions"]["id-token"] == "write" and job["permissions"]["contents"] == "read", name
         assert set(job["permissions"]) <= {"id-token", "contents", "pull-requests"}, name

@@ -143,9 +143,9 @@ def test_database_of_the_previous_template_upgrades_in_place(
 CODE_BLOCK = re.compile(r"^ *```(\w+)\n(.*?)^ *```", re.S | re.M)
 
 
-def walkthrough(readme: Path) -> list[tuple[str, str]]:
-    """The code blocks of the rendered README's "Change the schema" section, in order: (language, dedented text)."""
-    section = readme.read_text().split("## Change the schema", 1)[1].split("\n## ", 1)[0].split("\n### ", 1)[0]
+def walkthrough(page: Path) -> list[tuple[str, str]]:
+    """The code blocks of the rendered docs/change-the-schema.md before "A new table", in order: (language, text)."""
+    section = page.read_text().split("\n## ", 1)[0]
     return [(lang, textwrap.dedent(body)) for lang, body in CODE_BLOCK.findall(section)]
 
 
@@ -154,7 +154,7 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
     app = project / "app"
     versions = app / "migrations" / "versions"
     models = app / "items" / "models.py"
-    for lang, body in walkthrough(project / "README.md"):
+    for lang, body in walkthrough(project / "docs" / "change-the-schema.md"):
         if lang == "bash":
             for line in body.strip().splitlines():
                 args = shlex.split(line)

@@ -73,11 +73,11 @@ def test_rendered_docs_name_only_files_the_project_has(tmp_path: Path, answers: 
     root = render(tmp_path, **answers)
     names = {path.name for path in root.rglob("*")}
     made_at_run_time = [d for d in (root / ".gitignore").read_text().split() if d.endswith("/")]  # .venv/ ...
-    walkthrough = feature_walkthrough.created_files(root / "README.md")  # what "Add a feature" has you create
+    walkthrough = feature_walkthrough.created_files(root)  # what docs/add-a-feature.md has you create
     you_create = {*walkthrough, *(f"{Path(path).parent}/" for path in walkthrough), NEW_MIGRATION}
     you_create |= {path.rsplit("/", 1)[-1] for path in you_create if not path.endswith("/")}
     you_create |= {path.removeprefix("app/") for path in you_create}
-    for doc in [root / "README.md", *sorted((root / "tests").glob("*.py"))]:
+    for doc in [root / "README.md", *sorted((root / "docs").glob("*.md")), *sorted((root / "tests").glob("*.py"))]:
         for mentioned in PATH_IN_BACKTICKS.findall(doc.read_text()):
             if mentioned.startswith(("http", "projects/", *made_at_run_time)):
                 continue  # URLs, Lakebase resource names, what the project makes when it runs

@@ -242,9 +242,9 @@ UNPROTECTED = migration_file(
 )
 
 
-def new_table_policy(readme: Path) -> str:
-    """The rendered README's statements that give a new table (``notes``) its policies, as migration lines."""
-    section = readme.read_text().split("## Change the schema", 1)[1].split("\n## ", 1)[0]
+def new_table_policy(page: Path) -> str:
+    """The rendered docs/change-the-schema.md's statements that give a new table (``notes``) its policies."""
+    section = page.read_text()
     (block,) = [b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "CREATE POLICY notes" in b]
     return textwrap.indent(textwrap.dedent(block), "    ")
 
@@ -263,7 +263,7 @@ def test_a_migration_that_adds_a_table_without_a_policy_fails(tmp_path: Path, pg
         assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0003",)]
         assert admin.execute("SELECT to_regclass('app_data.notes')").fetchone() == (None,)  # rolled back whole
 
-    migration.write_text(UNPROTECTED + new_table_policy(project / "README.md"))  # what the README says to add
+    migration.write_text(UNPROTECTED + new_table_policy(project / "docs" / "change-the-schema.md"))  # what the docs say
     passed = deployer.run(app, found, "upgrade", "--app-role", role)
     assert passed.returncode == 0, passed.stderr
     with pg_server.connect_superuser(env["PGDATABASE"]) as admin:

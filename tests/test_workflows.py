@@ -27,7 +27,7 @@ from tests.support.appenv import app_python
 from tests.support.databricks_cli import FakeWorkspace, tools
 from tests.support.standins.lakebase_postgres import LakebasePostgres
 from tests.support.standins.workspace_front import GitHubOidc, Recorded, WorkspaceFront
-from tests.support.template import ROOT, render
+from tests.support.template import ROOT, project_docs, render
 from tests.support.waiting import HANG_GUARD
 from tests.support.workflow_runner import Repository, Run, Runner, evaluate, run_workflow
 
@@ -75,7 +75,7 @@ class Team:
         self.lakebase = LakebasePostgres(pg_server)
         self.front = WorkspaceFront(server.url, uuid.uuid4().hex, self.lakebase)
         self.oidc = GitHubOidc()
-        readme = (self.root / "README.md").read_text()
+        readme = project_docs(self.root)
         for environment, client_id in DEPLOYERS.items():  # README "Deploying from GitHub", step 1
             self.front.trust(client_id, f"repo:{REPO}:environment:{environment}", policy_audience(readme))
         self.scratch = tmp / "runs"
@@ -481,7 +481,7 @@ def test_the_federation_policy_the_readme_gives_matches_what_the_workflow_asks_f
     """The README's policy audience is the one every job asks GitHub for; without the workflow's
     DATABRICKS_TOKEN_AUDIENCE the SDK asks for the workspace's default audience, which no policy names."""
     audiences = {claims["aud"] for claims in team.oidc.issued}
-    assert audiences == {policy_audience((team.root / "README.md").read_text())}, audiences
+    assert audiences == {policy_audience(project_docs(team.root))}, audiences
     workflow = _hostile(team, "  DATABRICKS_TOKEN_AUDIENCE:", "  UNUSED_AUDIENCE:")
     (job,) = team.pull_request(3, "opened", workflow).ran("preview")
     assert job.result == "failure" and "no federation policy of service principal" in job.log, job.log

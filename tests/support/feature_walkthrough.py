@@ -1,4 +1,4 @@
-"""Follow the rendered README's "Add a feature" section literally, in a project.
+"""Follow the rendered project's docs/add-a-feature.md literally, in a project.
 
 Its grammar: a paragraph that says "Create `<path>`" is followed by a code block, the whole file; a line
 "In `<path>`, after the line `<anchor>`, add the line `<line>`." inserts that line after the one whose text
@@ -8,24 +8,19 @@ Its grammar: a paragraph that says "Create `<path>`" is followed by a code block
 import re
 from pathlib import Path
 
-SECTION = "## Add a feature"
+PAGE = "docs/add-a-feature.md"
 CREATE = re.compile(r"Create `([^`]+)`[^\n]*(?:\n(?!```)[^\n]+)*\n\n```\w*\n(.*?)^```", re.S | re.M)
 INSERT = re.compile(r"In `([^`]+)`, after the line `([^`]+)`, add the line\s+`([^`]+)`\.")
 
 
-def section(readme: Path) -> str:
-    text = readme.read_text()
-    return text.split(f"\n{SECTION}\n", 1)[1].split("\n## ", 1)[0]
-
-
-def created_files(readme: Path) -> list[str]:
-    """The paths the section has you create, relative to the project."""
-    return [path for path, _ in CREATE.findall(section(readme))]
+def created_files(project: Path) -> list[str]:
+    """The paths the page has you create, relative to the project."""
+    return [path for path, _ in CREATE.findall((project / PAGE).read_text())]
 
 
 def follow(project: Path) -> list[str]:
     """Do what the section says in ``project``; returns the paths it created or changed, in order."""
-    steps = section(project / "README.md")
+    steps = (project / PAGE).read_text()
     touched = []
     for path, body in CREATE.findall(steps):
         target = project / path
@@ -42,5 +37,5 @@ def follow(project: Path) -> list[str]:
         lines.insert(at[0] + 1, f"{indent}{line}\n")
         target.write_text("".join(lines))
         touched.append(path)
-    assert touched, f"no step found under {SECTION!r}"
+    assert touched, f"no step found in {PAGE}"
     return touched

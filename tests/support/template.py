@@ -98,6 +98,11 @@ def render(output_dir: Path, **answers: Any) -> Path:
     return Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers))
 
 
+def project_docs(root: Path) -> str:
+    """A rendered project's README.md and docs/*.md, one after the other: where its reader looks things up."""
+    return "\n".join(path.read_text() for path in [root / "README.md", *sorted((root / "docs").glob("*.md"))])
+
+
 def free_text_questions() -> list[str]:
     """Every question answered in words or numbers (not a choice, not yes/no, not private)."""
     return [key for key, value in CONFIG.items() if not key.startswith("_") and isinstance(value, str)]

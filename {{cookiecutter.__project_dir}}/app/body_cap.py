@@ -1,7 +1,7 @@
 {%- set fw = cookiecutter.framework -%}
 """What one request may send: a body over MAX_BODY_BYTES is refused, 413 with the one error body
 (``{"error": ..., "field": "body"}``), before the app reads it. A declared Content-Length over the cap is refused
-unread; a chunked body is counted as it arrives and refused once it is over (README: Limits).
+unread; a chunked body is counted as it arrives and refused once it is over (docs/limits.md).
 """
 {%- if fw in ("fastapi", "gradio") %}
 

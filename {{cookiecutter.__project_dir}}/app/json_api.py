@@ -1,7 +1,7 @@
 """What the Flask and FastAPI APIs share about HTTP: which requests are read at all, the body's fields and the one
 error body (the size cap is body_cap.py's).
 
-Every error answer is ``{"error": "<what was wrong>", "field": "<the field>" | null}`` (README, API contract).
+Every error answer is ``{"error": "<what was wrong>", "field": "<the field>" | null}`` (docs/api.md, API contract).
 """
 
 {% if cookiecutter.framework == "flask" -%}

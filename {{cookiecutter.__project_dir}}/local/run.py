@@ -35,8 +35,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 POSIX = os.name != "nt"
 EXE = "" if POSIX else ".exe"
 SUPERUSER = "postgres"
-# The roles of a deployment (README, "Whose rows"): an owner role nobody logs in as owns the database and, once
-# migrated, the schema; the app logs in as a plain role that owns nothing, never as the superuser `postgres`,
+# The roles of a deployment (docs/database.md, "Whose rows"): an owner role nobody logs in as owns the database
+# and, once migrated, the schema; the app logs in as a plain role that owns nothing, never as the superuser `postgres`,
 # which bypasses row-level security, so the policies hold here exactly as they do deployed. The superuser plays
 # the deployer: it runs the migrations (as the owner, `SET ROLE`) before the app or the tests start.
 APP_ROLE, OWNER_ROLE, APP_DATABASE = "app", "app_owner", "{{ cookiecutter.database_name }}"
@@ -420,7 +420,7 @@ def run_local_app(postgres: LocalPostgres, port: int) -> int:
     env = {**own_env(), **postgres.env("{{ cookiecutter.app_name }}-local")}
     where = f"socket directory {postgres.sockets}, port {postgres.port}" if POSIX else f"127.0.0.1:{postgres.port}"
     say(f"PostgreSQL: {where} (data in {postgres.home})")
-    say("Migrations by hand (README, Change the schema), in another shell in app/:")
+    say("Migrations by hand (docs/change-the-schema.md), in another shell in app/:")
     say(f"  {postgres.export_line('{{ cookiecutter.app_name }}-shell')}")
     return run_app(env, port)
 

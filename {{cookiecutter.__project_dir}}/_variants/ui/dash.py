@@ -34,7 +34,7 @@ def healthz() -> tuple[Any, int]:
 
 
 def readable(stamp: str) -> str:
-    moment = datetime.fromisoformat(stamp)  # UTC (README: API contract)
+    moment = datetime.fromisoformat(stamp)  # UTC (docs/api.md: API contract)
     return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 

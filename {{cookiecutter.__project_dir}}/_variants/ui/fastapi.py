@@ -25,7 +25,7 @@ from items.api import router as items_api
 from security import STRICT_POLICY, security_headers
 
 # /docs is FastAPI's Swagger UI, whose script comes from cdn.jsdelivr.net and would run on the app's origin: never on
-# Databricks, and locally only with API_DOCS=on (README: Security). /openapi.json, the contract, is always served.
+# Databricks, and locally only with API_DOCS=on (docs/security.md). /openapi.json, the contract, is always served.
 DOCS = os.environ.get("API_DOCS") == "on" and not on_databricks()
 app = FastAPI(
     title={{ cookiecutter.project_name | tojson }},

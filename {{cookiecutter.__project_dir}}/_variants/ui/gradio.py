@@ -43,7 +43,7 @@ def owner(request: gr.Request) -> str:
 
 
 def readable(stamp: str) -> str:
-    moment = datetime.fromisoformat(stamp)  # UTC (README: API contract)
+    moment = datetime.fromisoformat(stamp)  # UTC (docs/api.md: API contract)
     return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 

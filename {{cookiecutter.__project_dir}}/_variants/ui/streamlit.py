@@ -11,7 +11,7 @@ from input_error import InputError
 
 
 def readable(stamp: str) -> str:
-    moment = datetime.fromisoformat(stamp)  # UTC (README: API contract)
+    moment = datetime.fromisoformat(stamp)  # UTC (docs/api.md: API contract)
     return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
 
 

@@ -11,7 +11,7 @@ From app/, as yourself (PG* for your own login, and your Lakebase credential or 
     python -m database.migrate history                    # every migration this code has
     python -m database.migrate revision -m "add a due date"{{ " [--autogenerate]" if driver == "sqlalchemy" }}
 
-Roles, one job each (README, "Whose rows"):
+Roles, one job each (docs/database.md, "Whose rows"):
 - the owner role (``--owner-role`` or DB_OWNER_ROLE) owns the schema, its tables, functions and policies.
   Nobody logs in as it: ``upgrade`` logs in as you and runs ``SET ROLE <owner>``, so every object belongs to
   it whoever deploys (a person in dev, CI's service principal in prod), and while migrations run the session

@@ -152,6 +152,6 @@ def check_row_security(unprotected: list[str]) -> None:
     if unprotected:
         raise UnprotectedTable(
             f"table(s) {', '.join(unprotected)} of schema {SCHEMA} have no forced row-level security with a "
-            'policy: every user could read every row. Add to the migration what README, "Change the schema", '
+            "policy: every user could read every row. Add to the migration what docs/change-the-schema.md "
             "shows for a new table"
         )

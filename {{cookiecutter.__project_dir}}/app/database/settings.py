@@ -19,7 +19,7 @@ class Settings:
     port: int
     database: str
     user: str
-    sslmode: str  # verify-full unless DB_TLS_VERIFY=off (see README: TLS)
+    sslmode: str  # verify-full unless DB_TLS_VERIFY=off (see docs/tls.md)
     sslrootcert: str  # "system" (the OS's CA store) or a CA file (PGSSLROOTCERT)
     application_name: str
     lakebase_endpoint: str | None  # Autoscaling: projects/<p>/branches/<b>/endpoints/<e>
@@ -72,7 +72,7 @@ def _refuse_a_shared_database(env: dict[str, str], local_password: str | None) -
         return
     raise SettingsError(
         f"{user} is about to create schema {SCHEMA} in Lakebase database {database!r} as themselves; a deployed app "
-        "using that database could then not use it. Point PGDATABASE at a database of your own (README: Run locally "
+        "using that database could then not use it. Point PGDATABASE at a database of your own (docs/local.md "
         "against Lakebase) and confirm it with LAKEBASE_OWN_DATABASE=<that database>"
     )
 

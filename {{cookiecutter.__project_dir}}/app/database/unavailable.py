@@ -12,7 +12,7 @@ log = logging.getLogger(__name__)
 
 CERTIFICATE = (
     "the database's TLS certificate is not trusted (certificate verify failed): point PGSSLROOTCERT at the CA "
-    "certificate that signed it; only if you cannot, DB_TLS_VERIFY=off (encrypted, not verified; README: TLS)"
+    "certificate that signed it; only if you cannot, DB_TLS_VERIFY=off (encrypted, not verified; docs/tls.md)"
 )
 HOST_NAME = "the database's TLS certificate does not name PGHOST: set PGHOST to the host name in the certificate"
 LOGIN = (

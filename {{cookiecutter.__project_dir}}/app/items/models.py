@@ -1,5 +1,5 @@
 """The tables as SQLAlchemy metadata: the queries are built on it, and Alembic's autogenerate
-compares it with the database to write the next migration (see README, "Change the schema").
+compares it with the database to write the next migration (see docs/change-the-schema.md).
 """
 
 from sqlalchemy import (

@@ -8,8 +8,8 @@ from input_error import InputError
 
 MAX_TITLE = 200
 MAX_ID = 2**63 - 1  # ids are PostgreSQL bigint
-PAGE_SIZE = 100  # items per page of the JSON API's list (README: API contract)
-MAX_ITEMS = 1000  # items one user may keep (README: Limits)
+PAGE_SIZE = 100  # items per page of the JSON API's list (docs/api.md: API contract)
+MAX_ITEMS = 1000  # items one user may keep (docs/limits.md)
 
 
 class InvalidItem(InputError):

@@ -18,7 +18,7 @@ from items.models import metadata
 def include_name(name: str | None, type_: str, parent_names: dict[str, str | None]) -> bool:
 {%- if cookiecutter.driver == "sqlalchemy" %}
     """Autogenerate compares the tables of items/models.py only: never Alembic's own version table, nor a table a
-    feature creates in plain SQL without a model (README, "Add a feature"), which it would otherwise drop."""
+    feature creates in plain SQL without a model (docs/add-a-feature.md), which it would otherwise drop."""
     return type_ != "table" or name in metadata.tables
 {%- else %}
     """Autogenerate compares the app's tables only, never Alembic's own version table."""

@@ -1,4 +1,4 @@
-// The page only talks to this app's JSON API (README: "API contract"); the user comes from the Apps proxy.
+// The page only talks to this app's JSON API (docs/api.md: "API contract"); the user comes from the Apps proxy.
 // A file of its own, not inline: the Content-Security-Policy allows scripts from this app only.
 const list = document.getElementById("items");
 const error = document.getElementById("error");
@@ -42,7 +42,7 @@ function row(item) {
 }
 
 async function refresh() {
-  const items = [];  // every page: the API answers at most 100 items at a time (README: API contract)
+  const items = [];  // every page: the API answers at most 100 items at a time (docs/api.md: API contract)
   for (let page = null; page === null || page.length === 100; items.push(...page)) {
     page = await call("GET", items.length ? `/api/items?after=${items[items.length - 1].id}` : "/api/items");
   }

@@ -11,7 +11,7 @@ the policy ``items_migrations`` admits the session holding the migration lock (d
 ``LOCK``), which only ``database.migrate`` takes, around the migrations and nothing else.
 
 Not additive: code from before this revision sets no user, so it would find no rows. Such code stops
-serving once the database is at this revision (README, "Change the schema").
+serving once the database is at this revision (docs/change-the-schema.md).
 
 Revision ID: 0002
 Revises: 0001

@@ -2,7 +2,7 @@
 
 ``database.migrate upgrade`` runs the migrations as the owner role (``SET ROLE``), which has BYPASSRLS, so
 migrations reach every user's rows without a policy of their own, and grants the app's role the rows alone
-(README, "Whose rows"). The policy that admitted the session holding the migration lock goes: any session of
+(docs/database.md, "Whose rows"). The policy that admitted the session holding the migration lock goes: any session of
 the role that owned the tables could take that lock, or plant a temporary ``pg_locks`` that said it had.
 
 ``app_user()`` now runs with a fixed search_path (pg_catalog, then pg_temp, where nothing of a session's can
