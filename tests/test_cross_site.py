@@ -137,6 +137,8 @@ def test_json_api_refuses_every_cross_site_shape(running) -> None:
     page = requests.get(f"{app.url}/", timeout=30)
     assert_security_headers(page)
     assert "'unsafe-inline'" not in page.headers["Content-Security-Policy"]
+    docs = requests.get(f"{app.url}/docs", timeout=30)  # Swagger UI's script would come from a CDN: not served
+    assert docs.status_code == 404 and "cdn.jsdelivr.net" not in docs.text, docs.text[:300]
     assert_security_headers(requests.get(api, headers=user(), timeout=30))
     style = requests.get(f"{app.url}/static/style.css", timeout=30)
     assert style.status_code == 200 and style.headers["Content-Type"].startswith("text/css"), style.headers

@@ -61,8 +61,8 @@ def test_matrix_is_the_product_of_the_choices_minus_the_declared_refusals(tmp_pa
             assert "is not supported" in result.stderr and "Valid instead" in result.stderr, result.stderr
     assert rendered == [c for c in all_combinations() if not refused(c)]
     assert refused_here == [c for c in all_combinations() if refused(c)]
-    assert len(rendered) + len(refused_here) == len(all_combinations()) == 80
-    assert set(AXES) == {"framework", "driver", "lakebase", "create_database"}
+    assert len(rendered) + len(refused_here) == len(all_combinations()) == 60 and len(rendered) == 51
+    assert set(AXES) == {"framework", "driver", "lakebase"}
 
 
 def test_rendered_files_are_fully_rendered_and_lint_clean(project: tuple[dict[str, Any], Path]) -> None:
@@ -178,5 +178,5 @@ def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], 
         timeout=HANG_GUARD,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = 10 + 7 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
+    expected = 10 + 7 + 2 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
     assert re.search(rf"\b{expected} passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout

@@ -73,6 +73,8 @@ def migrated(pg_server: Any, tmp_path: Path, app: Path) -> tuple[str, dict[str, 
     """The app's role and environment, on a database the deployer has migrated (the owner role owns it all)."""
     role, env = password_role_env(pg_server, tmp_path)
     found = deployer.prepare(pg_server, env["PGDATABASE"])
+    with pg_server.connect_superuser() as admin:  # as a new database has it, until the migration revokes it
+        admin.execute(f'GRANT CONNECT ON DATABASE "{env["PGDATABASE"]}" TO PUBLIC')
     deployer.upgrade(app, found, role)
     return role, env, found
 

@@ -33,6 +33,7 @@ for module in (
     "items.rules",
     "items.queries",
     *(["json_api"] if framework in ("flask", "fastapi") else []),
+    *(["body_cap"] if framework != "streamlit" else []),
 ):
     importlib.import_module(module)
 if framework != "streamlit":  # a Streamlit script runs its page when imported; it is compiled instead

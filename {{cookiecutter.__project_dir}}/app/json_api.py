@@ -1,21 +1,22 @@
-"""What the Flask and FastAPI APIs share about HTTP: which requests are read at all, the body's fields, its size
-cap and the one error body.
+"""What the Flask and FastAPI APIs share about HTTP: which requests are read at all, the body's fields and the one
+error body (the size cap is body_cap.py's).
 
 Every error answer is ``{"error": "<what was wrong>", "field": "<the field>" | null}`` (README, API contract).
 """
 
+{% if cookiecutter.framework == "flask" -%}
 import json
-{%- if cookiecutter.framework == "flask" %}
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from flask import request
 
+from body_cap import MAX_BODY_BYTES, TOO_LARGE, BodyTooLarge
 from identity import WRONG_HOST, wrong_host
 from input_error import InputError
 from security import CHANGES, CROSS_SITE, cross_site
-{%- else %}
+{%- else -%}
 from collections.abc import Mapping
 from typing import Annotated, Any, NamedTuple
 from urllib.parse import urlencode
@@ -31,16 +32,6 @@ from security import CHANGES, CROSS_SITE, cross_site
 JSON = "application/json"
 WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
 UNEXPECTED = "something went wrong on our side; the app's log says what"  # never the error itself
-
-MAX_BODY_BYTES = 16 * 1024
-"""The largest request body the app reads. The largest valid one is about 1.3 KB (a 200-character title written as
-\\uXXXX escapes, and "done"); 16 KiB leaves room for a second feature's fields, and a bigger body is refused (413)
-before it is read or parsed (parsing a 60 MB body grows a worker from 70 to 190 MB)."""
-TOO_LARGE = f"the request body must be at most {MAX_BODY_BYTES} bytes"
-
-
-class BodyTooLarge(Exception):
-    """A body without Content-Length (chunked) grew past MAX_BODY_BYTES while it was being read: 413."""
 
 
 class Refusal(NamedTuple):
@@ -126,9 +117,9 @@ PROBLEMS = {
     403: {"model": Problem, "description": "a change from another site"},
     404: {"model": Problem, "description": "the signed-in user has no such row (another user's included)"},
     409: {"model": Problem, "description": "the user is at the feature's limit (items: MAX_ITEMS); nothing created"},
-    413: {"model": Problem, "description": "the body is over json_api.MAX_BODY_BYTES"},
+    413: {"model": Problem, "description": "the body is over body_cap.MAX_BODY_BYTES"},
     415: {"model": Problem, "description": "the body is not JSON"},
-    503: {"model": Problem, "description": "the database is busy (Retry-After says when to try again)"},
+    503: {"model": Problem, "description": "the database is busy or unusable (Retry-After says when to try again)"},
 }
 
 
@@ -144,32 +135,4 @@ async def signed_in(request: Request) -> str:
 User = Annotated[str, Depends(signed_in)]  # a route's signed-in user (NotSignedIn: 401)
 Db = Annotated[Database, Depends(database)]  # this process's pool, opened on first use
 
-
-class BodyCap:
-    """ASGI middleware: a Content-Length over MAX_BODY_BYTES is answered 413 before a byte of the body is read; a
-    chunked body is counted as it arrives and stops the request (BodyTooLarge, 413) once it is over."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
-            body = json.dumps(error_body(TOO_LARGE, "body")).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send({"type": "http.response.start", "status": 413, "headers": [*headers, (b"connection", b"close")]})
-            return await send({"type": "http.response.body", "body": body})
-        seen = 0
-
-        async def counted() -> dict[str, Any]:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > MAX_BODY_BYTES:
-                raise BodyTooLarge(TOO_LARGE)
-            return message
-
-        return await self.app(scope, counted, send)
 {%- endif %}

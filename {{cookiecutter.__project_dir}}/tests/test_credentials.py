@@ -7,6 +7,7 @@ import pytest
 
 from database.credentials import RefreshingToken, StaticPassword, login
 from database.settings import SettingsError, ca_file, load_settings
+from database.unavailable import CERTIFICATE, LOGIN, UNREACHABLE, DatabaseUnavailable, explain, unavailable
 
 
 class FakeMint:
@@ -85,7 +86,7 @@ def test_other_connect_errors_are_not_retried() -> None:
 def test_settings_say_what_is_missing() -> None:
     with pytest.raises(SettingsError, match="PGHOST"):
         load_settings({"PGDATABASE": "db", "PGUSER": "me"})
-{%- if cookiecutter.lakebase == "autoscaling" %}
+{%- if cookiecutter.__flavour == "autoscaling" %}
     with pytest.raises(SettingsError, match="LAKEBASE_ENDPOINT"):
         load_settings({"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me"})
 {%- else %}
@@ -120,6 +121,33 @@ def test_tls_verifies_the_certificate_unless_told_not_to(tmp_path: Path) -> None
     assert ca_file(load_settings({**local, "PGSSLROOTCERT": str(own_ca)})) == str(own_ca)
     with pytest.raises(SettingsError, match="DB_TLS_VERIFY"):
         load_settings({**local, "DB_TLS_VERIFY": "maybe"})
+
+
+def test_on_databricks_nothing_weaker_than_require_is_taken() -> None:
+    """The password is the app's OAuth token: prefer/allow/disable could send it unencrypted, so they are refused."""
+    runtime = {"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "sp", "PGPASSWORD": "x", "DATABRICKS_APP_NAME": "app"}
+    for mode in ("disable", "allow", "prefer"):
+        with pytest.raises(SettingsError, match=f"PGSSLMODE={mode} on Databricks"):
+            load_settings({**runtime, "PGSSLMODE": mode})
+    assert load_settings({**runtime, "PGSSLMODE": "verify-ca"}).sslmode == "verify-ca"
+    assert load_settings(runtime).sslmode == "verify-full"
+
+
+def test_an_unusable_database_is_one_line_that_says_what_to_do(caplog: pytest.LogCaptureFixture) -> None:
+    """The certificate case names PGSSLROOTCERT before turning verification off; a refused login names PGUSER and
+    the resource; each cause is logged once, however many requests meet it."""
+    import ssl
+
+    refused = ssl.SSLCertVerificationError(1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed")
+    assert explain(refused) == CERTIFICATE
+    assert CERTIFICATE.index("PGSSLROOTCERT") < CERTIFICATE.index("DB_TLS_VERIFY=off")
+    assert explain(RuntimeError('FATAL:  password authentication failed for user "sp"')) == LOGIN
+    assert "PGUSER" in LOGIN and "resource" in LOGIN
+    assert explain(ConnectionRefusedError("connection refused")) == UNREACHABLE
+    with caplog.at_level("ERROR", logger="database.unavailable"):
+        errors = [unavailable(refused) for _ in range(3)]
+    assert all(isinstance(e, DatabaseUnavailable) and str(e) == CERTIFICATE for e in errors)
+    assert len(caplog.records) == 1 and not caplog.records[0].exc_info, caplog.records
 
 
 def test_tls_falls_back_to_certifi_without_an_os_bundle(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -16,15 +16,24 @@ from .credentials import PasswordSource, login
 from .libpq import connect_args
 from .pooled import SET_USER, DatabaseBusy, Params, Pooled, Row, session_ended
 from .settings import Settings
+from .unavailable import unavailable
 
 
 class TokenConnection(psycopg.Connection):
     """Logs in with the current token of the ``password_source`` the pool passes along."""
 
+    last_failure: Exception | None = None  # why the pool's last login failed (its workers log in in the background)
+
     @classmethod
     def connect(cls, conninfo: str = "", *, password_source: PasswordSource, **kwargs: Any) -> Self:  # type: ignore[override]
         parent = super().connect
-        return login(lambda password: parent(conninfo, password=password, **kwargs), password_source)
+        try:
+            conn = login(lambda password: parent(conninfo, password=password, **kwargs), password_source)
+        except Exception as error:
+            TokenConnection.last_failure = error
+            raise
+        TokenConnection.last_failure = None
+        return conn
 
 
 class Database(Pooled[psycopg.Connection]):
@@ -54,7 +63,9 @@ class Database(Pooled[psycopg.Connection]):
         with ExitStack() as stack:
             try:
                 conn = stack.enter_context(self._pool.connection(timeout=timeout))
-            except PoolTimeout as error:  # every connection busy (or none could be opened) for the whole wait
+            except PoolTimeout as error:  # every connection busy, or none could be opened: then say why (503)
+                if TokenConnection.last_failure is not None:
+                    raise unavailable(TokenConnection.last_failure) from error
                 raise DatabaseBusy(str(error)) from error
             conn.autocommit = not transaction  # client-side only: no round trip
             yield conn

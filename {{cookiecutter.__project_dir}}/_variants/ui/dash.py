@@ -7,9 +7,11 @@ from typing import Any
 
 import flask
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from werkzeug.exceptions import RequestEntityTooLarge
 
+import body_cap
 import items
-from database import database, healthy, problem
+from database import DatabaseBusy, database, healthy, problem, said
 from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
 from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
@@ -21,6 +23,8 @@ log = logging.getLogger(__name__)
 # static/style.css is served by Dash itself (its assets folder): no CDN, works offline and under the policy.
 app = Dash(__name__, title=NAME, assets_folder=str(Path(__file__).parent / "static"))
 server = app.server
+# Werkzeug stops reading a chunked body there: one byte over the cap, so that same_origin() sees it is over
+server.config["MAX_CONTENT_LENGTH"] = body_cap.MAX_BODY_BYTES + 1
 
 
 @server.get("/healthz")
@@ -83,6 +87,8 @@ def change(_add: int, _done: list, _delete: list, new_title: Any, changes: int) 
             return no_update, no_update, no_update
     except (InputError, NotSignedIn) as error:  # refused input changes no row
         return no_update, str(error), no_update
+    except DatabaseBusy as error:  # busy, or unusable: one line that says what to do (logged once)
+        return no_update, said(error), no_update
     except Exception:  # said in the page; the details go to the log only
         log.exception("could not change an item")
         return no_update, UNEXPECTED, no_update
@@ -95,6 +101,8 @@ def show(_changes: int) -> list[Any]:
         rows = items.list_items(database(), current_user(flask.request.headers))
     except NotSignedIn as error:
         return [html.Li(str(error), className="error")]
+    except DatabaseBusy as error:
+        return [html.Li(said(error), className="error")]
     except Exception:
         log.exception("could not list the items")
         return [html.Li(UNEXPECTED, className="error")]
@@ -143,7 +151,16 @@ def same_origin() -> tuple[Any, int] | None:
         return flask.jsonify(error=WRONG_HOST, field=None), 403
     if cross_site(flask.request.method, flask.request.headers):
         return flask.jsonify(error=CROSS_SITE, field=None), 403
+    # Refused on its Content-Length before a byte of it is read; a chunked body is read (kept for Dash) up to the
+    # byte past the cap. Dash itself would answer a cut-off body 400, as malformed JSON.
+    if body_cap.declared_too_large(flask.request.content_length) or body_cap.over(flask.request.get_data(cache=True)):
+        raise RequestEntityTooLarge()
     return None
+
+
+@server.errorhandler(RequestEntityTooLarge)
+def too_large(_error: RequestEntityTooLarge) -> tuple[Any, int]:
+    return flask.jsonify(error=body_cap.TOO_LARGE, field="body"), 413
 
 
 @server.before_request

@@ -4,6 +4,7 @@
 """{{ cookiecutter.project_name }}: JSON API and a small page, served by uvicorn. The API contract is in README.md."""
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,28 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import json_api
-from database import DatabaseBusy, NotMigrated, healthy, problem
-from identity import NotSignedIn, local_sign_in
+from body_cap import BodyCap
+from database import DatabaseBusy, healthy, problem, said
+from identity import NotSignedIn, local_sign_in, on_databricks
 from input_error import InputError
 from items.api import router as items_api
 from security import STRICT_POLICY, security_headers
 
-app = FastAPI(title={{ cookiecutter.project_name | tojson }}, description="The API contract is in README.md.")
-app.add_middleware(json_api.BodyCap)  # an oversized body is refused before it is read
+# /docs is FastAPI's Swagger UI, whose script comes from cdn.jsdelivr.net and would run on the app's origin: never on
+# Databricks, and locally only with API_DOCS=on (README: Security). /openapi.json, the contract, is always served.
+DOCS = os.environ.get("API_DOCS") == "on" and not on_databricks()
+app = FastAPI(
+    title={{ cookiecutter.project_name | tojson }},
+    description="The API contract is in README.md.",
+    docs_url="/docs" if DOCS else None,
+    redoc_url=None,
+)
+app.add_middleware(BodyCap)  # an oversized body is refused before it is read
 STATIC = Path(__file__).parent / "static"
 app.mount("/static", StaticFiles(directory=STATIC), name="static")
 log = logging.getLogger(__name__)
-# /docs is FastAPI's Swagger UI: its script and stylesheet come from cdn.jsdelivr.net and it starts with an
-# inline script, so it gets its own policy; the app's page keeps the strict one.
+# /docs (local runs with API_DOCS=on only): its script and stylesheet come from cdn.jsdelivr.net and it starts with
+# an inline script, so it gets its own policy; the app's page keeps the strict one.
 DOCS_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
@@ -54,7 +64,7 @@ class SameOriginJson:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        extra = self.DOCS_HEADERS if scope["path"] in ("/docs", "/redoc") else self.HEADERS
+        extra = self.DOCS_HEADERS if DOCS and scope["path"] == "/docs" else self.HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -85,15 +95,10 @@ async def not_signed_in(request: Request, error: NotSignedIn) -> JSONResponse:
 
 @app.exception_handler(DatabaseBusy)
 async def busy(request: Request, error: DatabaseBusy) -> JSONResponse:
-    message = str(error) if isinstance(error, NotMigrated) else "the database is busy: try again shortly"
+    message = said(error)  # also unusable (a refused login, a pending migration): one line, logged once
     response = refuse(503, message)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
-
-
-@app.exception_handler(json_api.BodyTooLarge)
-async def too_large(request: Request, error: json_api.BodyTooLarge) -> JSONResponse:
-    return refuse(413, str(error), "body")
 
 
 def _order(finding: dict[str, Any]) -> int:
@@ -115,8 +120,6 @@ async def malformed(request: Request, error: RequestValidationError) -> JSONResp
 
 @app.exception_handler(HTTPException)
 async def http_error(request: Request, error: HTTPException) -> JSONResponse:  # unknown path, wrong method
-    if isinstance(error.__cause__, json_api.BodyTooLarge):  # FastAPI turns any error reading the body into a 400
-        return await too_large(request, error.__cause__)
     return refuse(error.status_code, str(error.detail), "body" if error.status_code == 400 else None)  # unparsable
 
 

@@ -6,8 +6,9 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+import body_cap
 import json_api
-from database import DatabaseBusy, NotMigrated, healthy, problem
+from database import DatabaseBusy, healthy, problem, said
 from identity import NotSignedIn, current_user, local_sign_in
 from input_error import InputError
 from items.api import blueprint as items_api
@@ -15,7 +16,7 @@ from security import STRICT_POLICY, security_headers
 
 app = Flask(__name__, static_folder="static", static_url_path="/static")
 # Werkzeug stops reading a chunked body there: one byte over the cap, so that json_api.capped_json sees it is over
-app.config["MAX_CONTENT_LENGTH"] = json_api.MAX_BODY_BYTES + 1
+app.config["MAX_CONTENT_LENGTH"] = body_cap.MAX_BODY_BYTES + 1
 log = logging.getLogger(__name__)
 
 
@@ -28,8 +29,8 @@ def refused_input(error: InputError) -> tuple[Any, int]:  # every feature's refu
     return refuse(error.status, str(error), error.field)
 
 
-@app.errorhandler(json_api.BodyTooLarge)
-def too_large(error: json_api.BodyTooLarge) -> tuple[Any, int]:
+@app.errorhandler(body_cap.BodyTooLarge)
+def too_large(error: body_cap.BodyTooLarge) -> tuple[Any, int]:
     return refuse(413, str(error), "body")
 
 
@@ -39,21 +40,20 @@ def not_signed_in(error: NotSignedIn) -> tuple[Any, int]:
 
 
 @app.errorhandler(DatabaseBusy)
-def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:
-    message = str(error) if isinstance(error, NotMigrated) else "the database is busy: try again shortly"
-    return *refuse(503, message), {"Retry-After": str(error.retry_after)}
+def busy(error: DatabaseBusy) -> tuple[Any, int, dict[str, str]]:  # also unusable: one line, logged once
+    return *refuse(503, said(error)), {"Retry-After": str(error.retry_after)}
 
 
 @app.before_request
 def cap_the_body() -> None:
-    if (request.content_length or 0) > json_api.MAX_BODY_BYTES:
+    if body_cap.declared_too_large(request.content_length):
         raise RequestEntityTooLarge()  # refused on its Content-Length, before a byte of it is read
 
 
 @app.errorhandler(HTTPException)
 def http_error(error: HTTPException) -> tuple[Any, int]:  # unknown path, wrong method: the same error shape
     if isinstance(error, RequestEntityTooLarge):
-        return refuse(413, json_api.TOO_LARGE, "body")
+        return refuse(413, body_cap.TOO_LARGE, "body")
     return refuse(error.code or 500, error.description or error.name)
 
 

@@ -14,7 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.cors import CORSMiddleware
 
 import items
-from database import Database, database, healthy, problem
+from body_cap import BodyCap
+from database import Database, DatabaseBusy, database, healthy, problem, said
 from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
 from input_error import InputError
 from security import CROSS_SITE, cross_site, security_headers
@@ -32,7 +33,10 @@ def owner(request: gr.Request) -> str:
 
 
 {{ async_ }}def list_items(request: gr.Request) -> tuple[list[list[Any]], Any, Any]:
-    rows = {{ await_ }}items.list_items({{ await_ }}database(), owner(request))
+    try:
+        rows = {{ await_ }}items.list_items({{ await_ }}database(), owner(request))
+    except DatabaseBusy as error:  # busy, or unusable: one line that says what to do; show_error hides the rest
+        raise gr.Error(said(error)) from None
     table = [[row["title"], row["done"], readable(row["updated_at"])] for row in rows]
     # Rows are picked by title; their ids never show (they would tell how many items others have).
     return table, gr.Dropdown(choices=[(row["title"], row["id"]) for row in rows], value=None), empty_line(rows)
@@ -57,6 +61,8 @@ def signed_in(request: gr.Request) -> str:
         found = {{ await_ }}change({{ await_ }}database(), owner(request))
     except InputError as error:
         raise gr.Error(str(error)) from None
+    except DatabaseBusy as error:
+        raise gr.Error(said(error)) from None
     if not found:
         raise gr.Error("That item is not in your list any more.")
     return {{ await_ }}list_items(request)
@@ -99,6 +105,7 @@ app = FastAPI()
 # route_utils.CustomCORSMiddleware); a CORSMiddleware of the parent app replaces it (mount_gradio_app's
 # docstring), and this one allows no other origin at all: another site cannot read an answer.
 app.add_middleware(CORSMiddleware, allow_origins=[])
+app.add_middleware(BodyCap)  # an oversized body is refused before Gradio reads it
 # The system's fonts: the default theme would load its fonts from Google's CDN (not offline, not under the policy).
 THEME = gr.themes.Default(primary_hue="blue", font=["system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
 # Gradio's page starts itself with inline scripts and styles and has no way to give them a nonce or a hash,

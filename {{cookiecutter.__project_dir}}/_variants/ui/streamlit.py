@@ -1,16 +1,13 @@
 """{{ cookiecutter.project_name }}: a Streamlit page (``streamlit run main.py``)."""
 
-import logging
 from datetime import datetime
 
 import streamlit as st
 
 import items
-from database import database, problem
+from database import DatabaseBusy, database, said
 from identity import KEY_PARAM, WRONG_HOST, NotSignedIn, current_user, wrong_host
 from input_error import InputError
-
-log = logging.getLogger(__name__)
 
 
 def readable(stamp: str) -> str:
@@ -31,9 +28,8 @@ except NotSignedIn as error:
 st.caption(f"Signed in as `{owner.replace('`', '')}`")  # in a code span: the address is shown as it is
 try:
     db = database()  # one pool per server process, shared by every session; a failed migration is not retried
-except Exception:
-    log.exception("the database is unavailable")  # the details go to the log, never to the page
-    st.error(f"The database is unavailable: {problem()}")
+except DatabaseBusy as error:  # busy, or unusable: one line that says what to do (the log has it once)
+    st.error(f"The database is unavailable: {said(error)}")
     st.stop()
 
 with st.form("new-item", clear_on_submit=True):  # the input is cleared after Add

@@ -22,11 +22,22 @@ import threading
 
 from .connection import Database
 from .credentials import password_source
-from .pooled import DatabaseBusy, _sqlstate
+from .pooled import DatabaseBusy, DatabaseUnavailable, _sqlstate
 from .schema import REVISIONS, MigrationFailed, NotMigrated, check_revisions, revisions_or_pending
 from .settings import load_settings
+from .unavailable import available, last_cause, unavailable
 
-__all__ = ["Database", "DatabaseBusy", "NotMigrated", "database", "healthy", "open_database", "problem"]
+__all__ = [
+    "Database",
+    "DatabaseBusy",
+    "DatabaseUnavailable",
+    "NotMigrated",
+    "database",
+    "healthy",
+    "open_database",
+    "problem",
+    "said",
+]
 
 log = logging.getLogger(__name__)
 _pool: Database | None = None  # opened, not yet found at the right revision
@@ -65,33 +76,51 @@ _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
     global _pool, _database, _refused
     if _database is None:
         {{ "async " if is_async }}with _opening:
-            if isinstance(_refused, MigrationFailed):
-                raise _refused  # never serve a database this code must not serve
+            if isinstance(_refused, MigrationFailed):  # never serve a database this code must not serve: 503
+                raise DatabaseUnavailable(str(_refused)) from _refused
             if _database is None:
-                settings = load_settings()
-                if _pool is None:
-                    pool = Database(settings, password_source(settings))
-                    {{ await_ }}pool.open()
-                    _pool = pool
                 try:
+                    settings = load_settings()
+                    if _pool is None:
+                        pool = Database(settings, password_source(settings))
+                        {{ await_ }}pool.open()
+                        _pool = pool
                     {{ await_ }}check_revision(_pool, settings.user)
                 except (MigrationFailed, NotMigrated) as error:
                     if str(error) != str(_refused):
                         log.error("%s", error)  # said once per change, not per request
                     _refused = error
+                    if isinstance(error, MigrationFailed):
+                        raise DatabaseUnavailable(str(error)) from error
                     raise
+                except DatabaseBusy:
+                    raise
+                except Exception as error:  # 503 with one line that says what to do, logged once per cause
+                    raise unavailable(error) from error
                 _database, _refused = _pool, None
+                available()
     return _database
 
 
 {{ async_ }}def healthy() -> bool:
     """True when the database answers a query now and is at this code's revision (for /healthz)."""
     try:
-        return {% if is_async %}await (await database()).ping(){% else %}database().ping(){% endif %}
+        ok = {% if is_async %}await (await database()).ping(){% else %}database().ping(){% endif %}
     except Exception:  # not even the pool could be opened, or the revision is not there yet
         return False
+    if ok:
+        available()  # the next outage is logged again
+    return ok
+
+
+def said(error: DatabaseBusy) -> str:
+    """What a 503 says: why the database cannot be used and what to do (a pending or failed migration, a refused
+    login, ...), never the driver's own text; or that it is busy."""
+    if isinstance(error, NotMigrated | DatabaseUnavailable):
+        return str(error)
+    return "the database is busy: try again shortly"
 
 
 def problem() -> str:
-    """Why /healthz answers 503: the pending revisions, why this code must not serve, or that it is unreachable."""
-    return str(_refused) if _refused is not None else "unavailable"
+    """Why /healthz answers 503: the pending revisions, why this code must not serve, or what keeps it unreachable."""
+    return str(_refused) if _refused is not None else last_cause() or "unavailable"

@@ -58,6 +58,13 @@ class DatabaseBusy(Exception):
     retry_after = 2  # seconds: a burst of millisecond queries has long drained by then
 
 
+class DatabaseUnavailable(DatabaseBusy):
+    """The database cannot be used now (unreachable, a refused login or certificate, a failed migration); the
+    message says what to do (unavailable.py). Answered 503 with that line and Retry-After, never a traceback."""
+
+    retry_after = 5  # seconds: a compute waking up or a redeploy; a wrong setting stays until it is fixed
+
+
 # query_canceled (what statement_timeout raises) and lock_not_available (lock_timeout)
 _TIMED_OUT = {"57014", "55P03"}
 
@@ -122,8 +129,10 @@ class Pooled(Generic[C]):
             try:
                 return {{ await_ }}attempt()
             except ConnectionLost as lost:
-                if time.monotonic() + _backoff(tries) > deadline:
-                    raise lost.__cause__ or lost from None
+                if time.monotonic() + _backoff(tries) > deadline:  # 503, with what to do about it
+                    from .unavailable import unavailable  # here: it imports this module
+
+                    raise unavailable(lost.__cause__ or lost) from lost.__cause__
                 {{ "await asyncio.sleep" if is_async else "time.sleep" }}(_backoff(tries))
                 tries += 1
             except Exception as error:

@@ -40,13 +40,24 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
 
 
+UNENCRYPTED = ("disable", "allow", "prefer")  # libpq modes that may log in without TLS
+
+
 def _sslmode(env: dict[str, str]) -> str:
     """The Apps runtime asks for `require` (encrypted, not verified); the app verifies the certificate chain and the
-    host name too (`verify-full`) unless DB_TLS_VERIFY=off. A mode set to anything else is taken as written."""
+    host name too (`verify-full`) unless DB_TLS_VERIFY=off. On Databricks nothing weaker than `require` is taken: the
+    password is the app's OAuth token, and `prefer` or `allow` would send it in clear text to whoever answers without
+    TLS. Off Databricks (a local PostgreSQL) any other mode is taken as written: the local runner decides."""
     sslmode = env.get("PGSSLMODE") or "require"
     verify = env.get("DB_TLS_VERIFY", "full")
     if verify not in ("full", "off"):
         raise SettingsError(f"DB_TLS_VERIFY={verify!r}: use full (the default) or off")
+    if sslmode in UNENCRYPTED and env.get("DATABRICKS_APP_NAME"):  # set in every app (identity.py says where)
+        raise SettingsError(
+            f"PGSSLMODE={sslmode} on Databricks: the app would send its OAuth token over a connection that may not be "
+            "encrypted. Remove PGSSLMODE from app.yaml (the runtime's require is verified as verify-full), or set "
+            "require, verify-ca or verify-full"
+        )
     return "verify-full" if sslmode == "require" and verify == "full" else sslmode
 
 
@@ -76,7 +87,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         )
     local_password = env.get("PGPASSWORD") or None
     endpoint = env.get("LAKEBASE_ENDPOINT") or None
-{%- if cookiecutter.lakebase == "autoscaling" %}
+{%- if cookiecutter.__flavour == "autoscaling" %}
     if not (local_password or endpoint):
         raise SettingsError(
             "no way to log in: set LAKEBASE_ENDPOINT (app.yaml `valueFrom: postgres`), "
