@@ -12,7 +12,8 @@ import shutil
 from pathlib import Path
 
 ANSWERS = json.loads(
-    r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver, "lakebase": cookiecutter.lakebase} | tojson }}"""
+    r"""{{ {"framework": cookiecutter.framework, "driver": cookiecutter.driver, "lakebase": cookiecutter.lakebase,
+            "flavour": cookiecutter.__flavour} | tojson }}"""
 )
 # started_in: where cookiecutter was started (lakebase_app_extension.py records it; this hook runs in the
 # project). output_dir: set by cookiecutter's main.py, not by cruft, whose update renders into temporary dirs.
@@ -22,6 +23,12 @@ WHERE = json.loads(
         "output_dir": cookiecutter.get("_output_dir"),
     } | tojson }}"""
 )
+# the `lakebase` answer in the words of its prompt, and what deploying needs first
+LAKEBASE = {
+    "new-autoscaling": ("a new Lakebase Autoscaling project", "deploying creates it"),
+    "existing-autoscaling": ("an existing Lakebase Autoscaling project", "name it per target in databricks.yml first"),
+    "existing-provisioned": ("an existing Lakebase Provisioned instance", "name it per target in databricks.yml first"),
+}
 ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on items/models.py
 ANSWERS["lock"] = f"{ANSWERS['framework']}-{ANSWERS['driver']}"  # scripts/lock_requirements.py made one per pair
 
@@ -45,7 +52,7 @@ KEEP_ONLY_FOR = {
     "tests/test_sql_params.py": ("driver", {"asyncpg"}),  # the %(name)s -> $n rewrite only asyncpg needs
     "app/database/libpq.py": ("driver", {"psycopg3", "psycopg2", "sqlalchemy"}),  # asyncpg speaks no libpq
     "app/items/models.py": ("driver", {"sqlalchemy"}),  # the tables as SQLAlchemy metadata
-    "scripts/previews.py": ("lakebase", {"autoscaling"}),  # pull-request previews need branches
+    "scripts/previews.py": ("flavour", {"autoscaling"}),  # pull-request previews need branches
 }
 
 
@@ -68,10 +75,11 @@ def next_steps(project: Path, started_in: str | None) -> str:
     if started_in and project.is_relative_to(Path(started_in).resolve()):
         shown = Path(os.path.relpath(project, Path(started_in).resolve()))
     where = shlex.quote(str(shown))
+    data, before_deploying = LAKEBASE[ANSWERS["lakebase"]]
     return (
-        f"Created {where} ({ANSWERS['framework']}, {ANSWERS['driver']}, Lakebase {ANSWERS['lakebase']}).\n"
+        f"Created {where} ({ANSWERS['framework']}, {ANSWERS['driver']}, {data}).\n"
         f"Next: cd {where} && ./run-local.sh   (runs it on this machine with a local PostgreSQL)\n"
-        f"Then read {shlex.quote(str(shown / 'README.md'))} to deploy it to Databricks."
+        f"Then read {shlex.quote(str(shown / 'README.md'))} to deploy it to Databricks ({before_deploying})."
     )
 
 

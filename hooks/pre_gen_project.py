@@ -33,7 +33,6 @@ ANSWERS = json.loads(
         "framework": cookiecutter.framework,
         "driver": cookiecutter.driver,
         "lakebase": cookiecutter.lakebase,
-        "create_database": cookiecutter.create_database,
         "lakebase_name": cookiecutter.lakebase_name,
         "database_name": cookiecutter.database_name,
         "schema_name": cookiecutter.schema_name,
@@ -42,6 +41,9 @@ ANSWERS = json.loads(
     } | tojson }}"""
 )
 REFUSALS = json.loads(r"""{{ cookiecutter._refusals | tojson }}""")
+DERIVED = json.loads(
+    r"""{{ {"__flavour": cookiecutter.__flavour, "__create_database": cookiecutter.__create_database} | tojson }}"""
+)
 SETTINGS = json.loads(
     r"""{{ {
         "guarded": lakebase_app_guard is defined,
@@ -106,13 +108,21 @@ RULES = {
     "pool_max_size": (r"[1-9][0-9]?", "a whole number from 1 to 99", "5"),
     "max_instances": (r"[1-9]|10", "a whole number from 1 to 10", "2"),
 }
+# cookiecutter.json's `lakebase` choices, and the values it derives from each for the templates. A replay file
+# recorded before this question has none of them: cookiecutter derives them then from no answer (prompt.py
+# renders the keys a replay file lacks without the replayed ones), and this hook names the answer instead.
+LAKEBASE = {
+    "new-autoscaling": {"__flavour": "autoscaling", "__create_database": "True"},
+    "existing-autoscaling": {"__flavour": "autoscaling", "__create_database": "False"},
+    "existing-provisioned": {"__flavour": "provisioned", "__create_database": "False"},
+}
 # Connections the smallest Lakebase compute (0.5 CU) accepts, less a few for people and tools.
 CONNECTION_BUDGET = 90
 # Server processes per app instance: gunicorn's workers (app.yaml's WEB_CONCURRENCY, cookiecutter.json), else one.
 PROCESSES = json.loads(r"""{{ cookiecutter._gunicorn_workers | tojson }}""")
 
 
-def problems(answers: dict) -> list[str]:
+def problems(answers: dict, derived: dict) -> list[str]:
     found = []
     for field, (pattern, rule, example) in RULES.items():
         value = answers[field]
@@ -124,8 +134,18 @@ def problems(answers: dict) -> list[str]:
             f"schema_name={schema!r} is invalid: the app needs its own schema, not 'public', "
             "not 'pg_*' and not an SQL keyword (for example 'app_data')."
         )
-    if not isinstance(answers["create_database"], bool):
-        found.append(f"create_database={answers['create_database']!r} is invalid: answer yes or no.")
+    if answers["lakebase"] not in LAKEBASE:  # a replay file's answers, or ones recorded before this question
+        found.append(
+            f"lakebase={answers['lakebase']!r} is invalid: it must be one of {', '.join(map(repr, LAKEBASE))} "
+            "(earlier answers lakebase=autoscaling with create_database=yes are 'new-autoscaling', with no "
+            "'existing-autoscaling'; lakebase=provisioned is 'existing-provisioned')."
+        )
+    elif derived != LAKEBASE[answers["lakebase"]]:  # an edited replay file
+        found.append(
+            f"__flavour and __create_database ({derived['__flavour']!r}, {derived['__create_database']!r}) do not "
+            f"follow from lakebase={answers['lakebase']!r}: render from this template's questions, or from "
+            "answers it recorded unchanged."
+        )
     if not found:
         processes = PROCESSES.get(answers["framework"], 1)
         total = int(answers["max_instances"]) * processes * int(answers["pool_max_size"])
@@ -186,7 +206,7 @@ def main() -> int:
             print(f"ERROR: {error}", file=sys.stderr)
         stop_before_cookiecutter_deletes(here)
         return 1
-    errors = problems(ANSWERS)
+    errors = problems(ANSWERS, DERIVED)
     if not errors:
         refused = refusal(ANSWERS)
         errors = [refused] if refused else []

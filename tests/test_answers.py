@@ -112,12 +112,26 @@ def test_injection_attempt_in_a_validated_field_is_refused_and_inert(tmp_path: P
     assert not list(tmp_path.rglob("PWNED")), "the answer ran as code"
 
 
-def test_booleans_are_booleans_and_defaults_render(tmp_path: Path) -> None:
+def test_defaults_render(tmp_path: Path) -> None:
     config = json.loads((Path(__file__).parent.parent / "cookiecutter.json").read_text())
-    assert config["create_database"] is True
+    assert config["lakebase"][0] == "new-autoscaling"
     root = render(tmp_path)
     assert root.name == "lakebase_app"
     assert "postgres_projects" in (root / "databricks.yml").read_text()
+
+
+@pytest.mark.parametrize("lakebase", ["new-autoscaling", "existing-autoscaling", "existing-provisioned"])
+def test_databricks_postgres_is_refused_only_where_the_bundle_would_create_it(tmp_path: Path, lakebase: str) -> None:
+    """Every Lakebase branch has a built-in databricks_postgres database: a new project's bundle cannot create one
+    of that name. An existing project or instance may be pointed at it."""
+    result = render_cli(tmp_path / "out", f"lakebase={lakebase}", "database_name=databricks_postgres")
+    if lakebase == "new-autoscaling":
+        assert result.returncode != 0
+        assert 'database_name="databricks_postgres", lakebase="new-autoscaling" is not supported' in result.stderr
+        assert "Valid instead: another database_name" in result.stderr, result.stderr
+        assert not any((tmp_path / "out").iterdir())
+    else:
+        assert result.returncode == 0, result.stderr
 
 
 # Every free-text question (not a choice, not yes/no, not private): the hostile answers below go to each.
@@ -237,25 +251,78 @@ def _interactive(tmp_path: Path, lines: list[str]) -> subprocess.CompletedProces
 QUESTIONS = [key for key, value in CONFIG.items() if not key.startswith("_")]
 
 
-def test_pressing_enter_everywhere_renders_a_project(tmp_path: Path) -> None:
+def _said(result: subprocess.CompletedProcess[str]) -> str:
+    """What the prompts printed, in one line (rich wraps them at the terminal's width)."""
+    return " ".join(result.stdout.split())
+
+
+def test_pressing_enter_everywhere_renders_what_each_prompt_shows(tmp_path: Path) -> None:
     result = _interactive(tmp_path, [""] * len(QUESTIONS))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"[{len(QUESTIONS)}/{len(QUESTIONS)}]" in result.stdout  # every question was asked
+    prompts, message = _said(result).split(" Created ", 1)
+    assert f"[{len(QUESTIONS)}/{len(QUESTIONS)}]" in prompts  # every question was asked
     (project,) = (tmp_path / "out").iterdir()
     answers = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
-    assert (answers["lakebase"], answers["create_database"]) == ("autoscaling", True)
+    for question in QUESTIONS:  # the default in parentheses, or the choice numbered 1, is what was rendered
+        number = QUESTIONS.index(question) + 1
+        asked = prompts.split(f"[{number}/{len(QUESTIONS)}] ", 1)[1].split(f"[{number + 1}/", 1)[0]
+        if isinstance(CONFIG[question], list):
+            label = CONFIG["__prompts__"][question][answers[question]]
+            assert f"1 - {label}" in asked and asked.rstrip().endswith("(1):"), asked
+        else:
+            assert asked.rstrip().endswith(f"({answers[question]}):"), asked
+    assert answers["lakebase"] == "new-autoscaling" and answers["database_name"] == "lakebase_app"
+    bundle = yaml.safe_load((project / "databricks.yml").read_text())
+    assert bundle["variables"]["database_name"]["default"] == "lakebase_app"
+    assert 'APP_DATABASE = "app", "app_owner", "lakebase_app"' in (project / "local" / "run.py").read_text()
+    assert message.startswith("out/lakebase_app (streamlit, psycopg3, a new Lakebase Autoscaling project).")
+    assert "Next: cd out/lakebase_app && ./run-local.sh" in message and "(deploying creates it)" in message
 
 
-def test_a_provisioned_project_is_rendered_by_answering_the_prompts(tmp_path: Path) -> None:
-    """The create-or-reuse question comes first and says Provisioned needs 'no': no refusal on the way."""
-    answers = {"project_name": "Team Feedback", "create_database": "no", "lakebase": "2"}
-    assert QUESTIONS.index("create_database") < QUESTIONS.index("lakebase")
+def test_answers_recorded_before_the_lakebase_choice_are_refused_with_the_new_name(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A replay file from before: `lakebase=provisioned` with `create_database`, and none of the derived values."""
+    recorded = json.loads((render(tmp_path / "first") / ".cookiecutter.json").read_text())["cookiecutter"]
+    old = {key: value for key, value in recorded.items() if key not in ("__flavour", "__create_database")}
+    replay = tmp_path / "old.json"
+    replay.write_text(json.dumps({"cookiecutter": {**old, "lakebase": "provisioned", "create_database": False}}))
+    out = tmp_path / "out"
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(ROOT), replay=str(replay), output_dir=str(out))
+    error = capfd.readouterr().err
+    assert "ERROR: lakebase='provisioned' is invalid" in error and "is 'existing-provisioned'" in error, error
+    assert not any(out.iterdir())
+
+
+# What each `lakebase` choice renders: the typed number, the app resource, what dev declares, the message's words.
+LAKEBASE_CHOICES = {
+    "new-autoscaling": ("", "postgres", True, "a new Lakebase Autoscaling project"),
+    "existing-autoscaling": ("2", "postgres", False, "an existing Lakebase Autoscaling project"),
+    "existing-provisioned": ("3", "database", False, "an existing Lakebase Provisioned instance"),
+}
+
+
+@pytest.mark.parametrize("lakebase", LAKEBASE_CHOICES)
+def test_each_lakebase_choice_is_one_answer_at_the_prompts(tmp_path: Path, lakebase: str) -> None:
+    """One question, three setups, none refused: the number typed is the setup rendered, and the message after
+    rendering names it and the next command."""
+    typed, resource, creates, words = LAKEBASE_CHOICES[lakebase]
+    answers = {"project_name": "Team Feedback", "lakebase": typed}
     result = _interactive(tmp_path, [answers.get(question, "") for question in QUESTIONS])
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Provisioned" in result.stdout and "ERROR" not in result.stdout + result.stderr
+    assert "ERROR" not in result.stdout + result.stderr
+    said = _said(result)
+    for number, label in enumerate(CONFIG["__prompts__"]["lakebase"][choice] for choice in CONFIG["lakebase"]):
+        assert f"{number + 1} - {label}" in said, said
+    assert "create_database" not in said and "flavour" not in said.lower()
     project = tmp_path / "out" / "team_feedback"
     rendered = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]
-    assert (rendered["lakebase"], rendered["create_database"]) == ("provisioned", False)
+    assert rendered["lakebase"] == lakebase and rendered["database_name"] == "team_feedback"
     bundle = yaml.safe_load((project / "databricks.yml").read_text())
     (app,) = bundle["resources"]["apps"].values()
-    assert [r for r in app["resources"] if "database" in r], app["resources"]
+    assert [r["name"] for r in app["resources"]] == [resource], app["resources"]
+    assert ("postgres_projects" in bundle["targets"]["dev"].get("resources", {})) == creates
+    assert (project / "scripts" / "previews.py").exists() == (resource == "postgres")
+    assert f"Created out/team_feedback (streamlit, psycopg3, {words})." in said
+    assert "Next: cd out/team_feedback && ./run-local.sh" in said

@@ -510,7 +510,7 @@ def test_a_project_path_too_long_for_a_socket_gets_a_private_socket_directory() 
                 places.append(sockets)
                 assert len(str(sockets / f".s.PGSQL.{postgres.port}")) <= 100 and not sockets.is_relative_to(deep)
                 assert stat.S_IMODE(sockets.stat().st_mode) == 0o700
-                login = {"host": str(sockets), "port": postgres.port, "dbname": "databricks_postgres"}
+                login = {"host": str(sockets), "port": postgres.port, "dbname": run.APP_DATABASE}
                 with psycopg.connect(**login, user="app", password=postgres.password("app"), connect_timeout=10):
                     pass
             finally:

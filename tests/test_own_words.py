@@ -12,8 +12,8 @@ from tests.support.template import combo_id, render, valid_combinations
 # One render per framework x driver pair, and one per Lakebase choice (their README and bundle text differ).
 COMBOS = list({(c["framework"], c["driver"]): c for c in valid_combinations()}.values())
 COMBOS += [
-    {"lakebase": "autoscaling", "create_database": False},
-    {"lakebase": "provisioned", "create_database": False},
+    {"lakebase": "existing-autoscaling"},
+    {"lakebase": "existing-provisioned"},
     {"max_instances": "2"},
 ]
 HISTORY = re.compile(

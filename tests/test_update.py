@@ -1,6 +1,7 @@
 """Day two: a project can be re-rendered from its recorded answers, updated from a newer template, and has CI."""
 
 import filecmp
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -66,11 +67,31 @@ def test_cruft_update_brings_template_changes_and_keeps_local_ones(tmp_path: Pat
     own = project / "app" / "database" / "settings.py"  # in the first template and still here
     own.write_text(own.read_text() + "\n# A team's own addition, which an update must keep.\n")
     git(project, "commit", "-qam", "local change")
+    before = git(project, "rev-parse", "HEAD")
 
-    update = subprocess.run(
-        [*cruft, "update", "--skip-apply-ask", "--checkout", current], cwd=project, capture_output=True, text=True
+    update = [*cruft, "update", "--skip-apply-ask", "--checkout", current]
+    # Its .cruft.json answers lakebase=autoscaling and create_database=yes, two questions the template now asks as
+    # one: nothing guesses which setup it has (docs/updating.md), and nothing changes until the project says.
+    guessed = subprocess.run(update, cwd=project, capture_output=True, text=True)
+    assert guessed.returncode != 0
+    said = " ".join((guessed.stdout + guessed.stderr).replace("│", " ").split())
+    assert "autoscaling provided for choice variable lakebase, but the choices are" in said, said
+    assert git(project, "status", "--porcelain") == "" and git(project, "rev-parse", "HEAD") == before
+    old_answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+    assert (old_answers["lakebase"], old_answers["create_database"], old_answers["database_name"]) == (
+        "autoscaling",
+        True,
+        "databricks_postgres",
     )
+
+    named = json.dumps({"lakebase": "new-autoscaling", "database_name": "team_board"})  # as docs/updating.md says
+    update = subprocess.run([*update, "--variables-to-update", named], cwd=project, capture_output=True, text=True)
     assert update.returncode == 0, update.stdout + update.stderr
+    answers = json.loads((project / ".cruft.json").read_text())["context"]["cookiecutter"]
+    assert answers["lakebase"] == "new-autoscaling" and "create_database" not in answers
+    bundle = yaml.safe_load((project / "databricks.yml").read_text())
+    assert bundle["variables"]["database_name"]["default"] == "team_board"
+    assert "postgres_projects" in bundle["targets"]["dev"]["resources"]  # still the project dev creates
     assert "A team's own addition" in own.read_text()
     assert (project / ".github" / "workflows" / "ci.yml").exists()
     assert (project / ".yamllint.yaml").exists()

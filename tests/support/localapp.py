@@ -24,6 +24,7 @@ class LocalApp:
     startup_seconds: float
     log: Path
     postgres_home: Path
+    database: str  # the app's local database: the project's database_name answer
 
     def _postgres_line(self) -> re.Match:
         """run.py's "PostgreSQL: socket directory <dir>, port <port> (data in <home>)" line."""
@@ -49,11 +50,12 @@ class LocalApp:
     def postgres_port(self) -> int:
         return int(self._postgres_line()[2])
 
-    def postgres_login(self, user: str = "app", dbname: str = "databricks_postgres") -> dict[str, str]:
-        """psycopg.connect() keywords for the embedded server, as the developer (the password from its file)."""
+    def postgres_login(self, user: str = "app", dbname: str | None = None) -> dict[str, str]:
+        """psycopg.connect() keywords for the embedded server, as the developer (the password from its file), to
+        the app's database unless `dbname` says another."""
         sockets, port, home = self._postgres_line().groups()
         password = (Path(home) / "passwords" / user).read_text().strip()
-        return {"host": sockets, "port": port, "user": user, "password": password, "dbname": dbname}
+        return {"host": sockets, "port": port, "user": user, "password": password, "dbname": dbname or self.database}
 
 
 @contextmanager
@@ -81,7 +83,8 @@ def running_local_app(root: Path, workdir: Path, *args: str, **extra_env: str) -
             url = f"http://127.0.0.1:{port}"
             until_serving(url + "/", run, lambda: log_path.read_text(errors="replace"))
             try:
-                yield LocalApp(url, time.monotonic() - started, log_path, pg_tmp)
+                database = json.loads((root / ".cookiecutter.json").read_text())["cookiecutter"]["database_name"]
+                yield LocalApp(url, time.monotonic() - started, log_path, pg_tmp, database)
             except AssertionError as failed:  # what the app said meanwhile belongs to the failure
                 raise AssertionError(
                     f"{failed}\n--- local/run.py's log ---\n{log_path.read_text()[-4000:]}"

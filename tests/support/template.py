@@ -23,6 +23,14 @@ AXES: dict[str, list[Any]] = {
     for key, value in CONFIG.items()
     if not key.startswith("_") and (isinstance(value, list) or isinstance(value, bool))
 }
+# The tests speak of a render's Lakebase in two words, as the template once asked: `lakebase` (its flavour) and
+# `create_database`. The one `lakebase` question each pair stands for; render() and render_cli() translate.
+LAKEBASE_CHOICES = {
+    ("autoscaling", True): "new-autoscaling",
+    ("autoscaling", False): "existing-autoscaling",
+    ("provisioned", False): "existing-provisioned",
+}
+assert sorted(LAKEBASE_CHOICES.values()) == sorted(CONFIG["lakebase"]), "the lakebase choices changed"
 
 # The PostgreSQL driver (DB-API package) each choice installs. SQLAlchemy and Alembic are not drivers: the
 # sqlalchemy choice gets psycopg through SQLAlchemy's extra, and every choice runs Alembic over its driver.
@@ -42,12 +50,34 @@ SQLALCHEMY_EXTRA_DRIVERS = {
 }
 
 
+def answers_for(answers: dict[str, Any]) -> dict[str, Any]:
+    """The template's answers for the tests' words: `lakebase=autoscaling|provisioned` (flavour) with
+    `create_database=True|False` becomes the one `lakebase` choice; any other answer passes as it is."""
+    answers = dict(answers)
+    flavour = answers.get("lakebase")
+    if "create_database" in answers or flavour in ("autoscaling", "provisioned"):
+        flavour = flavour or "autoscaling"
+        create = answers.pop("create_database", flavour == "autoscaling")
+        create = {"yes": True, "no": False}.get(create, create)
+        assert (flavour, create) in LAKEBASE_CHOICES, f"no lakebase choice is {flavour} with create_database={create}"
+        answers["lakebase"] = LAKEBASE_CHOICES[flavour, create]
+    return answers
+
+
 def all_combinations() -> list[dict[str, Any]]:
-    return [dict(zip(AXES, values, strict=True)) for values in itertools.product(*AXES.values())]
+    """Every combination of the choices, each in the tests' words (framework, driver, create_database, lakebase)."""
+    lakebase = [{"create_database": create, "lakebase": flavour} for flavour, create in LAKEBASE_CHOICES]
+    others = {key: values for key, values in AXES.items() if key != "lakebase"}
+    return [
+        {**dict(zip(others, values, strict=True)), **pair}
+        for values in itertools.product(*others.values())
+        for pair in lakebase
+    ]
 
 
 def refused(combo: dict[str, Any]) -> bool:
-    return any(all(combo[field] in allowed for field, allowed in rule["when"].items()) for rule in REFUSALS)
+    answers = answers_for(combo)
+    return any(all(answers.get(field) in allowed for field, allowed in rule["when"].items()) for rule in REFUSALS)
 
 
 def valid_combinations() -> list[dict[str, Any]]:
@@ -62,6 +92,7 @@ def combo_id(combo: dict[str, Any]) -> str:
 
 def render(output_dir: Path, **answers: Any) -> Path:
     """Render in-process with --no-input; returns the project directory."""
+    answers = answers_for(answers)
     unknown = set(answers) - set(CONFIG)
     assert not unknown, f"not questions of cookiecutter.json (cookiecutter would ignore them): {unknown}"
     return Path(cookiecutter(str(ROOT), no_input=True, output_dir=str(output_dir), extra_context=answers))
@@ -97,7 +128,12 @@ def run_cookiecutter(cwd: Path, *args: str, stdin: str | None = None) -> subproc
 
 
 def render_cli(output_dir: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Render through the real command line, as a user does."""
+    """Render through the real command line, as a user does (`lakebase`/`create_database` in the tests' words
+    become the template's one `lakebase` answer)."""
+    lakebase = [arg for arg in args if arg.split("=", 1)[0] in ("lakebase", "create_database")]
+    if lakebase:
+        answer = answers_for(dict(arg.split("=", 1) for arg in lakebase))["lakebase"]
+        args = (*(arg for arg in args if arg not in lakebase), f"lakebase={answer}")
     for arg in args:
         key = arg.split("=", 1)[0]
         assert key in CONFIG, f"{key} is not a question of cookiecutter.json"

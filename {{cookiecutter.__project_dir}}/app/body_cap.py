@@ -13,7 +13,7 @@ from typing import Any
 MAX_BODY_BYTES = 1024 * 1024
 """The largest callback body the app reads. A change callback carries the state of every row's checkbox and
 Delete button (about 160 bytes a row, some 160 KB for a user at the item cap); 1 MiB leaves room for that, and a
-bigger body is refused before Flask parses it (a 100 MB one once grew a worker from 86 to 289 MB)."""
+bigger body is refused before Flask parses it (parsing a 100 MB one grows a worker from 86 to 289 MB)."""
 {%- elif fw == "gradio" %}
 
 MAX_BODY_BYTES = 16 * 1024
@@ -24,7 +24,7 @@ well under 2 KB); the UI takes no files (``max_file_size=1``), so nothing legiti
 MAX_BODY_BYTES = 16 * 1024
 """The largest request body the app reads. The largest valid one is about 1.3 KB (a 200-character title written as
 \\uXXXX escapes, and "done"); 16 KiB leaves room for a second feature's fields, and a bigger body is refused (413)
-before it is read or parsed (a 60 MB body once took a worker from 70 to 190 MB before its 400)."""
+before it is read or parsed (parsing a 60 MB body grows a worker from 70 to 190 MB)."""
 {%- endif %}
 TOO_LARGE = f"the request body must be at most {MAX_BODY_BYTES} bytes"
 

@@ -1,4 +1,4 @@
-{%- set autoscaling = cookiecutter.lakebase == "autoscaling" -%}
+{%- set autoscaling = cookiecutter.__flavour == "autoscaling" -%}
 """Deploy a target in the order that keeps its app working, as you and as CI (.github/workflows/deploy.yml):
 
     python3 scripts/deploy.py deploy <target>   databricks bundle deploy, then the migrations as the owner role,

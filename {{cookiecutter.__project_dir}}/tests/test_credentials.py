@@ -86,7 +86,7 @@ def test_other_connect_errors_are_not_retried() -> None:
 def test_settings_say_what_is_missing() -> None:
     with pytest.raises(SettingsError, match="PGHOST"):
         load_settings({"PGDATABASE": "db", "PGUSER": "me"})
-{%- if cookiecutter.lakebase == "autoscaling" %}
+{%- if cookiecutter.__flavour == "autoscaling" %}
     with pytest.raises(SettingsError, match="LAKEBASE_ENDPOINT"):
         load_settings({"PGHOST": "h", "PGDATABASE": "db", "PGUSER": "me"})
 {%- else %}

@@ -114,7 +114,7 @@ async def login_async(connect: Callable[[str], Awaitable[Conn]], passwords: Pass
         return await connect(await passwords.password_async())
 
 
-{% if cookiecutter.lakebase == "autoscaling" -%}
+{% if cookiecutter.__flavour == "autoscaling" -%}
 def _autoscaling_mint(endpoint: str) -> Mint:
     from databricks.sdk import WorkspaceClient
 
@@ -160,7 +160,7 @@ def _provisioned_mint() -> Mint:
 def password_source(settings: Settings) -> PasswordSource:
     if settings.local_password:
         return StaticPassword(settings.local_password)
-{%- if cookiecutter.lakebase == "autoscaling" %}
+{%- if cookiecutter.__flavour == "autoscaling" %}
     if not settings.lakebase_endpoint:
         raise RuntimeError("LAKEBASE_ENDPOINT is not set: add `valueFrom: postgres` to app.yaml")
     return RefreshingToken(_autoscaling_mint(settings.lakebase_endpoint))

@@ -87,7 +87,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         )
     local_password = env.get("PGPASSWORD") or None
     endpoint = env.get("LAKEBASE_ENDPOINT") or None
-{%- if cookiecutter.lakebase == "autoscaling" %}
+{%- if cookiecutter.__flavour == "autoscaling" %}
     if not (local_password or endpoint):
         raise SettingsError(
             "no way to log in: set LAKEBASE_ENDPOINT (app.yaml `valueFrom: postgres`), "
