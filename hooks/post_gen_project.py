@@ -30,12 +30,15 @@ LAKEBASE = {
     "existing-provisioned": ("an existing Lakebase Provisioned instance", "name it per target in databricks.yml first"),
 }
 ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on items/models.py
+ANSWERS["lock"] = f"{ANSWERS['framework']}-{ANSWERS['driver']}"  # scripts/lock_requirements.py made one per pair
 
 # destination in the rendered project -> (the answer that decides, the variant it picks)
 VARIANTS = {
     "app/main.py": ("framework", "_variants/ui/{}.py"),
     "app/database/connection.py": ("driver", "_variants/connection/{}.py"),
     "app/items/queries.py": ("queries", "_variants/queries/{}.py"),
+    "app/requirements.txt": ("lock", "_variants/locks/{}.txt"),  # app/requirements.in, locked with hashes
+    "requirements-dev.txt": ("lock", "_variants/locks/{}-dev.txt"),  # requirements-dev.in, locked with hashes
 }
 # path in the rendered project -> (the answer that decides, the values that keep it)
 KEEP_ONLY_FOR = {

@@ -128,12 +128,13 @@ FLOORS = {
     "databricks-sdk": "0.89.0",  # w.postgres (Lakebase Autoscaling credentials)
     "fastapi": "0.132.0",  # refuses a JSON body without a JSON Content-Type (release notes 0.132.0, PR #14978)
 }
-APP_ENV_REQUIREMENTS = [ln for ln in APP_ENV.read_text().splitlines() if ln and not ln.startswith("#")]
+APP_ENV_INPUT = APP_ENV.with_suffix(".in")  # the tests' pins; test_locks.py holds the locks to them
+APP_ENV_REQUIREMENTS = [ln for ln in APP_ENV_INPUT.read_text().splitlines() if ln and not ln.startswith("#")]
 
 
 def test_requirements_name_exactly_the_chosen_driver(project: tuple[dict[str, Any], Path]) -> None:
     combo, root = project
-    lines = [ln for ln in (root / "app" / "requirements.txt").read_text().splitlines() if ln and not ln.startswith("#")]
+    lines = [ln for ln in (root / "app" / "requirements.in").read_text().splitlines() if ln and not ln.startswith("#")]
     requirements = [Requirement(ln) for ln in lines]
     names = {r.name.lower() for r in requirements}
     drivers = [r.name.lower() for r in requirements if r.name.lower() in ALL_DRIVER_PACKAGES] + [
@@ -146,10 +147,10 @@ def test_requirements_name_exactly_the_chosen_driver(project: tuple[dict[str, An
     pinned = {r.name.lower(): Version(next(iter(r.specifier)).version) for r in requirements}
     for name, floor in FLOORS.items():
         assert name not in pinned or pinned[name] >= Version(floor), f"{name} {pinned[name]} is below {floor}"
-    # the tests' one environment installs exactly these versions (tests/app-requirements.txt)
+    # the tests' one environment installs exactly these versions (tests/app-requirements.in, then its lock)
     tested = {r.name.lower(): r.specifier for r in map(Requirement, APP_ENV_REQUIREMENTS)}
     for r in requirements:
-        assert tested.get(r.name.lower()) == r.specifier, f"{r}: tests/app-requirements.txt pins {tested.get(r.name)}"
+        assert tested.get(r.name.lower()) == r.specifier, f"{r}: tests/app-requirements.in pins {tested.get(r.name)}"
 
 
 def test_app_modules_import_without_a_database(project: tuple[dict[str, Any], Path]) -> None:

@@ -105,7 +105,7 @@ def test_rendered_ci_workflow_lints_and_tests_every_push_and_pull_request(tmp_pa
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads a bare `on` as true
     assert triggers["push"]["branches"] == ["main"] and "pull_request" in triggers
     test_steps = [step.get("run", "") for step in workflow["jobs"]["test"]["steps"]]
-    assert "ruff check . && ruff format --check ." in test_steps and "pytest" in test_steps
+    assert "ruff check . && ruff format --check ." in test_steps and "python local/run.py test" in test_steps
     assert any("requirements-dev.txt" in run for run in test_steps)
-    assert workflow["jobs"]["test"]["env"]["PGPASSWORD"] and "postgres" in workflow["jobs"]["test"]["services"]
+    assert "services" not in workflow["jobs"]["test"]  # the embedded PostgreSQL: no container image to pin
     assert list(workflow["jobs"]) == ["test"]  # deployments live in deploy.yml (tests/test_bundles.py)

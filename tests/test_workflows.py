@@ -134,7 +134,8 @@ class Team:
 
     def sql(self, dbname: str, query: str) -> list[tuple[Any, ...]]:
         with self.pg.connect_superuser(dbname) as conn:
-            return conn.execute(query).fetchall()
+            cursor = conn.execute(query)
+            return cursor.fetchall() if cursor.description else []
 
     def pull_request(self, number: int, action: str, workflow: Path | None = None) -> Run:
         if action in ("opened", "reopened"):
@@ -183,7 +184,7 @@ def deployment_of(r: Recorded) -> str:
 
 
 def phases(team: Team, principal: str, app: str, root: str, branch: str) -> list[str]:
-    """What one identity did to one deployment, in order: 'deploy' (bundle deploy releasing the lock under `root`),
+    """What one identity did to one deployment, in order: 'deploy' (bundle deploy writing its state under `root`),
     'migrate' (a Lakebase credential on `branch` for `python -m database.migrate`), 'run' (bundle run deploying
     `app`'s code)."""
     seen: list[str] = []
@@ -191,7 +192,7 @@ def phases(team: Team, principal: str, app: str, root: str, branch: str) -> list
         if r.principal != principal:
             continue
         body = json.dumps(r.body)
-        if r.path == "/api/2.0/workspace/delete" and f"/{root}/state/deploy.lock" in body:
+        if unquote(r.path).endswith(f"/{root}/state/resources.json") and r.method == "POST":
             phase = "deploy"
         elif r.path in ("/api/2.0/postgres/credentials", "/api/2.0/database/credentials") and branch in body:
             phase = "migrate"
@@ -516,6 +517,121 @@ def test_provisioned_deploys_prod_from_a_tag_only(
         assert "lakebase-app" in team.apps()
     finally:
         team.close()
+
+
+# ---------------------------------------------------------------------------------------------- schema changes
+def migration(root: Path, revision: str, down: str, slug: str, statement: str, additive: bool = True) -> None:
+    """A new migration file, as `python -m database.migrate revision` writes one (script.py.mako)."""
+    (root / "app" / "migrations" / "versions" / f"{revision}_{slug}.py").write_text(
+        f'"""{slug.replace("_", " ")}\n\nRevision ID: {revision}\nRevises: {down}\n"""\n\n'
+        "from alembic import op\n\n"
+        f'revision = "{revision}"\ndown_revision = "{down}"\nadditive = {additive}\n\n\n'
+        f"def upgrade() -> None:\n    op.execute({statement!r})\n"
+    )
+
+
+def head_revision(root: Path) -> str:
+    return max(p.name[:4] for p in (root / "app" / "migrations" / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def test_a_tag_whose_migration_fails_on_the_rehearsal_branch_never_deploys_prod(team: Team) -> None:
+    _ok(team.event("push", "refs/tags/v1.0.0"), "prod")
+    base = head_revision(team.root)
+    # prod's data: a row that the next release's migration cannot take (a NOT NULL column without a default)
+    team.sql(PROD_DATABASE, "INSERT INTO app_data.items (owner, title) VALUES ('ann@acme.example', 'ship it')")
+    migration(team.root, "0099", base, "add_a_code", "ALTER TABLE app_data.items ADD COLUMN code text NOT NULL")
+    runs_before = [r for r in team.front.requests() if r.path == "/api/2.0/apps/lakebase-app/deployments"]
+    run = team.event("push", "refs/tags/v1.1.0")
+    (job,) = run.ran("prod")
+    assert job.result == "failure", job.log
+    assert "Prod rehearsal FAILED" in job.summary and "contains null values" in job.summary, job.summary
+    assert "ann@acme.example" not in job.summary, "the summary shows the migration's error, never a row"
+    assert "[run Deploy prod" not in job.log, "the deploy step never ran"
+    runs_after = [r for r in team.front.requests() if r.path == "/api/2.0/apps/lakebase-app/deployments"]
+    assert runs_after == runs_before, "prod's app got no new code"
+    assert team.branches("lakebase-app-db") == {"production"}, "the rehearsal branch is gone"
+    made = [r for r in team.changes(f"sp:{PROD_ID}") if "/branches?branch_id=rehearsal-" in f"{r.path}?{r.query}"]
+    assert len(made) == 1, "the prod identity branched prod's project for the rehearsal"
+    assert team.sql(PROD_DATABASE, "SELECT version_num FROM app_data.alembic_version") == [(base,)], "prod untouched"
+
+    # the fixed migration passes the rehearsal and reaches prod
+    migration(
+        team.root, "0099", base, "add_a_code", "ALTER TABLE app_data.items ADD COLUMN code text NOT NULL DEFAULT ''"
+    )
+    run = team.event("push", "refs/tags/v1.1.1")
+    _ok(run, "prod")
+    assert "Prod rehearsal: the migrations ran" in run.ran("prod")[0].summary
+    assert team.sql(PROD_DATABASE, "SELECT version_num FROM app_data.alembic_version") == [("0099",)]
+    assert team.branches("lakebase-app-db") == {"production"}
+
+
+def test_a_pull_requests_summary_shows_its_schema_change(tmp_path: Path) -> None:
+    root = render(tmp_path / "render", framework="flask", driver="psycopg2")
+    git = lambda *args: subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True)  # noqa: E731
+    git("init", "-q", "-b", "main")
+    git("-c", "user.email=t@acme.example", "-c", "user.name=t", "commit", "-qam", "base", "--allow-empty")
+    git("add", "-A")
+    git("-c", "user.email=t@acme.example", "-c", "user.name=t", "commit", "-qm", "base")
+    base_sha = git("rev-parse", "HEAD").stdout.strip()
+    base = head_revision(root)
+    migration(root, "0098", base, "add_a_due_date", "ALTER TABLE app_data.items ADD COLUMN due date")
+    migration(root, "0099", "0098", "drop_done", "ALTER TABLE app_data.items DROP COLUMN done", additive=False)
+    git("add", "-A")
+    git("-c", "user.email=t@acme.example", "-c", "user.name=t", "commit", "-qm", "pr")
+    ci = yaml.safe_load((root / ".github" / "workflows" / "ci.yml").read_text())
+    ci["jobs"] = {"schema-change": ci["jobs"]["schema-change"]}  # the test job needs a PostgreSQL service
+    workflow = tmp_path / "schema-change.yml"
+    workflow.write_text(yaml.safe_dump(ci))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    python = bin_dir / "python3"
+    python.write_text(
+        f'#!/bin/sh\n[ "$1 $2 $3" = "-m pip install" ] && echo "requirements preinstalled" && exit 0\n'
+        f'exec "{app_python()}" "$@"\n'
+    )
+    python.chmod(0o755)
+    payload = {"action": "opened", "number": 7, "pull_request": {"number": 7, "base": {"sha": base_sha}}}
+    runner = Runner(Repository(root, REPO), bin_dir, tmp_path / "runs", {"PATH": "/usr/local/bin:/usr/bin:/bin"})
+    run = run_workflow(workflow, "pull_request", "refs/pull/7/merge", payload, runner)
+    (job,) = run.ran("schema-change")
+    assert job.result == "success", job.log
+    summary = job.summary
+    assert f"after {base}" in summary and f"{base}_" not in summary.split(f"after {base}", 1)[1], summary
+    assert "0098_add_a_due_date.py" in summary and "ADD COLUMN due date" in summary, summary
+    assert "0099_drop_done.py" in summary and "DROP COLUMN done" in summary, summary
+    due, drop = summary.split("0099_drop_done.py")
+    assert "additive" in due and "not additive" not in due.split("0098_add_a_due_date.py")[1], summary
+    assert "**not additive**" in drop, summary
+
+
+def test_a_developer_deploys_dev_with_one_command(team: Team) -> None:
+    """`python3 scripts/deploy.py deploy dev`: deploy, migrations as the owner role, run, as the developer."""
+    env = {
+        "PATH": f"{team.bin}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(team.scratch / "developer"),
+        "DATABRICKS_HOST": team.front.url,
+        "DATABRICKS_TOKEN": team.front.user_token,
+        "DO_NOT_TRACK": "1",
+        # dev's database is in the developer's own project on Lakebase; here it needs a name of its own
+        "BUNDLE_VAR_database_name": "lakebase_app_dev",
+        **team.database_env(),
+    }
+    done = subprocess.run(
+        [str(app_python()), "scripts/deploy.py", "deploy", "dev"],
+        cwd=team.root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=HANG_GUARD,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    user = "user:tester@databricks.com"
+    assert phases(team, user, "lakebase-app-tester", "dev", "lakebase-app-db-tester/branches/production/") == [
+        "deploy",
+        "migrate",
+        "run",
+    ]
+    assert owners(team, "lakebase_app_dev") == {"dev_owner"}
 
 
 # ---------------------------------------------------------------------------------------------- the audit

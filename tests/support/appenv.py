@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 TESTS = Path(__file__).resolve().parent.parent
-REQUIREMENTS = TESTS / "app-requirements.txt"
+REQUIREMENTS = TESTS / "app-requirements.txt"  # locked with hashes (scripts/lock_requirements.py)
 
 
 def cache_dir() -> Path:
@@ -38,6 +38,7 @@ def app_python() -> Path:
                     "install",
                     "--quiet",
                     "--disable-pip-version-check",
+                    "--require-hashes",
                     "-r",
                     str(REQUIREMENTS),
                 ],

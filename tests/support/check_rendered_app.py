@@ -14,11 +14,12 @@ from packaging.requirements import Requirement
 
 project, framework = Path(sys.argv[1]), sys.argv[2]
 driver = json.loads((project / ".cookiecutter.json").read_text())["cookiecutter"]["driver"]
-for line in (project / "app" / "requirements.txt").read_text().splitlines():
-    if line.strip() and not line.startswith("#"):
-        requirement = Requirement(line)
-        installed = importlib.metadata.version(requirement.name)
-        assert requirement.specifier.contains(installed, prereleases=True), f"{line}: installed {installed}"
+for line in (project / "app" / "requirements.txt").read_text().splitlines():  # the lock: `name==1.2 \\` lines
+    if line and not line.startswith((" ", "#")):
+        requirement = Requirement(line.removesuffix("\\").strip())
+        if requirement.marker is None or requirement.marker.evaluate():
+            installed = importlib.metadata.version(requirement.name)
+            assert requirement.specifier.contains(installed, prereleases=True), f"{line}: installed {installed}"
 
 sys.path.insert(0, str(project / "app"))
 for module in (

@@ -323,6 +323,7 @@ def _run_job(
     home.mkdir(parents=True)
     workspace = home / "workspace"
     workspace.mkdir()
+    (home / "tmp").mkdir()
     files = {key: home / key.lower() for key in ("GITHUB_OUTPUT", "GITHUB_STEP_SUMMARY", "GITHUB_ENV")}
     env = {
         **base_env,
@@ -334,6 +335,7 @@ def _run_job(
         "GITHUB_REF": outer["github"]["ref"],
         "GITHUB_REPOSITORY": repository.full_name,
         "GITHUB_WORKSPACE": str(workspace),
+        "RUNNER_TEMP": str(home / "tmp"),
         **{k: str(v) for k, v in files.items()},
     }
     permissions = job.get("permissions", workflow.get("permissions"))

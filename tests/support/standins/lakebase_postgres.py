@@ -89,6 +89,19 @@ class LakebasePostgres:
                     )
                 )
                 self.made.append(copy)
+                # CREATE DATABASE gives the copy to its creator and the default ACL: keep the source's
+                with self.pg.connect_superuser("postgres") as conn:
+                    owner = conn.execute(
+                        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s", [name]
+                    ).fetchone()[0]
+                    conn.execute(
+                        sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(copy), sql.Identifier(owner))
+                    )
+                    conn.execute(
+                        "UPDATE pg_database SET datacl = (SELECT datacl FROM pg_database WHERE datname = %s)"
+                        " WHERE datname = %s",
+                        [name, copy],
+                    )
                 self.copies.setdefault(branch, {})[database_id] = copy
 
     def branch_deleted(self, branch: str) -> None:
