@@ -1,9 +1,10 @@
 """Checks what a bundle cannot check itself, before anything is deployed.
 
 databricks.yml runs it as its postinit script with the resolved names of the selected target. It stops the
-command with a message that names the variable to set when a name is too long or malformed, or when a preview
-has no pull request number, or staging does not name the preview identity its project grants. Apps names: lowercase letters, digits and hyphens, at most 30 characters; Lakebase
-project ids: at most 63 (databricks/cli bundle/schema/jsonschema.json, postgres_projects.project_id).
+command with a message that names the variable to set when a name is too long or malformed, when a preview
+has no pull request number, or when staging does not name the preview identity its project grants. Apps
+names: lowercase letters, digits and hyphens, at most 30 characters; Lakebase project ids: at most 63
+(databricks/cli bundle/schema/jsonschema.json, postgres_projects.project_id).
 """
 
 import argparse
