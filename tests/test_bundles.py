@@ -263,3 +263,15 @@ def test_the_deploy_workflow_gives_each_job_one_identity_and_least_privilege(ren
     number = "${{ github.event.pull_request.number }}"
     assert groups["preview"] == groups["preview-destroy"] == f"preview-{number}"
     assert groups["preview-sweep"] == "preview-${{ matrix.pr }}"  # the same group per pull request
+
+
+@pytest.mark.parametrize("name", [n for n in AUTOSCALING if FLAVOURS[n]["create_database"]])
+def test_staging_without_the_preview_identity_stops(fake_workspace, tmp_path: Path, rendered, name: str) -> None:
+    """Staging grants its project to the preview identity: unset, the postinit check stops it and names the
+    variable, instead of an ACL entry with an empty name."""
+    edits = {path: {k: v for k, v in values.items() if k != "preview_identity"} for path, values in checks.TEAM_EDITS.items()}
+    _, project = checkout(rendered, name, tmp_path, edits)
+    done = validate(fake_workspace, tmp_path, project, "-t", "staging", identity="service_principal", check=False)
+    assert done.returncode != 0 and "set preview_identity" in done.stderr, done.stderr
+    _, project = checkout(rendered, name, tmp_path / "named")
+    validate(fake_workspace, tmp_path, project, "-t", "staging", identity="service_principal")

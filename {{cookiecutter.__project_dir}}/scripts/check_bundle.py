@@ -1,9 +1,10 @@
 """Checks what a bundle cannot check itself, before anything is deployed.
 
 databricks.yml runs it as its postinit script with the resolved names of the selected target. It stops the
-command with a message that names the variable to set when a name is too long or malformed, or when a preview
-has no pull request number. Apps names: lowercase letters, digits and hyphens, at most 30 characters; Lakebase
-project ids: at most 63 (databricks/cli bundle/schema/jsonschema.json, postgres_projects.project_id).
+command with a message that names the variable to set when a name is too long or malformed, when a preview
+has no pull request number, or when staging does not name the preview identity its project grants. Apps
+names: lowercase letters, digits and hyphens, at most 30 characters; Lakebase project ids: at most 63
+(databricks/cli bundle/schema/jsonschema.json, postgres_projects.project_id).
 """
 
 import argparse
@@ -24,10 +25,17 @@ FIX = {
 FIX_DEFAULT = "app_name in this target's variables in databricks.yml"
 
 
-def problems(target: str, app_name: str, lakebase_project: str = "", pr_number: str = "") -> list[str]:
+def problems(
+    target: str, app_name: str, lakebase_project: str = "", pr_number: str = "", preview_identity: str | None = None
+) -> list[str]:
     """Everything wrong with the names a target resolved to; empty when all is well."""
     fix = FIX.get(target, FIX_DEFAULT)
     found = []
+    if target == "staging" and preview_identity is not None and not preview_identity.strip():
+        found.append(
+            "target staging grants its project to the preview identity, which is not set: set preview_identity "
+            "(its application id) in targets.staging.variables in databricks.yml"
+        )
     if target == "preview" and not PR_NUMBER.fullmatch(pr_number):
         found.append(f"target preview needs the pull request number, got {pr_number!r}: set {FIX['preview']}")
     if len(app_name) > APP_NAME_MAX:
@@ -50,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-name", required=True)
     parser.add_argument("--lakebase-project", default="")
     parser.add_argument("--pr-number", default="")
+    parser.add_argument("--preview-identity", default=None)  # passed where staging grants its project to it
     args = parser.parse_args(argv)
-    found = problems(args.target, args.app_name, args.lakebase_project, args.pr_number)
+    found = problems(args.target, args.app_name, args.lakebase_project, args.pr_number, args.preview_identity)
     for problem in found:
         print(f"databricks.yml, target {args.target}: {problem}", file=sys.stderr)
     return 1 if found else 0
