@@ -108,4 +108,6 @@ def test_rendered_ci_workflow_lints_and_tests_every_push_and_pull_request(tmp_pa
     assert "ruff check . && ruff format --check ." in test_steps and "python local/run.py test" in test_steps
     assert any("requirements-dev.txt" in run for run in test_steps)
     assert "services" not in workflow["jobs"]["test"]  # the embedded PostgreSQL: no container image to pin
-    assert list(workflow["jobs"]) == ["test"]  # deployments live in deploy.yml (tests/test_bundles.py)
+    # deployments live in deploy.yml; a pull request's schema change is shown by a job that holds no credential
+    assert list(workflow["jobs"]) == ["test", "schema-change"]
+    assert "secrets." not in yaml.safe_dump(workflow["jobs"]["schema-change"])
