@@ -95,6 +95,22 @@ def _question() -> str | None:
     return None
 
 
+def _template_root() -> Path:
+    """The template being rendered. cookiecutter appends the template's directory to sys.path (main.py
+    `_patch_import_path_for_repo`), so a process that already imported this module from one checkout renders
+    another checkout (an older commit, say) with this copy: read the template's own sources from the directory
+    cookiecutter is rendering (main.py `cookiecutter`'s and generate.py `generate_files`' `repo_dir`, cruft's
+    `inner_dir`), not from where this file lies."""
+    frame = sys._getframe()
+    while frame is not None:
+        for name in ("repo_dir", "inner_dir"):
+            value = frame.f_locals.get(name)
+            if isinstance(value, (str, os.PathLike)) and (Path(value) / "cookiecutter.json").is_file():
+                return Path(value).resolve()
+        frame = frame.f_back
+    return ROOT
+
+
 class _Own:
     """The template's own sources: read from disk per environment, so that cruft update, which renders two
     commits of one checkout in one process (cruft update.py, `repo.head.reset`), sees the commit at hand."""
@@ -126,7 +142,7 @@ class RefusalsWithoutTraceback(Extension):
 
     @cached_property
     def _own(self) -> _Own:
-        return _Own(ROOT)
+        return _Own(_template_root())
 
     def preprocess(self, source: str, name: str | None, filename: str | None = None) -> str:
         if name is not None or not _has_template_syntax(self.environment, source):
