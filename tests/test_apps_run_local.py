@@ -11,13 +11,13 @@ from pathlib import Path
 from tests.support.appenv import app_python
 from tests.support.databricks_cli import Cli, FakeWorkspace, tools
 from tests.support.ports import free_port
-from tests.support.template import render
+from tests.support.template import project_docs, render
 from tests.support.waiting import HANG_GUARD
 
 
 def test_run_local_lacks_what_the_readme_says(fake_workspace: FakeWorkspace, tmp_path: Path) -> None:
     project = render(tmp_path / "render", framework="fastapi", driver="psycopg3")
-    readme = (project / "README.md").read_text()
+    readme = project_docs(project)  # README.md and docs/, where the project says what run-local lacks
     cli = Cli(fake_workspace, tmp_path / "home")
     env = {**cli.environ(), "PATH": f"{Path(app_python()).parent}{os.pathsep}{cli.environ()['PATH']}"}
     command = [str(tools()["DATABRICKS_CLI_NEWEST"]), "apps", "run-local"]
