@@ -694,8 +694,28 @@ def test_the_audit_sees_what_it_must(tmp_path: Path) -> None:
 def test_dependabot_keeps_pins_and_requirements_current(tmp_path: Path) -> None:
     config = yaml.safe_load((render(tmp_path) / ".github" / "dependabot.yml").read_text())
     updates = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
-    assert {("github-actions", "/"), ("pip", "/app"), ("pip", "/")} <= updates
+    assert {("github-actions", "/"), ("pip", "/app"), ("pip", "/"), ("gomod", "/.github/databricks-cli")} <= updates
     for path in (render(tmp_path / "p", lakebase="provisioned", create_database=False) / ".github").rglob("*.yml"):
         for line in path.read_text().splitlines():
             if "uses:" in line:  # a full commit SHA and the version beside it, which Dependabot updates together
                 assert re.search(r"@[0-9a-f]{40}  # v\d+\.\d+\.\d+$", line), line
+
+
+def test_the_cli_the_workflows_build_is_the_one_the_tests_deploy_with(tmp_path: Path) -> None:
+    """The rendered .github/databricks-cli pins the CLI release, and every module checksum, of
+    tests/databricks_cli/newest (which scripts/databricks-cli.sh builds for the workflow runs above), at or above
+    the bundle's databricks_cli_version floor; a plain `go build` there would report a dev version instead."""
+    root = render(tmp_path)
+    module = root / ".github" / "databricks-cli"
+    pin = re.compile(r"^require github\.com/databricks/cli (v[0-9.]+)", re.M)
+    built, ours = (
+        pin.search((module / "go.mod").read_text()),
+        pin.search((ROOT / "tests" / "databricks_cli" / "newest" / "go.mod").read_text()),
+    )
+    assert built and ours and built.group(1) == ours.group(1), (built, ours)
+    sums = set((module / "go.sum").read_text().splitlines())
+    assert sums and sums <= set((ROOT / "tests" / "databricks_cli" / "newest" / "go.sum").read_text().splitlines())
+    floor = re.search(r'databricks_cli_version: ">= ([0-9.]+)"', (root / "databricks.yml").read_text())
+    assert floor and tuple(map(int, built.group(1)[1:].split("."))) >= tuple(map(int, floor.group(1).split(".")))
+    script = (module / "build.sh").read_text()
+    assert "-mod=readonly" in script and "internal/build.buildVersion=" in script, script
