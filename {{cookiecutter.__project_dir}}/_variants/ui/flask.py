@@ -7,6 +7,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import body_cap
+import serving
 import json_api
 from database import DatabaseBusy, healthy, problem, said
 from identity import NotSignedIn, current_user, local_sign_in
@@ -99,3 +100,7 @@ def me() -> Any:
 
 # One blueprint per feature, each in its own package (items/api.py); a second feature adds its line here.
 app.register_blueprint(items_api)
+
+# What gunicorn serves (app.yaml): this app on gunicorn's asyncio worker, each request read whole before a thread
+# runs it, so that clients sending slowly hold no thread (serving.py).
+served = serving.Buffered(app)
