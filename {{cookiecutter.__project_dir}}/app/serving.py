@@ -34,7 +34,7 @@ class Buffered:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
+            while (await receive())["type"] != "lifespan.shutdown":  # startup: nothing to start
                 await send({"type": "lifespan.startup.complete"})
             self.pool.shutdown(wait=True)
             await send({"type": "lifespan.shutdown.complete"})

@@ -7,8 +7,8 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import body_cap
-import serving
 import json_api
+import serving
 from database import DatabaseBusy, healthy, problem, said
 from identity import NotSignedIn, current_user, local_sign_in
 from input_error import InputError
