@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -76,7 +77,7 @@ class Team:
         self.front = WorkspaceFront(server.url, uuid.uuid4().hex, self.lakebase)
         self.oidc = GitHubOidc()
         readme = project_docs(self.root)
-        for environment, client_id in DEPLOYERS.items():  # README "Deploying from GitHub", step 1
+        for environment, client_id in DEPLOYERS.items():  # docs/deploying-from-github.md, step 2
             self.front.trust(client_id, f"repo:{REPO}:environment:{environment}", policy_audience(readme))
         self.scratch = tmp / "runs"
         self.github = tmp / "github"
@@ -99,7 +100,7 @@ class Team:
             REPO,
             variables={"DATABRICKS_HOST": self.front.url},
             environments={name: {"DATABRICKS_CLIENT_ID": client_id} for name, client_id in DEPLOYERS.items()},
-            deployment_refs={"prod": ["refs/tags/v*"], "staging": ["refs/heads/main"]},  # README, step 2
+            deployment_refs={"prod": ["refs/tags/v*"], "staging": ["refs/heads/main"]},  # docs: step 3
         )
         self.runs: list[tuple[str, Run]] = []
 
@@ -604,8 +605,20 @@ def test_a_pull_requests_summary_shows_its_schema_change(tmp_path: Path) -> None
     assert "**not additive**" in drop, summary
 
 
+def readme_deploy_line(root: Path) -> list[str]:
+    """The rendered README's "Deploy to dev": install the CLI, log in, then the one deploy command, in that order."""
+    section = (root / "README.md").read_text().split("## Deploy to dev\n", 1)[1].split("\n## ", 1)[0]
+    steps = ["Install the Databricks CLI", "databricks auth login --host", "DATABRICKS_CONFIG_PROFILE", "deploy.py"]
+    places = [section.find(step) for step in steps]
+    assert -1 not in places and places == sorted(places), dict(zip(steps, places, strict=True))
+    (line,) = [line.strip() for line in section.splitlines() if "scripts/deploy.py deploy dev" in line]
+    return shlex.split(line)
+
+
 def test_a_developer_deploys_dev_with_one_command(team: Team) -> None:
-    """`python3 scripts/deploy.py deploy dev`: deploy, migrations as the owner role, run, as the developer."""
+    """The README's `.venv/bin/python scripts/deploy.py deploy dev`: deploy, migrations as the owner role, run."""
+    command = readme_deploy_line(team.root)
+    assert command[0] == ".venv/bin/python", command  # the project's venv (here the one the tests share)
     env = {
         "PATH": f"{team.bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(team.scratch / "developer"),
@@ -617,7 +630,7 @@ def test_a_developer_deploys_dev_with_one_command(team: Team) -> None:
         **team.database_env(),
     }
     done = subprocess.run(
-        [str(app_python()), "scripts/deploy.py", "deploy", "dev"],
+        [str(app_python()), *command[1:]],
         cwd=team.root,
         env=env,
         capture_output=True,
