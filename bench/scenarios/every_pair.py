@@ -17,7 +17,7 @@ def run(b: Bench) -> None:
             rows.append({"run": f"{framework}:{driver}", "drives": f"did not start: {str(e).splitlines()[0]}"})
             b.check(f"{framework}:{driver} starts", False, True)
             continue
-        res, peak = b.measure(stub, sampler, [app], b.args.clients, b.args.seconds)
+        res, peak = b.measure(stub, sampler, [app], b.args.clients, min(b.args.seconds, 2.0))  # 17 pairs: kept short
         drives = {
             "items": "GET+POST /api/items",
             "/healthz": "/healthz (pool ping)",

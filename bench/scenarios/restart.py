@@ -11,8 +11,8 @@ from bench.loadgen import run_load
 
 def run(b: Bench) -> None:
     pg, stub, sampler = b.pg, b.stub, b.sampler
-    seconds = 8 if b.args.short else 15
-    at = 2.5 if b.args.short else 5.0
+    seconds = 8 if b.args.short else 10
+    at = 2.5 if b.args.short else 3.0
     rows = []
     for framework, driver in b.combos():
         app = b.start_rendered(stub, framework, driver)
