@@ -14,7 +14,7 @@
 #
 # To move the CLI: go get -tool github.com/databricks/cli@vX.Y.Z && go mod tidy (here), or Dependabot's pull
 # request. Every job builds it anew, caching nothing it deploys with: about 160 MB of modules and the toolchain to
-# download, then about 2.5 minutes of compiling (docs/deploying-from-github.md, "The CLI in CI").
+# download, then about 2.5 minutes of compiling (docs/deploying-from-github.md, "The Databricks CLI in CI").
 set -euo pipefail
 cd "$(dirname "$0")"
 version=$(sed -nE 's/^require github\.com\/databricks\/cli (v[0-9.]+)( .*)?$/\1/p' go.mod)
