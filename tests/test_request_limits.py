@@ -24,9 +24,9 @@ import pytest
 import requests
 import websocket
 
+from tests.harness.ports import free_port
 from tests.support import apprunner
 from tests.support.http_api import ALICE
-from tests.support.ports import free_port
 from tests.support.template import render
 from tests.support.waiting import HANG_GUARD
 
