@@ -32,14 +32,15 @@ import sys
 import tempfile
 import urllib.request
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.support.ports import free_port
+from tests.harness.ports import free_port
 
 DEFAULT_DBNAME = "databricks_postgres"
 SUPERUSER = "postgres"
@@ -500,6 +501,15 @@ class PostgresServer:
     def connect_superuser(self, dbname: str | None = None) -> psycopg.Connection:
         return psycopg.connect(self.superuser_dsn_for(dbname or self.dbname), autocommit=True)
 
+    def query(
+        self, statement: str | sql.Composable, params: Sequence[Any] | Mapping[str, Any] = (), dbname: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """One statement as the superuser, on a connection of its own (autocommit): its rows, [] when it returns
+        none. The one way tests read and set up what the app's roles cannot see (other users' rows, catalogs)."""
+        with self.connect_superuser(dbname) as conn:
+            cursor = conn.execute(statement, params)
+            return [tuple(row) for row in cursor] if cursor.description else []
+
     @property
     def sslmode(self) -> str:
         return "require" if self.tls else "disable"
@@ -569,22 +579,18 @@ class PostgresServer:
 
     def set_password(self, role: str, password: str, valid_until: dt.datetime) -> None:
         """ALTER ROLE ... PASSWORD ... VALID UNTIL ... (the password is never logged)."""
-        with self.connect_superuser() as conn:
-            conn.execute(
-                sql.SQL("ALTER ROLE {} WITH PASSWORD {} VALID UNTIL {}").format(
-                    sql.Identifier(role),
-                    sql.Literal(password),
-                    sql.Literal(_aware(valid_until).isoformat()),
-                )
+        self.query(
+            sql.SQL("ALTER ROLE {} WITH PASSWORD {} VALID UNTIL {}").format(
+                sql.Identifier(role),
+                sql.Literal(password),
+                sql.Literal(_aware(valid_until).isoformat()),
             )
+        )
 
     def expire_password(self, role: str) -> None:
         """Make the role's current password unusable for new logins (VALID UNTIL in the past)."""
         past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-        with self.connect_superuser() as conn:
-            conn.execute(
-                sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(sql.Identifier(role), sql.Literal(past.isoformat()))
-            )
+        self.query(sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(sql.Identifier(role), sql.Literal(past.isoformat())))
 
     def terminate_backends(
         self,
@@ -595,20 +601,19 @@ class PostgresServer:
     ) -> int:
         """pg_terminate_backend() every client session matching the filters, on this server's database
         (or on every database); returns the count."""
-        with self.connect_superuser() as conn:
-            row = conn.execute(
-                """
-                SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))
-                FROM pg_stat_activity
-                WHERE pid <> pg_backend_pid()
-                  AND backend_type = 'client backend'
-                  AND (%(every)s OR datname = %(db)s)
-                  AND (%(u)s::text IS NULL OR usename = %(u)s::text)
-                  AND (%(a)s::text IS NULL OR application_name = %(a)s::text)
-                """,
-                {"every": every_database, "db": self.dbname, "u": usename, "a": application_name},
-            ).fetchone()
-        return int(row[0])
+        ((count,),) = self.query(
+            """
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))
+            FROM pg_stat_activity
+            WHERE pid <> pg_backend_pid()
+              AND backend_type = 'client backend'
+              AND (%(every)s OR datname = %(db)s)
+              AND (%(u)s::text IS NULL OR usename = %(u)s::text)
+              AND (%(a)s::text IS NULL OR application_name = %(a)s::text)
+            """,
+            {"every": every_database, "db": self.dbname, "u": usename, "a": application_name},
+        )
+        return int(count)
 
     def create_database_for(self, role: str) -> str:
         """A new database only ``role`` may use (CONNECT, CREATE): a test starts with no schema left by another."""
@@ -629,16 +634,15 @@ class PostgresServer:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
     def backend_count(self, usename: str | None = None) -> int:
-        with self.connect_superuser() as conn:
-            row = conn.execute(
-                """
-                SELECT count(*) FROM pg_stat_activity
-                WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = %(db)s
-                  AND (%(u)s::text IS NULL OR usename = %(u)s::text)
-                """,
-                {"db": self.dbname, "u": usename},
-            ).fetchone()
-        return int(row[0])
+        ((count,),) = self.query(
+            """
+            SELECT count(*) FROM pg_stat_activity
+            WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = %(db)s
+              AND (%(u)s::text IS NULL OR usename = %(u)s::text)
+            """,
+            {"db": self.dbname, "u": usename},
+        )
+        return int(count)
 
     def read_log(self) -> str:
         if self.logfile and self.logfile.exists():
