@@ -56,8 +56,8 @@ def _post_item(owner: str, title: str) -> bytes:
 def request_bytes(mode: str, i: int, n: int) -> bytes:
     if mode == "reads":
         return b"GET /api/items HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Email: reader0@example.com\r\n\r\n"
-    if mode == "writes":
-        return _post_item("writer0@example.com", f"item {i}-{n}")
+    if mode == "writes":  # a new owner every 50 items: none comes near the rendered app's per-user item limit
+        return _post_item(f"writer{i}-{n // 50}@example.com", f"item {i}-{n}")
     if mode == "items":
         if (i + n) % 5 == 0:
             return _post_item(f"writer{i}@example.com", f"item {i}-{n}")
@@ -147,10 +147,15 @@ def run_load(ports: list[int], mode: str, clients: int, seconds: float, timeout:
     return asyncio.run(_load(ports, mode, clients, seconds, timeout))
 
 
-# wrk's request for mode "writes": every request a POST of one item (wrk's Lua API: wrk.method, body, headers)
-WRK_POST = """wrk.method = "POST"
-wrk.body = '{"title": "written by wrk"}'
-wrk.headers["Content-Type"] = "application/json"
+# wrk's request for mode "writes": every request a POST of one item, a new owner every 50 per wrk thread (wrk's Lua
+# API, https://github.com/wg/wrk/blob/master/SCRIPTING: request() returns wrk.format(method, path, headers, body))
+WRK_POST = """counter = 0
+request = function()
+  counter = counter + 1
+  local owner = "writer" .. math.floor(counter / 50) .. "@example.com"
+  local headers = {["Content-Type"] = "application/json", ["X-Forwarded-Email"] = owner}
+  return wrk.format("POST", nil, headers, '{"title": "written by wrk"}')
+end
 """
 
 

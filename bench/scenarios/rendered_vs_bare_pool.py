@@ -11,12 +11,20 @@ of their cost per request; CPU ms per request (app + its backends, /proc) hardly
 from __future__ import annotations
 
 import threading
+from collections import Counter
 
 from bench.core import API_FRAMEWORKS, App, Bench
 from bench.loadgen import LoadResult, run_load, run_wrk
 from bench.observe import cpu_ms, cpu_seconds, used
 
-COLUMNS = ("delay ms", "pair", "mode", "app", "req/s", "p50 ms", "p99 ms", "req/s vs bare", "p99 vs bare", "CPU ms/req")
+COLUMNS = ("delay ms", "pair", "mode", "app", "req/s", "p50 ms", "p99 ms", "req/s vs bare", "p99 vs bare", "CPU ms/req",
+           "failed")  # fmt: skip
+
+
+def failures(results: list[LoadResult]) -> str:
+    errors = sum((r.errors for r in results), start=Counter())
+    causes = ", ".join(f"{k}: {v}" for k, v in errors.most_common(2))
+    return f"{sum(r.failed for r in results)}" + (f" ({causes})" if causes else "")
 
 
 def median(values: list[float]) -> float:
@@ -64,10 +72,12 @@ def run(b: Bench) -> None:
         pg, stub = (b.pg, b.stub) if not delay else b.new_server(delay_ms=delay)[:2]
         for framework, driver in pairs:
             runs: dict[tuple[str, str], list[LoadResult]] = {}
+            print(f"  {delay:g} ms {framework}:{driver}: starting", flush=True)
             apps = start_all(b, pg, stub, framework, driver, ref, notes)
             try:
                 for mode in ("reads", "writes"):
-                    for _ in range(rounds):
+                    for r in range(rounds):
+                        print(f"  {mode} round {r + 1}: {', '.join(k for k, _ in apps)} at once", flush=True)
                         load_at_once(b, pg, mode, apps, runs)
                 for _, app in apps[1:]:
                     b.stop(app)
@@ -109,6 +119,7 @@ def verdict(
                 "req/s vs bare": f"{median(ratios):.2f}" if kind != "bare" else "1",
                 "p99 vs bare": f"{median(tails):.2f}" if kind != "bare" else "1",
                 "CPU ms/req": f"{median([cpu_ms(r) for r in results]):.2f}",
+                "failed": failures(results),
             }
         )
         return {"ratio": median(ratios), "tail": median(tails), "ratios": ratios}
@@ -121,7 +132,8 @@ def verdict(
     over_cpr = mine[0].rps / cpr[0].rps if cpr[0].rps else float("inf")
     rows.append({"delay ms": f"{delay:g}", "pair": pair, "mode": mode, "app": "connect-per-request",
                  "req/s": f"{cpr[0].rps:.0f}", "p50 ms": f"{cpr[0].pct(0.5):.1f}", "p99 ms": f"{cpr[0].pct(0.99):.1f}",
-                 "req/s vs bare": f"rendered {over_cpr:.1f}x it (loaded with it)", "CPU ms/req": f"{cpu_ms(cpr[0]):.2f}"})  # fmt: skip
+                 "req/s vs bare": f"rendered {over_cpr:.1f}x it (loaded with it)", "CPU ms/req": f"{cpu_ms(cpr[0]):.2f}",
+                 "failed": f"{failures(cpr)}; rendered with it: {failures(mine)}"})  # fmt: skip
     notes.append(
         f"- {delay:g} ms, {pair} {mode}: rendered/bare per round {', '.join(f'{x:.2f}' for x in rendered['ratios'])}"
     )

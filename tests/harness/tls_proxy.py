@@ -207,6 +207,8 @@ async def _serve(client_r, client_w, backend: int, tls, delay: float, trace: boo
             task.cancel()
     except (OSError, asyncio.IncompleteReadError, ssl.SSLError):
         pass  # a client or the server went away: close both sides, as a dropped TCP connection would
+    except asyncio.CancelledError:
+        pass  # SIGTERM with connections open: they close with the proxy
     finally:
         if conn is not None:
             conn.open = False
