@@ -49,7 +49,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         default="f84ef24",
         help="rendered_vs_bare_pool: also run the app rendered from this commit of this repository ('' : none)",
     )
-    parser.add_argument("--start-runs", type=int, default=3, help="startup: warm starts per framework")
+    parser.add_argument("--start-runs", type=int, default=2, help="startup: warm starts per framework")
     parser.add_argument("--start-combos", default="streamlit:psycopg3,dash:psycopg3,gradio:psycopg3,"
                         "flask:psycopg3,fastapi:asyncpg", help="startup: one framework:driver per framework")  # fmt: skip
     parser.add_argument("--write-results", action="store_true", help="rewrite bench/RESULTS.md with this run")

@@ -12,7 +12,7 @@ from bench.loadgen import run_load
 
 def run(b: Bench) -> None:
     pg, stub, sampler = b.pg, b.stub, b.sampler
-    seconds = 12 if b.args.short else 20  # two credential lifetimes and a renewal
+    seconds = 12 if b.args.short else 15  # a credential lifetime and a half, with a renewal
     every = 2.0 if b.args.short else 3.0
     rows = []
     stub.ttl_seconds = 10
