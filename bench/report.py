@@ -89,7 +89,9 @@ Targets (printed by the run, never asserted; the invariants are asserted in CI b
 - start-up, warm (the app environment exists), the command to the first served request: <= 2 s for Flask and FastAPI.
 
 Each section says the commit and the machine's load average (1 minute) it ran at: on a busy machine absolute req/s
-and latencies are low and noisy, the ratios of apps loaded at once are what to read.
+and latencies are low and noisy, the ratios of apps loaded at once are what to read. In rendered_vs_bare_pool, the
+`@<commit>` rows are the app rendered from that commit of this repository (`--compare-ref`, default f84ef24: before
+the owner role and migrations by the deployer), loaded in the same rounds as today's app and the bare pool.
 """
 
 
