@@ -275,14 +275,15 @@ def _check_app_role(conn: Connection, app: str) -> None:
 
 
 def _grant(conn: Connection, app: str) -> None:
-    """What the app's role may do, in one transaction: USAGE and DML, SELECT only on the version table, the same
-    on what later migrations add, and CONNECT on the database, which PUBLIC no longer has where we can say so."""
+    """What the app's role may do, in one transaction: USAGE, DML and EXECUTE, SELECT only on the version table,
+    the same on what later migrations add, and CONNECT on the database, which PUBLIC no longer has where we can."""
     role = quoted(app)
     for statement in (
         f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role}",
         f"REVOKE CREATE ON SCHEMA {SCHEMA} FROM {role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO {role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {role}",
+        f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {SCHEMA} TO {role}",  # items_for() (0004): not PUBLIC's
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {SCHEMA}.{VERSION_TABLE} FROM {role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {SCHEMA} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {SCHEMA} GRANT USAGE, SELECT ON SEQUENCES TO {role}",
