@@ -46,6 +46,7 @@ KEEP_ONLY_FOR = {
     "app/static/app.js": ("framework", {"flask", "fastapi"}),
     "app/json_api.py": ("framework", {"flask", "fastapi"}),  # the JSON API's HTTP shape
     "app/body_cap.py": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # Streamlit: its own flags
+    "app/serving.py": ("framework", {"flask", "dash"}),  # WSGI on gunicorn's asyncio worker
     "app/items/api.py": ("framework", {"flask", "fastapi"}),  # the feature's routes: a blueprint or a router
     "app/static": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # style.css; Streamlit has its theme
     "app/security.py": ("framework", {"flask", "fastapi", "dash", "gradio"}),  # Streamlit: its own flags

@@ -2,11 +2,13 @@
 
 The setup installs Debian's chromium and chromium-driver when they are missing. The browser only
 talks to the app on 127.0.0.1. Each page is served with its security headers, and the browser's console must
-report no Content-Security-Policy violation. Screenshots of each first screen are kept in artifacts/screenshots/
-(the README shows the copies in docs/screenshots/).
+report no Content-Security-Policy violation and no 404 (a page that names no icon makes every load ask for
+/favicon.ico); the app's access log shows none either. Screenshots of each first screen, empty and with an
+item, are kept in artifacts/screenshots/ (the README shows copies in docs/screenshots/).
 """
 
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -130,8 +132,9 @@ def delete_row(driver: WebDriver, framework: str, title: str) -> None:
     until(driver, lambda d: title not in d.find_element(By.TAG_NAME, "body").text)
 
 
-def csp_violations(driver: WebDriver) -> list[str]:
-    return [entry["message"] for entry in driver.get_log("browser") if "Content Security Policy" in entry["message"]]
+def not_found(console: list[str], log: str) -> list[str]:
+    """What the page asked for and did not get: 404s in the browser's console and in the app's access log."""
+    return [line for line in console if "status of 404" in line] + re.findall(r'.*" 404\b.*', log)
 
 
 def assert_served_with_security_headers(url: str, framework: str) -> None:
@@ -157,6 +160,8 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
         browser.get(app.sign_in_url)  # the address run.py prints, with its key
         until(browser, lambda d: EMPTY in d.find_element(By.TAG_NAME, "body").text, "the empty state")
         until(browser, lambda d: "local.user@example.com" in d.find_element(By.TAG_NAME, "body").text, "who")
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOTS / f"{framework}-empty.png"))  # what a first visit shows
         add_item(browser, framework, title)
         browser.refresh()  # listed from the database, not just echoed by the page
         until(browser, lambda d: title in d.find_element(By.TAG_NAME, "body").text)
@@ -164,7 +169,6 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
         assert f"Browser {framework}" in text and "local.user@example.com" in text and EMPTY not in text, text
         assert "UTC" in text or framework in ("flask", "fastapi"), text  # a date a person reads, not ISO
         assert "T" not in "".join(w for w in text.split() if w[:4].isdigit() and "-" in w), text  # no 2026-11-30T..
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         browser.save_screenshot(str(SCREENSHOTS / f"{framework}.png"))
         if framework != "gradio":  # Gradio picks the row by title in a dropdown; tests/test_e2e.py drives it
             keeper = f"kept via {framework}"
@@ -173,6 +177,11 @@ def test_ui_creates_and_lists_an_item_in_a_real_browser(tmp_path: Path, browser:
             browser.refresh()  # the database, not the page, says what is left
             until(browser, lambda d: keeper in d.find_element(By.TAG_NAME, "body").text)
             assert title not in browser.find_element(By.TAG_NAME, "body").text
-        violations = csp_violations(browser)
+        console = [entry["message"] for entry in browser.get_log("browser")]  # reading it empties it
+        violations = [line for line in console if "Content Security Policy" in line]
         assert not violations, violations
+        log = app.log.read_text(errors="replace")
+        assert framework not in ("flask", "fastapi") or '"GET /api/items' in log, log[-2000:]  # it logs requests
+        missing = not_found(console, log)  # e.g. the /favicon.ico a browser asks for when the page names none
+        assert not missing, missing
         print(f"{framework}: browser create+list {time.monotonic() - started:.1f} s")

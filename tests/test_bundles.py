@@ -8,6 +8,7 @@ databricks.yml is checked as a file against the CLI's own `bundle schema`.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -242,8 +243,13 @@ def test_the_deploy_workflow_gives_each_job_one_identity_and_least_privilege(ren
         assert set(job["permissions"]) <= {"id-token", "contents", "pull-requests"}, name
         assert job["env"]["DATABRICKS_CLIENT_ID"] == "${{ vars.DATABRICKS_CLIENT_ID }}", name  # the environment's
         assert job["environment"] == ("prod" if name == "prod" else "staging" if name == "staging" else "preview")
-        cli = [s["uses"] for s in job["steps"] if s.get("uses", "").startswith("databricks/setup-cli@")]
-        assert cli == ["databricks/setup-cli@6bb7075f85b326f8b9ce160933dfe9bcd63c8121"], (name, cli)  # v1.13.0
+        # the CLI is built from .github/databricks-cli (go.sum, sum.golang.org), never downloaded unchecked
+        uses = [s["uses"].split("@")[0] for s in job["steps"] if "uses" in s]
+        assert "databricks/setup-cli" not in uses and "actions/cache" not in uses, (name, uses)  # nothing unchecked
+        assert "actions/setup-go" in uses, (name, uses)
+        build = [s for s in job["steps"] if s.get("id") == "databricks-cli"]
+        assert [s["run"] for s in build] == ["bash .github/databricks-cli/build.sh"], (name, build)
+        assert re.fullmatch(r"go1\.\d+\.\d+", build[0]["env"]["GOTOOLCHAIN"]), build  # an exact, checked toolchain
         deploys_prod = "-t prod" in str([s.get("run") for s in job["steps"]])
         assert deploys_prod == (name == "prod"), name
     assert triggers["push"]["tags"] == ["v*"]

@@ -665,7 +665,13 @@ def test_api_limits(answers, tmp_path, pg_server, workspace_stub, deployment):
                         )  # takes the one connection
                         until_waiting_on_a_lock(pg_server, client.role, stuck)
                         assert_busy(requests.get(api, headers=alice, timeout=HANG_GUARD))  # the pool is exhausted
-                        assert_busy(stuck.result())  # the limit ended the stuck query
+                        ended = stuck.result()
+                        assert_busy(ended)  # the limit ended the stuck query
+                        line = ended.json()["error"]
+                        if stopper == "lock_timeout":  # the one line names the lock, and what to do
+                            assert "lock_timeout" in line and "try again shortly" in line, line
+                        else:
+                            assert "lock" not in line and "try again shortly" in line, line
                 items = requests.get(api, headers=alice, timeout=HANG_GUARD)
                 assert items.status_code == 200 and [i["title"] for i in items.json()] == ["one"], items.text
             except BaseException:

@@ -2,7 +2,7 @@
 versions of the template, whose app owned its schema) move to the owner / app role split keeping every row and
 owner; an app started before the migration answers 503 naming it and serves once it ran, without a restart; a
 failed migration changes nothing; `sql` prints a migration's DDL; and the schema walkthrough of the rendered
-README works as written."""
+docs/change-the-schema.md works as written, through to the new column in GET /api/items."""
 
 from __future__ import annotations
 
@@ -149,12 +149,25 @@ def walkthrough(page: Path) -> list[tuple[str, str]]:
     return [(lang, textwrap.dedent(body)) for lang, body in CODE_BLOCK.findall(section)]
 
 
+# A step's edit in words: "in `app/items/queries.py`, replace each `a` with `b` (once: ..." or "(4 times: ...".
+REPLACE_EACH = re.compile(r"in `(app/[^`]+)`, replace each `([^`]+)` with\s+`([^`]+)`\s+\((once|\d+ times)")
+
+
+def replacements(page: Path) -> list[tuple[str, str, str, int]]:
+    """The edits docs/change-the-schema.md asks for in words, before "A new table": (file, old, new, how often)."""
+    section = page.read_text().split("\n## ", 1)[0]
+    found = [(f, a, b, 1 if n == "once" else int(n.split()[0])) for f, a, b, n in REPLACE_EACH.findall(section)]
+    assert found, "the walkthrough names no edit of the queries"
+    return found
+
+
 def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
     """Do what each step of the README says, in app/, against the database in ``env``; returns the new migration."""
     app = project / "app"
     versions = app / "migrations" / "versions"
     models = app / "items" / "models.py"
-    for lang, body in walkthrough(project / "docs" / "change-the-schema.md"):
+    page = project / "docs" / "change-the-schema.md"
+    for lang, body in walkthrough(page):
         if lang == "bash":
             for line in body.strip().splitlines():
                 args = shlex.split(line)
@@ -171,6 +184,12 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
             start = text.index("items = Table(")
             end = text.index("\n)\n", start) + 3
             models.write_text(text[:start] + body + text[end:])
+        elif body.startswith("class Item("):  # FastAPI's response model, with the new field
+            api = app / "items" / "api.py"
+            text = api.read_text()
+            start = text.index("class Item(")
+            end = text.index("\n\n\n", start) + 1
+            api.write_text(text[:start] + body + text[end:])
         elif body.startswith("def upgrade"):  # the SQL that replaces the new file's empty upgrade()
             (migration,) = versions.glob("0004_*.py")
             text = migration.read_text()
@@ -179,6 +198,10 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
         else:  # a line for the end of upgrade()
             (migration,) = versions.glob("0004_*.py")
             migration.write_text(migration.read_text() + textwrap.indent(body, "    "))
+    for name, old, new, times in replacements(page):  # the queries name the new column
+        path = project / name
+        assert path.read_text().count(old) == times, (name, old, path.read_text())
+        path.write_text(path.read_text().replace(old, new))
     (migration,) = versions.glob("0004_*.py")
     return migration
 
@@ -286,8 +309,11 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
         # The same apps, not restarted, serve now.
         status = apprunner.healthz_at_once(apps)
         assert status == {0: 200, 1: 200}, (status, [a.log_text()[-3000:] for a in apps])
-        for app in apps:
-            assert [t for _, t, _ in HttpApi(app.url).list(ALICE)] == ["open item", "finished item"]
+        for app in apps:  # the API answers the new column, filled in by the backfill
+            listed = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=HANG_GUARD)
+            assert listed.status_code == 200, listed.text
+            answered = [(item["title"], item["priority"]) for item in listed.json()]
+            assert answered == [("open item", 1), ("finished item", 0)], listed.text
     finally:
         for app in apps:
             apprunner.stop(app)

@@ -14,6 +14,8 @@ import os
 import select
 import socket
 import struct
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -201,3 +203,69 @@ def test_a_10_mb_body_is_refused_unread(running: tuple[str, apprunner.App]) -> N
     grown = growth(before)
     assert max(grown.values()) < GROWTH, {pid: f"{size / 2**20:.1f} MiB" for pid, size in grown.items()}
     assert requests.get(f"{app.url}/{'_stcore/health' if framework == 'streamlit' else 'healthz'}").ok  # serves on
+
+
+# ---------------------------------------------------------------------------------------------- slow clients
+SLOW_CLIENTS = 20
+GTHREAD_SLOTS = 8  # one gunicorn gthread worker's pool (--threads=8), as the app ran before: the attack fills it
+# /healthz's own deadline: its ping waits 2 s for a connection (database/pooled.py, ping), plus 1 s for the answer
+HEALTH_DEADLINE = 3.0
+
+
+def server_side(port: int) -> list[tuple[str, int]]:
+    """The app's side of the established connections on `port`, as the kernel reports them: (peer, bytes received
+    and not yet read by the app)."""
+    found = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as lines:
+            for line in list(lines)[1:]:
+                fields = line.split()
+                local, peer, state, queues = fields[1], fields[2], fields[3], fields[4]
+                if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
+                    found.append((peer, int(queues.split(":")[1], 16)))
+    return found
+
+
+@pytest.mark.parametrize("running", ["flask", "dash"], indirect=True)
+def test_slow_clients_do_not_starve_healthz(running: tuple[str, apprunner.App]) -> None:
+    """20 clients each declare a body at the cap and send it a byte at a time; meanwhile /healthz still answers
+    within its own deadline, and so does a normal request."""
+    framework, app = running
+    host, port = app.url.removeprefix("http://").split(":")
+    method, path = ROUTES[framework][0]
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nX-Forwarded-Email: {ALICE}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {16 * 1024}\r\n\r\n{{"
+    ).encode()
+    requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)  # warm: the first call opens the pool
+    stop = threading.Event()
+    clients = [socket.create_connection((host, int(port)), timeout=HANG_GUARD) for _ in range(SLOW_CLIENTS)]
+
+    def trickle() -> None:
+        while not stop.wait(0.2):  # one byte of JSON whitespace per client, five times a second
+            for client in clients:
+                with contextlib.suppress(OSError):
+                    client.sendall(b" ")
+
+    for client in clients:
+        client.sendall(head)
+    sender = threading.Thread(target=trickle, daemon=True)
+    sender.start()
+    try:
+        # until the app has taken up as many trickling requests as the old thread pool could hold (the kernel
+        # shows their bytes read by the app)
+        deadline = time.monotonic() + HANG_GUARD
+        while sum(1 for _, unread in server_side(int(port)) if unread == 0) < GTHREAD_SLOTS:
+            assert time.monotonic() < deadline and app.proc.poll() is None, server_side(int(port))
+            time.sleep(0.05)
+        for url in (f"{app.url}/healthz", f"{app.url}/api/me" if framework == "flask" else f"{app.url}/"):
+            try:
+                answer = requests.get(url, headers={"X-Forwarded-Email": ALICE}, timeout=HEALTH_DEADLINE)
+            except requests.Timeout:
+                pytest.fail(f"{url} gave no answer within {HEALTH_DEADLINE} s while {SLOW_CLIENTS} clients trickled")
+            assert answer.ok, (url, answer.status_code, answer.text[:300])
+    finally:
+        stop.set()
+        sender.join()
+        for client in clients:
+            client.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 import uuid
@@ -76,7 +77,7 @@ class Team:
         self.front = WorkspaceFront(server.url, uuid.uuid4().hex, self.lakebase)
         self.oidc = GitHubOidc()
         readme = project_docs(self.root)
-        for environment, client_id in DEPLOYERS.items():  # README "Deploying from GitHub", step 1
+        for environment, client_id in DEPLOYERS.items():  # docs/deploying-from-github.md, step 2
             self.front.trust(client_id, f"repo:{REPO}:environment:{environment}", policy_audience(readme))
         self.scratch = tmp / "runs"
         self.github = tmp / "github"
@@ -99,7 +100,7 @@ class Team:
             REPO,
             variables={"DATABRICKS_HOST": self.front.url},
             environments={name: {"DATABRICKS_CLIENT_ID": client_id} for name, client_id in DEPLOYERS.items()},
-            deployment_refs={"prod": ["refs/tags/v*"], "staging": ["refs/heads/main"]},  # README, step 2
+            deployment_refs={"prod": ["refs/tags/v*"], "staging": ["refs/heads/main"]},  # docs: step 3
         )
         self.runs: list[tuple[str, Run]] = []
 
@@ -604,8 +605,20 @@ def test_a_pull_requests_summary_shows_its_schema_change(tmp_path: Path) -> None
     assert "**not additive**" in drop, summary
 
 
+def readme_deploy_line(root: Path) -> list[str]:
+    """The rendered README's "Deploy to dev": install the CLI, log in, then the one deploy command, in that order."""
+    section = (root / "README.md").read_text().split("## Deploy to dev\n", 1)[1].split("\n## ", 1)[0]
+    steps = ["Install the Databricks CLI", "databricks auth login --host", "DATABRICKS_CONFIG_PROFILE", "deploy.py"]
+    places = [section.find(step) for step in steps]
+    assert -1 not in places and places == sorted(places), dict(zip(steps, places, strict=True))
+    (line,) = [line.strip() for line in section.splitlines() if "scripts/deploy.py deploy dev" in line]
+    return shlex.split(line)
+
+
 def test_a_developer_deploys_dev_with_one_command(team: Team) -> None:
-    """`python3 scripts/deploy.py deploy dev`: deploy, migrations as the owner role, run, as the developer."""
+    """The README's `.venv/bin/python scripts/deploy.py deploy dev`: deploy, migrations as the owner role, run."""
+    command = readme_deploy_line(team.root)
+    assert command[0] == ".venv/bin/python", command  # the project's venv (here the one the tests share)
     env = {
         "PATH": f"{team.bin}:/usr/local/bin:/usr/bin:/bin",
         "HOME": str(team.scratch / "developer"),
@@ -617,7 +630,7 @@ def test_a_developer_deploys_dev_with_one_command(team: Team) -> None:
         **team.database_env(),
     }
     done = subprocess.run(
-        [str(app_python()), "scripts/deploy.py", "deploy", "dev"],
+        [str(app_python()), *command[1:]],
         cwd=team.root,
         env=env,
         capture_output=True,
@@ -694,8 +707,28 @@ def test_the_audit_sees_what_it_must(tmp_path: Path) -> None:
 def test_dependabot_keeps_pins_and_requirements_current(tmp_path: Path) -> None:
     config = yaml.safe_load((render(tmp_path) / ".github" / "dependabot.yml").read_text())
     updates = {(u["package-ecosystem"], u["directory"]) for u in config["updates"]}
-    assert {("github-actions", "/"), ("pip", "/app"), ("pip", "/")} <= updates
+    assert {("github-actions", "/"), ("pip", "/app"), ("pip", "/"), ("gomod", "/.github/databricks-cli")} <= updates
     for path in (render(tmp_path / "p", lakebase="provisioned", create_database=False) / ".github").rglob("*.yml"):
         for line in path.read_text().splitlines():
             if "uses:" in line:  # a full commit SHA and the version beside it, which Dependabot updates together
                 assert re.search(r"@[0-9a-f]{40}  # v\d+\.\d+\.\d+$", line), line
+
+
+def test_the_cli_the_workflows_build_is_the_one_the_tests_deploy_with(tmp_path: Path) -> None:
+    """The rendered .github/databricks-cli pins the CLI release, and every module checksum, of
+    tests/databricks_cli/newest (which scripts/databricks-cli.sh builds for the workflow runs above), at or above
+    the bundle's databricks_cli_version floor; a plain `go build` there would report a dev version instead."""
+    root = render(tmp_path)
+    module = root / ".github" / "databricks-cli"
+    pin = re.compile(r"^require github\.com/databricks/cli (v[0-9.]+)", re.M)
+    built, ours = (
+        pin.search((module / "go.mod").read_text()),
+        pin.search((ROOT / "tests" / "databricks_cli" / "newest" / "go.mod").read_text()),
+    )
+    assert built and ours and built.group(1) == ours.group(1), (built, ours)
+    sums = set((module / "go.sum").read_text().splitlines())
+    assert sums and sums <= set((ROOT / "tests" / "databricks_cli" / "newest" / "go.sum").read_text().splitlines())
+    floor = re.search(r'databricks_cli_version: ">= ([0-9.]+)"', (root / "databricks.yml").read_text())
+    assert floor and tuple(map(int, built.group(1)[1:].split("."))) >= tuple(map(int, floor.group(1).split(".")))
+    script = (module / "build.sh").read_text()
+    assert "-mod=readonly" in script and "internal/build.buildVersion=" in script, script

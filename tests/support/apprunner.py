@@ -43,7 +43,7 @@ def framework_of(project: Path) -> str:
     if cmd[0] == "streamlit":
         return "streamlit"
     if cmd[0] == "gunicorn":
-        return "dash" if "main:server" in cmd else "flask"
+        return "dash" if "from dash import" in main else "flask"
     return "gradio" if "import gradio" in main else "fastapi"
 
 

@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 import body_cap
 import items
+import serving
 from database import DatabaseBusy, database, healthy, problem, said
 from identity import WRONG_HOST, NotSignedIn, current_user, local_sign_in, wrong_host
 from input_error import InputError
@@ -180,3 +181,7 @@ def headers(response: flask.Response) -> flask.Response:
 # dash/dash.py _setup_server). Set up here, once per process, before any request is served.
 with server.test_request_context():
     app._setup_server()
+
+# What gunicorn serves (app.yaml): this app on gunicorn's asyncio worker, each request read whole before a thread
+# runs it, so that clients sending slowly hold no thread (serving.py).
+served = serving.Buffered(server)

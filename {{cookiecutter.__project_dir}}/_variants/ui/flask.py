@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import body_cap
 import json_api
+import serving
 from database import DatabaseBusy, healthy, problem, said
 from identity import NotSignedIn, current_user, local_sign_in
 from input_error import InputError
@@ -99,3 +100,7 @@ def me() -> Any:
 
 # One blueprint per feature, each in its own package (items/api.py); a second feature adds its line here.
 app.register_blueprint(items_api)
+
+# What gunicorn serves (app.yaml): this app on gunicorn's asyncio worker, each request read whole before a thread
+# runs it, so that clients sending slowly hold no thread (serving.py).
+served = serving.Buffered(app)

@@ -25,7 +25,7 @@ from .credentials import password_source
 from .pooled import DatabaseBusy, DatabaseUnavailable, _sqlstate
 from .schema import REVISIONS, MigrationFailed, NotMigrated, check_revisions, revisions_or_pending
 from .settings import load_settings
-from .unavailable import available, last_cause, unavailable
+from .unavailable import LOCK_WAIT, available, last_cause, unavailable
 
 __all__ = [
     "Database",
@@ -118,6 +118,8 @@ def said(error: DatabaseBusy) -> str:
     login, ...), never the driver's own text; or that it is busy."""
     if isinstance(error, NotMigrated | DatabaseUnavailable):
         return str(error)
+    if error.__cause__ is not None and _sqlstate(error.__cause__) == "55P03":
+        return LOCK_WAIT
     return "the database is busy: try again shortly"
 
 

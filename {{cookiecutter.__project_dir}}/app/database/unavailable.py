@@ -22,6 +22,11 @@ LOGIN = (
 )
 NO_DATABASE = "the database PGDATABASE names does not exist (or PGUSER may not connect to it): check PGDATABASE"
 UNREACHABLE = "cannot reach the database at PGHOST:PGPORT: check them, and that the Lakebase compute is running"
+# lock_not_available: lock_timeout ended a wait for a lock someone else held (the app itself takes none)
+LOCK_WAIT = (
+    "the database is busy: a lock on its tables was held past lock_timeout (a schema change or another long "
+    "transaction): try again shortly"
+)
 CREDENTIAL = (
     "could not mint a Lakebase credential with databricks-sdk: check the app's Lakebase resource in databricks.yml "
     "(and, locally, DATABRICKS_CONFIG_PROFILE)"
