@@ -13,7 +13,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -192,9 +192,7 @@ class Database(Pooled[asyncpg.Connection]):
         query, args = _bind(sql, params, user)
         return [dict(record) for record in await conn.fetch(query, *args)]
 
-    async def _rows_as(
-        self, conn: asyncpg.Connection, user: str, sql: Query | str, params: Params | None
-    ) -> list[Row]:
+    async def _rows_as(self, conn: asyncpg.Connection, user: str, sql: Query | str, params: Params | None) -> list[Row]:
         if isinstance(sql, Query) and USER in sql.names:
             # items_for(user) sets the user and reads in one statement (migration 0004): one round trip
             return await self._rows(conn, sql, params, user)

@@ -97,7 +97,9 @@ class Database(Pooled[psycopg.Connection]):
     def _count(self, conn: psycopg.Connection, sql: str, params: Params | None) -> int:
         return conn.execute(sql, params).rowcount
 
-    def _begin(self, conn: psycopg.Connection, user: str | None, statements: Statements, returning: bool) -> tuple[str, Done]:
+    def _begin(
+        self, conn: psycopg.Connection, user: str | None, statements: Statements, returning: bool
+    ) -> tuple[str, Done]:
         # BEGIN, the transaction's id and the statements in one round trip: sent together, then one Sync, and
         # nothing read before it. COMMIT goes only once the id is here (pooled.py), so no fewer than two.
         with conn.pipeline():

@@ -21,7 +21,18 @@ from sqlalchemy.exc import TimeoutError as QueuePoolTimeout
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import connect_args
-from .pooled import CURRENT_TRANSACTION, SET_USER, ConnectionLost, DatabaseBusy, Done, Params, Pooled, Row, Statements, session_ended
+from .pooled import (
+    CURRENT_TRANSACTION,
+    SET_USER,
+    ConnectionLost,
+    DatabaseBusy,
+    Done,
+    Params,
+    Pooled,
+    Row,
+    Statements,
+    session_ended,
+)
 from .settings import Settings
 
 _DIALECT = PGDialect_psycopg()

@@ -29,7 +29,7 @@ down_revision = "0003"
 
 def upgrade() -> None:
     op.execute(
-        f"CREATE FUNCTION items_for(app_user text) RETURNS SETOF {SCHEMA}.items "
+        f"CREATE FUNCTION items_for(app_user text) RETURNS SETOF {SCHEMA}.items "  # noqa: S608 (SCHEMA: a constant)
         "LANGUAGE sql VOLATILE SECURITY INVOKER SET search_path = pg_catalog, pg_temp "
         "AS $$ SELECT pg_catalog.set_config('app.user', app_user, true); "
         f"SELECT * FROM {SCHEMA}.items $$"
