@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 
+from tests.harness.ports import free_port
 from tests.support import apprunner, feature_walkthrough
 from tests.support.appenv import app_python
 from tests.support.http_api import ALICE, BOB, HttpApi
-from tests.support.ports import free_port
 from tests.support.template import render
 from tests.support.waiting import HANG_GUARD
 
@@ -46,14 +46,12 @@ def fingerprints(root: Path) -> dict[str, str]:
 
 
 def notes_in_db(pg_server: Any, dbname: str) -> list[tuple[str, str]]:
-    with pg_server.connect_superuser(dbname) as conn:
-        return [tuple(r) for r in conn.execute("SELECT owner, text FROM app_data.notes ORDER BY id")]
+    return pg_server.query("SELECT owner, text FROM app_data.notes ORDER BY id", dbname=dbname)
 
 
 def row_security_forced(pg_server: Any, dbname: str) -> bool:
-    with pg_server.connect_superuser(dbname) as conn:
-        sql = "SELECT relforcerowsecurity FROM pg_class WHERE oid = 'app_data.notes'::regclass"
-        return conn.execute(sql).fetchone()[0]
+    sql = "SELECT relforcerowsecurity FROM pg_class WHERE oid = 'app_data.notes'::regclass"
+    return pg_server.query(sql, dbname=dbname)[0][0]
 
 
 def use_json_api(url: str) -> None:

@@ -8,9 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.harness.ports import free_port
 from tests.support.appenv import app_python
 from tests.support.databricks_cli import Cli, FakeWorkspace, tools
-from tests.support.ports import free_port
 from tests.support.template import project_docs, render
 from tests.support.waiting import HANG_GUARD
 

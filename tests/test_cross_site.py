@@ -17,12 +17,13 @@ import pytest
 import requests
 import websocket
 
+from tests.harness.ports import free_port
 from tests.support import apprunner
+from tests.support.app_data import rows_in_db
 from tests.support.http_api import ALICE
-from tests.support.ports import free_port
 from tests.support.template import render
+from tests.support.ui_drivers import DashUi
 from tests.support.waiting import HANG_GUARD
-from tests.test_e2e import DashUi, rows_in_db
 
 pytestmark = pytest.mark.e2e
 

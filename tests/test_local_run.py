@@ -21,10 +21,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.harness.ports import free_port
 from tests.support import apprunner
 from tests.support.appenv import app_python
 from tests.support.localapp import LocalApp, running_local_app, streamlit_shows
-from tests.support.ports import free_port
 from tests.support.template import render
 from tests.support.waiting import HANG_GUARD
 

@@ -24,12 +24,12 @@ import pytest
 import requests
 from cookiecutter.main import cookiecutter
 
+from tests.harness.ports import free_port
 from tests.support import apprunner, deployer
 from tests.support.appenv import app_python, password_role_env
 from tests.support.http_api import ALICE, BOB, HttpApi
 from tests.support.in_app import run_with_database
 from tests.support.migration_file import migration_file
-from tests.support.ports import free_port
 from tests.support.template import ROOT, render
 from tests.support.waiting import HANG_GUARD
 
@@ -59,16 +59,6 @@ def run_in_app(root: Path, env: dict[str, str], code: str, is_async: bool) -> su
     return run_with_database(root / "app", env, code, is_async, feature)
 
 
-def query(pg_server: Any, dbname: str, sql: str) -> list[tuple]:
-    with pg_server.connect_superuser(dbname) as conn:
-        return [tuple(row) for row in conn.execute(sql)]
-
-
-def superuser(pg_server: Any, sql: str) -> None:
-    with pg_server.connect_superuser() as conn:
-        conn.execute(sql)
-
-
 @pytest.mark.parametrize("driver", DRIVERS)
 def test_database_of_the_previous_template_upgrades_in_place(
     driver: str, tmp_path: Path, previous_template: Path, pg_server: Any
@@ -92,8 +82,10 @@ def test_database_of_the_previous_template_upgrades_in_place(
     )
     assert made.returncode == 0, made.stderr
     items = "SELECT id, owner, title, done, created_at FROM app_data.items ORDER BY id"
-    before = query(pg_server, dbname, items)
-    assert len(before) == 2 and query(pg_server, dbname, "SELECT tableowner FROM pg_tables WHERE tablename = 'items'")
+    before = pg_server.query(items, dbname=dbname)
+    assert len(before) == 2 and pg_server.query(
+        "SELECT tableowner FROM pg_tables WHERE tablename = 'items'", dbname=dbname
+    )
 
     new = render(tmp_path / "new", **answers)
     found = deployer.prepare(pg_server, dbname)
@@ -106,12 +98,12 @@ def test_database_of_the_previous_template_upgrades_in_place(
     refused = deployer.run(new / "app", found, "upgrade", "--app-role", role)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     assert f'GRANT "{role}" TO "{found.role}";' in refused.stderr and "Nothing was changed" in refused.stderr
-    assert query(pg_server, dbname, items) == before
+    assert pg_server.query(items, dbname=dbname) == before
 
     # The one step, as README "Change the schema" says: membership once, upgrade, membership revoked.
-    superuser(pg_server, f'GRANT "{role}" TO "{found.role}"')
+    pg_server.query(f'GRANT "{role}" TO "{found.role}"')
     deployer.upgrade(new / "app", found, role)
-    superuser(pg_server, f'REVOKE "{role}" FROM "{found.role}"')
+    pg_server.query(f'REVOKE "{role}" FROM "{found.role}"')
 
     started = run_in_app(
         new,
@@ -122,24 +114,24 @@ def test_database_of_the_previous_template_upgrades_in_place(
     )
     assert started.returncode == 0, started.stderr
     assert started.stdout.split("\n")[:2] == ["['kept one']", "['kept two']"]  # each owner still sees their row
-    assert query(pg_server, dbname, items) == before
-    assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0004",)]
+    assert pg_server.query(items, dbname=dbname) == before
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=dbname) == [("0004",)]
     owners = "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'app_data'"
-    assert query(pg_server, dbname, owners) == [(found.owner,)]
-    assert query(pg_server, dbname, "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'app_data'") == [
-        (found.owner,)
-    ]
+    assert pg_server.query(owners, dbname=dbname) == [(found.owner,)]
+    assert pg_server.query(
+        "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'app_data'", dbname=dbname
+    ) == [(found.owner,)]
     functions = (
         "SELECT proname, proowner::regrole::text, proconfig FROM pg_proc WHERE pronamespace = 'app_data'::regnamespace "
         "ORDER BY proname"
     )
     pinned = ["search_path=pg_catalog, pg_temp"]
-    assert query(pg_server, dbname, functions) == [
+    assert pg_server.query(functions, dbname=dbname) == [
         ("app_user", found.owner, pinned),
         ("items_for", found.owner, pinned),
     ]
     policies = "SELECT polname FROM pg_policy WHERE polrelid = 'app_data.items'::regclass"
-    assert query(pg_server, dbname, policies) == [("items_owner",)]
+    assert pg_server.query(policies, dbname=dbname) == [("items_owner",)]
     current = deployer.run(new / "app", found, "current")
     assert current.returncode == 0 and current.stdout.split() == ["0004", "(head)"], current.stdout + current.stderr
 
@@ -249,7 +241,7 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
         api = HttpApi(app.url)
         ids = [api.create(ALICE, "open item"), api.create(ALICE, "finished item"), api.create(BOB, "bob's")]
         assert api.update(ALICE, ids[1], "finished item", True)
-    rows = query(pg_server, prod, "SELECT id, owner, title, done FROM app_data.items ORDER BY id")
+    rows = pg_server.query("SELECT id, owner, title, done FROM app_data.items ORDER BY id", dbname=prod)
 
     # A developer follows the README against their own database.
     after = tmp_path / "v2" / before.name
@@ -259,7 +251,9 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
     if answers["driver"] == "sqlalchemy":  # autogenerate wrote exactly the model's change
         operations = re.findall(r"op\.(\w+)\(", migration.read_text())
         assert operations == ["add_column", "create_index", "execute"], migration.read_text()
-    assert query(pg_server, dev_env["PGDATABASE"], "SELECT version_num FROM app_data.alembic_version") == [("0005",)]
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=dev_env["PGDATABASE"]) == [
+        ("0005",)
+    ]
     check = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(migration)], capture_output=True)
     assert check.returncode == 0, check.stdout
     # Instrument the migration (test only): a table (with the row security every table needs) that records each
@@ -293,7 +287,7 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
             refused = until_answering(app, "/api/items")
             assert refused.status_code == 503 and "0005_add_priority.py" in refused.text, refused.text
             assert refused.headers["Retry-After"] == "5"
-        assert query(pg_server, prod, "SELECT version_num FROM app_data.alembic_version") == [("0004",)]
+        assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=prod) == [("0004",)]
         # Two deploys migrate at the same moment: the lock lets one apply it, the other finds nothing to do.
         prod_deployer = deployer.of(env_for(after))
         assert prod_deployer is not None
@@ -323,12 +317,12 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
         for app in apps:
             apprunner.stop(app)
     # Ran once, and its backfill changed the two open items of two users (not none: it sees every user's rows).
-    assert query(pg_server, prod, "SELECT changed FROM app_data.runs_0004") == [(2,)]
-    assert query(pg_server, prod, "SELECT version_num FROM app_data.alembic_version") == [("0005",)]
-    assert query(pg_server, prod, "SELECT id, owner, title, done FROM app_data.items ORDER BY id") == rows
-    backfilled = query(pg_server, prod, "SELECT title, priority FROM app_data.items ORDER BY id")
+    assert pg_server.query("SELECT changed FROM app_data.runs_0004", dbname=prod) == [(2,)]
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=prod) == [("0005",)]
+    assert pg_server.query("SELECT id, owner, title, done FROM app_data.items ORDER BY id", dbname=prod) == rows
+    backfilled = pg_server.query("SELECT title, priority FROM app_data.items ORDER BY id", dbname=prod)
     assert backfilled == [("open item", 1), ("finished item", 0), ("bob's", 1)]
-    assert query(pg_server, prod, "SELECT indexname FROM pg_indexes WHERE indexname = 'items_owner_priority_idx'")
+    assert pg_server.query("SELECT indexname FROM pg_indexes WHERE indexname = 'items_owner_priority_idx'", dbname=prod)
 
     # An old instance (rolling deploy) finds the newer database: it says so and keeps serving.
     with apprunner.running_app(before, env_for(before), tmp_path / "v1-again.log", migrate_first=False) as old:
@@ -364,7 +358,7 @@ def test_broken_migration_changes_nothing_and_the_new_code_does_not_serve(
     with apprunner.running_app(project, env, tmp_path / "v1.log") as app:
         HttpApi(app.url).create(ALICE, "before the broken release")
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY column_name"
-    schema_before = query(pg_server, dbname, columns)
+    schema_before = pg_server.query(columns, dbname=dbname)
 
     with released(project, env, tmp_path / "v2.log", "0005_broken.py", BROKEN) as app:
         failed = deployer.run(project / "app", deployer.of(env), "upgrade", "--app-role", client.role)
@@ -379,9 +373,9 @@ def test_broken_migration_changes_nothing_and_the_new_code_does_not_serve(
         assert "no_such_column" not in health.text + refused.text
         assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         assert "SQLSTATE" not in app.log_text()  # the app never ran the migration
-    assert query(pg_server, dbname, columns) == schema_before  # the ADD COLUMN was rolled back too
-    assert query(pg_server, dbname, "SELECT version_num FROM app_data.alembic_version") == [("0004",)]
-    assert query(pg_server, dbname, "SELECT title FROM app_data.items") == [("before the broken release",)]
+    assert pg_server.query(columns, dbname=dbname) == schema_before  # the ADD COLUMN was rolled back too
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=dbname) == [("0004",)]
+    assert pg_server.query("SELECT title FROM app_data.items", dbname=dbname) == [("before the broken release",)]
 
 
 ADDITIVE = migration_file("0005", "Add a note to every item.", ["ALTER TABLE items ADD COLUMN note text"])
@@ -465,7 +459,7 @@ def test_older_code_does_not_serve_after_a_migration_that_is_not_additive(tmp_pa
     assert run_in_app(old, env, 'items.create_item(db, "alice@example.com", "one")', False).returncode == 0
     deployer.upgrade(new / "app", found, role)
     assert run_in_app(new, env, "pass", False).returncode == 0
-    assert query(pg_server, env["PGDATABASE"], "SELECT version_num FROM app_data.alembic_version") == [("0005",)]
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=env["PGDATABASE"]) == [("0005",)]
     refused = run_in_app(old, env, "pass", False)
     assert refused.returncode != 0
     assert "MigrationFailed" in refused.stderr and "migration 0005 declared itself not additive" in refused.stderr
@@ -523,7 +517,7 @@ def test_check_names_pending_revisions_and_a_held_lock_has_a_deadline(
             stuck = deployer.run(project / "app", found, "upgrade", "--app-role", client.role, "--wait", "2")
             assert stuck.returncode == 1 and time.monotonic() - started < 60, stuck.stderr
             assert "migration lock" in stuck.stderr and "'a stuck deploy'" in stuck.stderr, stuck.stderr
-            assert query(pg_server, dbname, "SELECT to_regclass('app_data.items')") == [(None,)]
+            assert pg_server.query("SELECT to_regclass('app_data.items')", dbname=dbname) == [(None,)]
     apprunner.migrate(project, env)
     assert deployer.run(project / "app", found, "check").returncode == 0
 
@@ -564,7 +558,7 @@ def test_a_migration_waits_for_a_table_lock_until_its_deadline_and_the_app_answe
                 text=True,
             )
             deadline = time.monotonic() + HANG_GUARD
-            while not query(pg_server, dbname, "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'"):
+            while not pg_server.query("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock'", dbname=dbname):
                 assert migration.poll() is None and time.monotonic() < deadline, migration.communicate()[0]
                 time.sleep(0.2)
             started = time.monotonic()
@@ -577,4 +571,4 @@ def test_a_migration_waits_for_a_table_lock_until_its_deadline_and_the_app_answe
         assert "0005_note.py" in out and "SQLSTATE 55P03" in out and "waited 20 s for a lock" in out, out
         assert [title for _, title, _ in api.list(ALICE)] == ["kept"]  # serving again, at 0004
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'"
-    assert query(pg_server, dbname, columns) == []
+    assert pg_server.query(columns, dbname=dbname) == []

@@ -134,9 +134,7 @@ class Team:
         return {key: env[key] for key in ("PGPORT", "PGSSLMODE", "PGSSLROOTCERT") if key in env}
 
     def sql(self, dbname: str, query: str) -> list[tuple[Any, ...]]:
-        with self.pg.connect_superuser(dbname) as conn:
-            cursor = conn.execute(query)
-            return cursor.fetchall() if cursor.description else []
+        return self.pg.query(query, dbname=dbname)
 
     def pull_request(self, number: int, action: str, workflow: Path | None = None) -> Run:
         if action in ("opened", "reopened"):

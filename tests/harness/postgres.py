@@ -23,21 +23,24 @@ import atexit
 import datetime as dt
 import importlib.util
 import ipaddress
+import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import uuid
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tests.support.ports import free_port
+from tests.harness.ports import free_port
 
 DEFAULT_DBNAME = "databricks_postgres"
 SUPERUSER = "postgres"
@@ -171,7 +174,18 @@ class PostgresServer:
         tls: bool | None = None,
         external_dsn: str | None = None,
         extra_conf: dict[str, str] | None = None,
+        delay_ms: float = 0,
+        trace: bool = False,
+        proxy: bool = False,
     ) -> None:
+        """``delay_ms``: one-way latency added by the proxy to every chunk (a round trip costs 2x more).
+        ``trace``: the proxy counts flights and statements per connection (``trace_counts``). Either one, or
+        ``proxy=True`` (to change the delay later with ``set_delay_ms``), puts ``tls_proxy.py`` in front of the
+        server even when PostgreSQL could terminate TLS itself."""
+        self.delay_ms = delay_ms
+        self.trace = trace
+        self._want_proxy = proxy
+        self._trace_port = 0
         self.max_connections = max_connections
         self.extra_conf = dict(extra_conf or {})
         self._want_tls = tls
@@ -318,9 +332,9 @@ class PostgresServer:
                 check=False,
             )
             native = res.returncode == 0 and "openssl" in res.stdout.lower()
-            self.tls, self.tls_via = True, ("postgres" if native else "proxy")
+            self.tls, self.tls_via = True, ("postgres" if native and not self._proxied else "proxy")
         self.port = free_port()
-        self.server_port = free_port() if self.tls_via == "proxy" else self.port
+        self.server_port = free_port() if self._proxied or self.tls_via == "proxy" else self.port
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.server_port),
@@ -339,7 +353,7 @@ class PostgresServer:
             "ssl": "on" if self.tls_via == "postgres" else "off",
         }
         hba = [f"local all {SUPERUSER} trust", "local all all scram-sha-256"]
-        if self.tls:
+        if self.tls or self._proxied:
             self.cert_file, self.key_file = self.data_dir / "server.crt", self.data_dir / "server.key"
             _write_self_signed_cert(self.cert_file, self.key_file)
         if self.tls_via == "postgres":
@@ -374,7 +388,7 @@ class PostgresServer:
                 "start",
             ]
         )
-        if self.tls_via == "proxy":
+        if self.tls_via == "proxy" or self._proxied:
             self._start_proxy()
         self._running = True
 
@@ -400,14 +414,61 @@ class PostgresServer:
         )
         self._running = False
 
+    @property
+    def _proxied(self) -> bool:
+        """Delay and trace live in tls_proxy.py, so either one needs it in front of the server."""
+        return bool(self._want_proxy or self.delay_ms or self.trace)
+
+    def set_delay_ms(self, delay_ms: float) -> None:
+        """Restart the proxy with another added latency (connections through it drop; counts restart)."""
+        if not (self._running and self._proxy is not None):
+            raise PostgresError("no proxy running: start the server with PostgresServer(..., proxy=True)")
+        self.delay_ms = delay_ms
+        self._stop_proxy()
+        self._start_proxy()
+
     def _start_proxy(self) -> None:
         script = Path(__file__).with_name("tls_proxy.py")
         args = [str(self.port), str(self.server_port), str(self.cert_file), str(self.key_file)]
+        if self.delay_ms:
+            args += ["--delay-ms", str(self.delay_ms)]
+        if self.trace:
+            args.append("--trace")
         self._proxy = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
         assert self._proxy.stdout is not None
-        if self._proxy.stdout.readline().strip() != "ready":
+        ready = self._proxy.stdout.readline().split()
+        if not ready or ready[0] != "ready":
             self._proxy.kill()
             raise PostgresError(f"the TLS proxy did not start (exit {self._proxy.wait()})")
+        self._trace_port = int(ready[1]) if self.trace else 0
+
+    def _trace_request(self, method: str, path: str) -> list[dict]:
+        if not self._trace_port:
+            raise PostgresError("no trace: start the server with PostgresServer(..., trace=True)")
+        req = urllib.request.Request(f"http://127.0.0.1:{self._trace_port}{path}", method=method)
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via $http_proxy
+        with opener.open(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def trace_connections(self) -> list[dict]:
+        """Every connection the proxy has seen since the last reset: id, application_name, open,
+        startup_flights (the startup/authentication exchange), flights (round trips after it), statements
+        (Query and Execute messages)."""
+        return self._trace_request("GET", "/counts")
+
+    def trace_counts(self, application_name: str | None = None) -> dict[str, int]:
+        """Sums over the connections (those with this application_name, if given): connections, startup_flights,
+        flights, statements. Diff two calls around one operation, or ``reset_trace()`` before it."""
+        conns = [c for c in self.trace_connections() if application_name in (None, c["application_name"])]
+        total = {"connections": len(conns), "startup_flights": 0, "flights": 0, "statements": 0}
+        for c in conns:
+            for k in ("startup_flights", "flights", "statements"):
+                total[k] += c[k]
+        return total
+
+    def reset_trace(self) -> None:
+        """Zero every count (and forget closed connections)."""
+        self._trace_request("POST", "/reset")
 
     def _stop_proxy(self) -> None:
         if self._proxy is not None:
@@ -439,6 +500,15 @@ class PostgresServer:
 
     def connect_superuser(self, dbname: str | None = None) -> psycopg.Connection:
         return psycopg.connect(self.superuser_dsn_for(dbname or self.dbname), autocommit=True)
+
+    def query(
+        self, statement: str | sql.Composable, params: Sequence[Any] | Mapping[str, Any] = (), dbname: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """One statement as the superuser, on a connection of its own (autocommit): its rows, [] when it returns
+        none. The one way tests read and set up what the app's roles cannot see (other users' rows, catalogs)."""
+        with self.connect_superuser(dbname) as conn:
+            cursor = conn.execute(statement, params)
+            return [tuple(row) for row in cursor] if cursor.description else []
 
     @property
     def sslmode(self) -> str:
@@ -509,22 +579,18 @@ class PostgresServer:
 
     def set_password(self, role: str, password: str, valid_until: dt.datetime) -> None:
         """ALTER ROLE ... PASSWORD ... VALID UNTIL ... (the password is never logged)."""
-        with self.connect_superuser() as conn:
-            conn.execute(
-                sql.SQL("ALTER ROLE {} WITH PASSWORD {} VALID UNTIL {}").format(
-                    sql.Identifier(role),
-                    sql.Literal(password),
-                    sql.Literal(_aware(valid_until).isoformat()),
-                )
+        self.query(
+            sql.SQL("ALTER ROLE {} WITH PASSWORD {} VALID UNTIL {}").format(
+                sql.Identifier(role),
+                sql.Literal(password),
+                sql.Literal(_aware(valid_until).isoformat()),
             )
+        )
 
     def expire_password(self, role: str) -> None:
         """Make the role's current password unusable for new logins (VALID UNTIL in the past)."""
         past = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-        with self.connect_superuser() as conn:
-            conn.execute(
-                sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(sql.Identifier(role), sql.Literal(past.isoformat()))
-            )
+        self.query(sql.SQL("ALTER ROLE {} VALID UNTIL {}").format(sql.Identifier(role), sql.Literal(past.isoformat())))
 
     def terminate_backends(
         self,
@@ -535,20 +601,19 @@ class PostgresServer:
     ) -> int:
         """pg_terminate_backend() every client session matching the filters, on this server's database
         (or on every database); returns the count."""
-        with self.connect_superuser() as conn:
-            row = conn.execute(
-                """
-                SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))
-                FROM pg_stat_activity
-                WHERE pid <> pg_backend_pid()
-                  AND backend_type = 'client backend'
-                  AND (%(every)s OR datname = %(db)s)
-                  AND (%(u)s::text IS NULL OR usename = %(u)s::text)
-                  AND (%(a)s::text IS NULL OR application_name = %(a)s::text)
-                """,
-                {"every": every_database, "db": self.dbname, "u": usename, "a": application_name},
-            ).fetchone()
-        return int(row[0])
+        ((count,),) = self.query(
+            """
+            SELECT count(*) FILTER (WHERE pg_terminate_backend(pid, 5000))
+            FROM pg_stat_activity
+            WHERE pid <> pg_backend_pid()
+              AND backend_type = 'client backend'
+              AND (%(every)s OR datname = %(db)s)
+              AND (%(u)s::text IS NULL OR usename = %(u)s::text)
+              AND (%(a)s::text IS NULL OR application_name = %(a)s::text)
+            """,
+            {"every": every_database, "db": self.dbname, "u": usename, "a": application_name},
+        )
+        return int(count)
 
     def create_database_for(self, role: str) -> str:
         """A new database only ``role`` may use (CONNECT, CREATE): a test starts with no schema left by another."""
@@ -569,16 +634,15 @@ class PostgresServer:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname)))
 
     def backend_count(self, usename: str | None = None) -> int:
-        with self.connect_superuser() as conn:
-            row = conn.execute(
-                """
-                SELECT count(*) FROM pg_stat_activity
-                WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = %(db)s
-                  AND (%(u)s::text IS NULL OR usename = %(u)s::text)
-                """,
-                {"db": self.dbname, "u": usename},
-            ).fetchone()
-        return int(row[0])
+        ((count,),) = self.query(
+            """
+            SELECT count(*) FROM pg_stat_activity
+            WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = %(db)s
+              AND (%(u)s::text IS NULL OR usename = %(u)s::text)
+            """,
+            {"db": self.dbname, "u": usename},
+        )
+        return int(count)
 
     def read_log(self) -> str:
         if self.logfile and self.logfile.exists():

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.harness.ports import free_port
 from tests.support.appenv import app_python
-from tests.support.ports import free_port
 from tests.support.waiting import HANG_GUARD, until_serving
 
 

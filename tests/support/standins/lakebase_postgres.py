@@ -43,8 +43,7 @@ class LakebasePostgres:
         return self.pg.host
 
     def _admin(self, statement: sql.Composable, dbname: str = "postgres") -> None:
-        with self.pg.connect_superuser(dbname) as conn:
-            conn.execute(statement)
+        self.pg.query(statement, dbname=dbname)
 
     def login_role(self, name: str) -> None:
         try:
