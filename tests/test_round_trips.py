@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.deployer import migrated
 from tests.support.round_trips import FRAMEWORK, OPERATIONS, measure
 from tests.support.template import render
-from tests.test_row_security import migrated
 
 READ_TRIPS = 1
 WRITE_TRIPS = {"psycopg3": 2, "sqlalchemy": 2, "psycopg2": 3, "asyncpg": 4}

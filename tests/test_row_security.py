@@ -19,7 +19,6 @@ import psycopg
 import pytest
 
 from tests.support import deployer
-from tests.support.appenv import password_role_env
 from tests.support.in_app import run_with_database
 from tests.support.migration_file import migration_file
 from tests.support.template import render
@@ -71,20 +70,10 @@ def as_app_role(pg_server: Any, role: str, env: dict[str, str]) -> psycopg.Conne
     return psycopg.connect(dsn, autocommit=True)
 
 
-def migrated(pg_server: Any, tmp_path: Path, app: Path) -> tuple[str, dict[str, str], deployer.Deployer]:
-    """The app's role and environment, on a database the deployer has migrated (the owner role owns it all)."""
-    role, env = password_role_env(pg_server, tmp_path)
-    found = deployer.prepare(pg_server, env["PGDATABASE"])
-    with pg_server.connect_superuser() as admin:  # as a new database has it, until the migration revokes it
-        admin.execute(f'GRANT CONNECT ON DATABASE "{env["PGDATABASE"]}" TO PUBLIC')
-    deployer.upgrade(app, found, role)
-    return role, env, found
-
-
 @pytest.mark.parametrize("driver", list(FRAMEWORK))
 def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_path: Path, pg_server: Any) -> None:
     app = render(tmp_path, framework=FRAMEWORK[driver], driver=driver) / "app"
-    role, env, owner = migrated(pg_server, tmp_path, app)
+    role, env, owner = deployer.migrated(pg_server, tmp_path, app)
     unfiltered = copy_without_owner_filter(app)
     w = "await " if driver == "asyncpg" else ""
     out = run_in_app(
@@ -181,7 +170,7 @@ def test_the_apps_role_cannot_escape_row_security_whatever_its_session_does(
     driver: str, tmp_path: Path, pg_server: Any
 ) -> None:
     app = render(tmp_path, framework=FRAMEWORK[driver], driver=driver) / "app"
-    role, env, found = migrated(pg_server, tmp_path, app)
+    role, env, found = deployer.migrated(pg_server, tmp_path, app)
     env.update(DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1")  # one connection: the session is the same throughout
     w = "await " if driver == "asyncpg" else ""
     escapes = {name: [s.format(owner=f'"{found.owner}"') for s in sql] for name, sql in ESCAPES.items()}
@@ -263,7 +252,7 @@ def new_table_policy(page: Path) -> str:
 def test_a_migration_that_adds_a_table_without_a_policy_fails(tmp_path: Path, pg_server: Any) -> None:
     project = render(tmp_path, framework="flask", driver="psycopg3")
     app = project / "app"
-    role, env, found = migrated(pg_server, tmp_path, app)
+    role, env, found = deployer.migrated(pg_server, tmp_path, app)
     migration = app / "migrations" / "versions" / "0005_notes.py"
     migration.write_text(UNPROTECTED)
     failed = deployer.run(app, found, "upgrade", "--app-role", role)

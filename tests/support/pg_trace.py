@@ -5,7 +5,8 @@ bench/round_trips.py) in a thread beside the app's Database. What it counts, fro
 
 - flights: times the client sends after it has received something since its last send. A client that waits
   for an answer before it sends again pays one round trip per flight; one that sends many messages at once
-  (a pipeline) pays one.
+  (a pipeline) pays one. A flight of Flush ('H') messages alone is not counted: Flush asks for what the server
+  has, no answer of its own, and psycopg sends one after its Sync that may leave after the answer arrived.
 - statements: Query ('Q', simple protocol: one message, however many statements it holds) and Execute ('E',
   extended protocol) messages (PostgreSQL docs, protocol-message-formats).
 
@@ -36,11 +37,11 @@ class _Connection:
         self.started = False  # past the startup message (which has no type byte)
         self.pending = b""  # the client's bytes not yet parsed into whole messages
         self.flights: list[str] = []  # the message types of each flight, as sent: "PBDES", "Q"...
+        self.counted = False  # the current flight was counted (it holds more than Flush)
 
     def from_client(self, data: bytes) -> None:
         if self.answered:
-            self.counts.flights += 1
-            self.answered = False
+            self.answered, self.counted = False, False
             self.flights.append("")
         self.pending += data
         while True:
@@ -51,6 +52,7 @@ class _Connection:
                 if len(self.pending) < length:
                     return
                 self.pending, self.started = self.pending[length:], True
+                self._sent(b"0")  # the startup message (or SSLRequest): "0" in flights
                 continue
             if len(self.pending) < 5:
                 return
@@ -58,10 +60,16 @@ class _Connection:
             (length,) = struct.unpack("!I", self.pending[1:5])
             if len(self.pending) < 1 + length:
                 return
-            if kind in (b"Q", b"E"):
-                self.counts.statements += 1
-            self.flights[-1] += kind.decode("ascii", "replace")
+            self._sent(kind)
             self.pending = self.pending[1 + length :]
+
+    def _sent(self, kind: bytes) -> None:
+        if kind in (b"Q", b"E"):
+            self.counts.statements += 1
+        if kind != b"H" and not self.counted:
+            self.counts.flights += 1
+            self.counted = True
+        self.flights[-1] += kind.decode("ascii", "replace")
 
     def from_server(self) -> None:
         self.answered = True
@@ -84,14 +92,6 @@ class Tracer:
         self._thread.start()
         self._ready.wait(10)
         return self
-
-    def idle(self) -> Counts:
-        """``totals()``, taken while the client is between calls: whatever it sends next starts a new flight, even
-        if its last message had no answer (psycopg may close a pipeline with a Flush that none is due to)."""
-        with self._lock:
-            for connection in self._connections:
-                connection.answered = True
-        return self.totals()
 
     def flights(self) -> list[str]:
         """Every connection's flights so far, in order (message types, for a reader: "PBDES", "Q", ...)."""

@@ -33,9 +33,9 @@ user = "round.trips@example.com"
 results = {{}}
 {async_}def measure(name, call):
     {await_}call()  # warm-up: asyncpg prepares here
-    before, seen = tracer.idle(), len(tracer.flights())
+    before, seen = tracer.totals(), len(tracer.flights())
     {await_}call()
-    spent = tracer.idle() - before
+    spent = tracer.totals() - before
     results[name] = [spent.flights, spent.statements, tracer.flights()[seen:]]
 first = {await_}items.create_item(db, user, "first")
 doomed = iter([({await_}items.create_item(db, user, "doomed"))["id"] for _ in range(2)])
