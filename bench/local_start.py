@@ -1,6 +1,6 @@
 """How long `./run-local.sh` takes from the command to the first page, cold (creating .venv) and warm.
 
-    .venv/bin/python bench/local_start.py [--frameworks fastapi streamlit]
+    .venv/bin/python -m bench.local_start [--frameworks fastapi streamlit]
 
 Renders a project per framework into a temporary directory, runs its `./run-local.sh` exactly as a user
 does (cold: no .venv, pip downloads everything; warm: the second start), polls http://127.0.0.1:<port>/
@@ -17,10 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.ports import free_port  # noqa: E402
-from tests.support.template import render  # noqa: E402
-from tests.support.waiting import until_serving  # noqa: E402
+from tests.support.ports import free_port
+from tests.support.template import render
+from tests.support.waiting import until_serving
 
 
 def time_to_first_page(project: Path, log: Path) -> float:

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import psycopg
-from loadgen import LoadResult
 
+from bench.loadgen import LoadResult
 from tests.harness.postgres import PostgresServer
 from tests.support.appenv import app_python
 

@@ -1,6 +1,6 @@
 """Time render + lint of the whole matrix, as a user's machine would do it.
 
-Usage: .venv/bin/python bench/render_matrix.py [--workers N]
+Usage: .venv/bin/python -m bench.render_matrix [--workers N]
 Renders all combinations of cookiecutter.json (refused ones included, each must be refused),
 then runs ruff check, ruff format --check and yamllint on every rendered project. Prints numbers.
 """
@@ -13,8 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.support.template import all_combinations, combo_id, refused, render_cli  # noqa: E402
+from tests.support.template import all_combinations, combo_id, refused, render_cli
 
 
 def render_and_lint(out: Path, combo: dict) -> tuple[str, float, float]:

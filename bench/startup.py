@@ -1,7 +1,8 @@
-"""Start-up time of rendered apps against an up-to-date database: process start to the first 200 on /healthz.
+"""Start-up time of rendered apps against an up-to-date database: the app.yaml command to its first 200 (/healthz;
+Streamlit: /_stcore/health), warm (the app environment exists), per framework.
 
-Usage:
-    .venv/bin/python bench/startup.py [--combos fastapi:asyncpg,flask:psycopg3] [--runs 5] [--template DIR]
+Usage (from the repository root; `python -m bench.load --scenarios startup` runs it with the rest):
+    .venv/bin/python -m bench.startup [--combos fastapi:asyncpg,flask:psycopg3] [--runs 5] [--template DIR]
 
 --template renders from another copy of this repository (for example ``mkdir /tmp/prev && git archive
 7c86458 | tar -x -C /tmp/prev``, the last template without migrations) to compare start-up before and after.
@@ -21,15 +22,13 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-from cookiecutter.main import cookiecutter  # noqa: E402
+from cookiecutter.main import cookiecutter
 
-from tests.harness.postgres import PostgresServer  # noqa: E402
-from tests.harness.workspace_stub import WorkspaceStub  # noqa: E402
-from tests.support import apprunner  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
-from tests.support.template import render  # noqa: E402
+from tests.harness.postgres import PostgresServer
+from tests.harness.workspace_stub import WorkspaceStub
+from tests.support import apprunner
+from tests.support.ports import free_port
+from tests.support.template import render
 
 # Wall seconds of open_database(), and CPU seconds of the whole process until it returned (interpreter, imports,
 # pool, credential, schema/migrations): CPU time hardly depends on how busy the machine is, wall time does.
@@ -64,49 +63,58 @@ def open_seconds(project: Path, env: dict[str, str], is_async: bool) -> tuple[fl
     return float(wall), float(cpu)
 
 
+HEALTH = {"streamlit": "/_stcore/health"}  # Streamlit has no /healthz: its own health path is its first answer
+EVERY_FRAMEWORK = "streamlit:psycopg3,dash:psycopg3,gradio:psycopg3,flask:psycopg3,fastapi:asyncpg"
+COLUMNS = ("app", "first start s", "median warm start s", "warm starts s", "open_database() wall s", "CPU s until open")
+
+
+def measure(pg: PostgresServer, stub: WorkspaceStub, combos: str, runs: int, where: Path, template: Path | None):
+    """Per framework:driver, one row: seconds from the app.yaml command to its first 200 (warm: the app
+    environment exists; the first start follows the deployer's migration and is not counted in the median)."""
+    apprunner.app_python()  # build the app environment before timing anything
+    for combo in combos.split(","):
+        framework, driver = combo.split(":")
+        out = where / combo.replace(":", "-")
+        if template:
+            answers = {"framework": framework, "driver": driver}
+            project = Path(cookiecutter(str(template), no_input=True, output_dir=str(out), extra_context=answers))
+        else:
+            project = render(out, framework=framework, driver=driver)
+        client = stub.new_client()
+        dbname = pg.create_database_for(client.role)
+        times = []
+        for run in range(runs + 1):
+            env = apprunner.runtime_env(project, stub, client, free_port(), where / "home", dbname)
+            app = apprunner.start(project, env, where / f"{framework}-{driver}-{run}.log", migrate_first=run == 0)
+            try:
+                apprunner.wait_ready(app, HEALTH.get(framework, "/healthz"), poll=0.02)
+                times.append(app.ready_after)
+            finally:
+                apprunner.stop(app)
+        later = times[1:]
+        opens = [open_seconds(project, env, driver == "asyncpg") for _ in range(runs)]
+        yield {
+            "app": f"{framework}+{driver}",
+            "framework": framework,
+            "first start s": f"{times[0]:.2f}",
+            "median warm start s": f"{statistics.median(later):.2f}",
+            "median": statistics.median(later),
+            "warm starts s": ", ".join(f"{t:.2f}" for t in later),
+            "open_database() wall s": f"{statistics.median(w for w, _ in opens):.3f}",
+            "CPU s until open": f"{statistics.median(c for _, c in opens):.3f}",
+        }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--combos", default="fastapi:asyncpg,flask:psycopg3")
+    parser.add_argument("--combos", default=EVERY_FRAMEWORK)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--template", type=Path, help="render from this template checkout instead of this one")
     args = parser.parse_args()
-    apprunner.app_python()  # build the app environment before timing anything
     with tempfile.TemporaryDirectory() as tmp, PostgresServer(tls=True) as pg, WorkspaceStub(pg) as stub:
-        print(
-            "| app | first start s (deployer migrated just before) | median of later starts s | all later starts s "
-            "| open_database() wall s | process CPU s until open |"
-        )
-        print("| --- | --- | --- | --- | --- | --- |")
-        for combo in args.combos.split(","):
-            framework, driver = combo.split(":")
-            out = Path(tmp) / combo.replace(":", "-")
-            if args.template:
-                answers = {"framework": framework, "driver": driver}
-                project = Path(
-                    cookiecutter(str(args.template), no_input=True, output_dir=str(out), extra_context=answers)
-                )
-            else:
-                project = render(out, framework=framework, driver=driver)
-            client = stub.new_client()
-            dbname = pg.create_database_for(client.role)
-            times = []
-            for run in range(args.runs + 1):
-                port = free_port()
-                env = apprunner.runtime_env(project, stub, client, port, Path(tmp) / "home", dbname)
-                app = apprunner.start(project, env, Path(tmp) / f"{framework}-{driver}-{run}.log")
-                try:
-                    apprunner.wait_ready(app, "/healthz", poll=0.02)  # seconds from the start to the first 200
-                    times.append(app.ready_after)
-                finally:
-                    apprunner.stop(app)
-            later = times[1:]
-            opens = [open_seconds(project, env, driver == "asyncpg") for _ in range(args.runs)]
-            print(
-                f"| {framework}+{driver} | {times[0]:.2f} | {statistics.median(later):.2f} | "
-                f"{', '.join(f'{t:.2f}' for t in later)} | {statistics.median(w for w, _ in opens):.3f} | "
-                f"{statistics.median(c for _, c in opens):.3f} |",
-                flush=True,
-            )
+        print("| " + " | ".join(COLUMNS) + " |\n|" + " --- |" * len(COLUMNS))
+        for row in measure(pg, stub, args.combos, args.runs, Path(tmp), args.template):
+            print("| " + " | ".join(row[c] for c in COLUMNS) + " |", flush=True)
     return 0
 
 

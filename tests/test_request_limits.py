@@ -269,3 +269,42 @@ def test_slow_clients_do_not_starve_healthz(running: tuple[str, apprunner.App]) 
         sender.join()
         for client in clients:
             client.close()
+
+
+def test_bodies_arriving_at_once_have_a_bound(tmp_path, pg_server, workspace_stub, deployment) -> None:
+    """Dash, one process: 16 slow bodies at the 1 MiB cap fill its room for bodies (serving.BUFFERED_BYTES); one
+    more is answered 503 with Retry-After at once, unread, while /healthz and the page still answer."""
+    client, dbname = deployment
+    project = render(tmp_path / "out", framework="dash", driver=FRAMEWORKS["dash"])
+    env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
+    env["WEB_CONCURRENCY"] = "1"
+    with apprunner.running_app(project, env, tmp_path / "app.log", ready_path="/healthz") as app:
+        host, port = app.url.removeprefix("http://").split(":")
+        head = (
+            f"POST /_dash-update-component HTTP/1.1\r\nHost: {host}:{port}\r\nX-Forwarded-Email: {ALICE}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {1024 * 1024}\r\n\r\n{{"
+        ).encode()
+        slow = []
+        try:
+            for _ in range(16):
+                slow.append(socket.create_connection((host, int(port)), timeout=HANG_GUARD))
+                slow[-1].sendall(head)
+            # until the app has read all 16 heads (their bytes left the kernel's queue)
+            deadline = time.monotonic() + HANG_GUARD
+            while sum(1 for _, unread in server_side(int(port)) if unread == 0) < 16:
+                assert time.monotonic() < deadline and app.proc.poll() is None, server_side(int(port))
+                time.sleep(0.05)
+            with socket.create_connection((host, int(port)), timeout=HANG_GUARD) as one_more:
+                one_more.sendall(head)
+                status, headers, body = read_answer(one_more)
+            assert status == 503 and int(headers["retry-after"]) >= 1, (status, headers, body[:300])
+            assert set(json.loads(body)) == {"error", "field"}, body
+            for path in ("/healthz", "/"):
+                answer = requests.get(f"{app.url}{path}", headers={"X-Forwarded-Email": ALICE}, timeout=HEALTH_DEADLINE)
+                assert answer.ok, (path, answer.status_code)
+        except BaseException:
+            print(f"--- app log\n{app.log_text()[-6000:]}")
+            raise
+        finally:
+            for sock in slow:
+                sock.close()

@@ -50,7 +50,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from .postgres import PostgresServer
 
-DEFAULT_ENDPOINT = "projects/p/branches/production/endpoints/primary"  # bench/load.py assumes this one
+DEFAULT_ENDPOINT = "projects/p/branches/production/endpoints/primary"  # bench/core.py assumes this one
 DEFAULT_INSTANCE = "lakebase-app-instance"
 POSTGRES_CREDENTIALS = "/api/2.0/postgres/credentials"
 TOKEN_PATH = "/oidc/v1/token"

@@ -4,8 +4,9 @@ event loop, and only then hands it to one of THREADS threads, which runs the app
 With gunicorn's thread worker a request holds a thread from its first byte to its last: 20 clients that send a
 body a byte at a time took every thread, and /healthz waited as long as they trickled (gunicorn has no timeout
 for reading a body; workers/gthread.py waits on the first byte only). Here a slow client costs a coroutine and a
-buffer of at most the body cap (body_cap.py), never a thread. A body declared over the cap is not read at all,
-and a chunked one is read to one byte past the cap: the app refuses both (413) as it did.
+buffer of at most the body cap (body_cap.py), never a thread, and BUFFERED_BYTES bounds what all of them hold. A
+body declared over the cap is not read at all, and a chunked one is read to one byte past the cap: the app
+refuses both (413) as it did.
 """
 
 import asyncio
@@ -18,6 +19,11 @@ from typing import Any
 import body_cap
 
 THREADS = 8  # requests one process runs at once, as gunicorn --threads=8 gave
+BUFFERED_BYTES = 16 * 1024 * 1024
+"""Room for bodies one process holds while they arrive, each counted at its declared size up to the cap: as much as
+16 threads each reading a body at the largest cap held before. A body that does not fit is answered 503 (try again)
+unread; requests without a body (/healthz, pages) never wait for room."""
+BUSY = b'{"error": "the server is busy receiving other requests: try again shortly", "field": null}'
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -31,6 +37,7 @@ class Buffered:
     def __init__(self, app: WSGIApp, threads: int = THREADS) -> None:
         self.app = app
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="wsgi")
+        self.buffered = 0  # bytes reserved by bodies arriving now (one event loop: no lock needed)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -42,7 +49,19 @@ class Buffered:
         if scope["type"] != "http":  # the page opens no WebSocket
             return
         declared = _declared_length(scope)
-        body = b"" if declared is not None and declared > body_cap.MAX_BODY_BYTES else await _body(receive)
+        chunked = any(name == b"transfer-encoding" for name, _ in scope["headers"])
+        if declared is not None and declared > body_cap.MAX_BODY_BYTES:
+            body = b""  # the app refuses it on its Content-Length (413)
+        else:
+            room = body_cap.MAX_BODY_BYTES + 1 if chunked else declared or 0
+            if room and self.buffered + room > BUFFERED_BYTES:
+                await _busy(send)
+                return
+            self.buffered += room
+            try:
+                body = await _body(receive)
+            finally:
+                self.buffered -= room
         environ = _environ(scope, body, declared)
         status, headers, chunks = await asyncio.get_running_loop().run_in_executor(self.pool, self._run, environ)
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -68,6 +87,17 @@ class Buffered:
         status, headers = started
         encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers]
         return int(status.split(" ", 1)[0]), encoded, chunks
+
+
+async def _busy(send: Send) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(BUSY)).encode()),
+        (b"retry-after", b"2"),
+        (b"connection", b"close"),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": BUSY})
 
 
 def _declared_length(scope: Scope) -> int | None:
