@@ -1,5 +1,5 @@
 {%- set driver = cookiecutter.driver -%}
-{%- set is_async = driver == "asyncpg" -%}
+{%- set is_async = cookiecutter.__is_async == "True" -%}
 """Versioned, forward-only schema migrations (Alembic), run by whoever deploys, before the code that needs them.
 
 From app/, as yourself (PG* for your own login, and your Lakebase credential or PGPASSWORD):
