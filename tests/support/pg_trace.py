@@ -10,6 +10,9 @@ bench/round_trips.py) in a thread beside the app's Database. What it counts, fro
 - statements: Query ('Q', simple protocol: one message, however many statements it holds) and Execute ('E',
   extended protocol) messages (PostgreSQL docs, protocol-message-formats).
 
+``cut_next_commit()`` arms a fault: the next COMMIT a client sends reaches the server, and then the connection
+is closed before its answer comes back (a COMMIT whose answer is lost).
+
 The client must not ask for TLS (PGSSLMODE=disable): the proxy reads the protocol in clear.
 """
 
@@ -38,6 +41,7 @@ class _Connection:
         self.pending = b""  # the client's bytes not yet parsed into whole messages
         self.flights: list[str] = []  # the message types of each flight, as sent: "PBDES", "Q"...
         self.counted = False  # the current flight was counted (it holds more than Flush)
+        self.committing = False  # the client's data just parsed held a COMMIT (a simple Query)
 
     def from_client(self, data: bytes) -> None:
         if self.answered:
@@ -61,6 +65,8 @@ class _Connection:
             if len(self.pending) < 1 + length:
                 return
             self._sent(kind)
+            if kind == b"Q" and self.pending[5 : 1 + length].rstrip(b"\x00").strip().upper() == b"COMMIT":
+                self.committing = True
             self.pending = self.pending[1 + length :]
 
     def _sent(self, kind: bytes) -> None:
@@ -87,6 +93,12 @@ class Tracer:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="pg-trace", daemon=True)
+        self._cut = False
+        self.cuts = 0  # connections closed by the fault, after their COMMIT reached the server
+
+    def cut_next_commit(self) -> None:
+        with self._lock:
+            self._cut = True
 
     def start(self) -> Tracer:
         self._thread.start()
@@ -128,9 +140,16 @@ class Tracer:
             async def upstream() -> None:
                 while data := await client_r.read(65536):
                     with self._lock:
+                        traced.committing = False
                         traced.from_client(data)
+                        cut = self._cut and traced.committing
+                        if cut:
+                            self._cut, self.cuts = False, self.cuts + 1
                     server_w.write(data)
                     await server_w.drain()
+                    if cut:  # the COMMIT is on its way to the server; its answer never reaches the client
+                        client_w.transport.abort()
+                        return
 
             async def downstream() -> None:
                 while data := await server_r.read(65536):

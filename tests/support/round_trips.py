@@ -49,20 +49,41 @@ print(json.dumps(results))
 """
 
 
+_LOST_COMMIT = """
+user = "lost.commit@example.com"
+{await_}items.create_item(db, user, "before")  # the pool's connection is open, its statements prepared
+tracer.cut_next_commit()
+made = {await_}items.create_item(db, user, "once")
+after = {await_}items.list_items(db, user)
+print(json.dumps({{"made": made["title"], "titles": [item["title"] for item in after], "cuts": tracer.cuts}}))
+"""
+
+
 def backend_port(pg_server: Any) -> int:
     """The harness PostgreSQL's port that speaks the protocol in clear (behind tls_proxy.py, if it runs one)."""
     return pg_server.server_port if pg_server.tls_via == "proxy" else pg_server.port
 
 
-def measure(app: Path, env: dict[str, str], driver: str, pg_server: Any) -> dict[str, tuple[int, int, list[str]]]:
-    """{operation: (round trips, statements, each flight's message types)} of a migrated rendered app's feature,
-    for one user."""
-    env = {**env, "PGSSLMODE": "disable", "DB_POOL_MAX_SIZE": "1", "DB_POOL_MIN_SIZE": "1"}
+def _run(app: Path, env: dict[str, str], driver: str, pg_server: Any, code: str, pool: int = 1) -> Any:
+    env = {**env, "PGSSLMODE": "disable", "DB_POOL_MAX_SIZE": str(pool), "DB_POOL_MIN_SIZE": "1"}
     env.pop("PGSSLROOTCERT", None)
     is_async = driver == "asyncpg"
-    code = _MEASURE.format(async_="async " if is_async else "", await_="await " if is_async else "")
+    code = code.format(async_="async " if is_async else "", await_="await " if is_async else "")
     imports = _IMPORTS.format(support=str(Path(__file__).parent), backend=backend_port(pg_server))
     done = run_with_database(app, env, code, is_async, textwrap.dedent(imports))
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-4000:])
-    return {name: tuple(counted) for name, counted in json.loads(done.stdout.splitlines()[-1]).items()}
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def lost_commit(app: Path, env: dict[str, str], driver: str, pg_server: Any) -> dict[str, Any]:
+    """A create whose COMMIT reaches the server and whose answer is lost (the connection cut): what it returned,
+    the user's titles afterwards, and how many connections the fault cut."""
+    # two connections: the one whose COMMIT was lost is still held while another asks what became of it
+    return _run(app, env, driver, pg_server, _LOST_COMMIT, pool=2)
+
+
+def measure(app: Path, env: dict[str, str], driver: str, pg_server: Any) -> dict[str, tuple[int, int, list[str]]]:
+    """{operation: (round trips, statements, each flight's message types)} of a migrated rendered app's feature,
+    for one user."""
+    return {name: tuple(counted) for name, counted in _run(app, env, driver, pg_server, _MEASURE).items()}
