@@ -15,7 +15,8 @@ is checked before use: the first statement on a dead one fails, and the work run
   setting and the statement in the same round trip where the driver can (``_rows_as``). Running a
   read twice is harmless, so a lost connection only means "run it again".
 - Writes run in one transaction that first reads its own id (``pg_current_xact_id()``), setting the
-  user in that same statement: no extra round trip. If COMMIT gets no answer, the server is asked
+  user in that same statement: no extra round trip. BEGIN, that statement and the work go together where the
+  driver can (``_begin``); COMMIT only once the id is here. If COMMIT gets no answer, the server is asked
   what became of that transaction (``pg_xact_status``): committed work is not done twice, work
   that did not commit runs again, and when nobody can tell the caller gets the error.
 
@@ -35,7 +36,8 @@ C = TypeVar("C")  # the driver's connection
 T = TypeVar("T")
 Params = dict[str, Any]
 Row = dict[str, Any]
-Statements = list[tuple[Any, Params | None]]  # SQL (or the driver's own statement: asyncpg Query, Core) and values
+Sql = Any  # SQL text with %(name)s parameters, or the driver's own statement (asyncpg's Query, SQLAlchemy Core)
+Statements = list[tuple[Sql, Params | None]]
 Done = list[Row] | int  # a write's last statement: its rows, or how many rows it changed
 {%- if is_async %}
 Work = Callable[[C], Awaitable[T]]
@@ -109,14 +111,14 @@ class Pooled(Generic[C]):
         """Whether ``error`` means the connection is gone."""
         raise NotImplementedError
 
-    {{ async_ }}def _rows(self, conn: C, sql: str, params: Params | None) -> list[Row]:
+    {{ async_ }}def _rows(self, conn: C, sql: Sql, params: Params | None) -> list[Row]:
         raise NotImplementedError
 
-    {{ async_ }}def _rows_as(self, conn: C, user: str, sql: str, params: Params | None) -> list[Row]:
+    {{ async_ }}def _rows_as(self, conn: C, user: str, sql: Sql, params: Params | None) -> list[Row]:
         """A read on an autocommit connection, in one transaction with ``SET_USER`` before it."""
         raise NotImplementedError
 
-    {{ async_ }}def _count(self, conn: C, sql: str, params: Params | None) -> int:
+    {{ async_ }}def _count(self, conn: C, sql: Sql, params: Params | None) -> int:
         """Run a statement; the number of rows it affected."""
         raise NotImplementedError
 
@@ -202,24 +204,24 @@ class Pooled(Generic[C]):
 
     # ------------------------------------------------------------------ the API the app uses
     # ``user``: the signed-in user the work is for (identity.py decides who); None sees no user's rows.
-    {{ async_ }}def fetch_all(self, sql: str, params: Params | None = None, *, user: str | None = None) -> list[Row]:
+    {{ async_ }}def fetch_all(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> list[Row]:
         """Rows of a read. Reads may run twice (after a lost connection): never write with them."""
         if user is None:
             return {{ await_ }}self._read(lambda conn: self._rows(conn, sql, params))
         return {{ await_ }}self._read(lambda conn: self._rows_as(conn, user, sql, params))
 
-    {{ async_ }}def fetch_one(self, sql: str, params: Params | None = None, *, user: str | None = None) -> Row | None:
+    {{ async_ }}def fetch_one(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> Row | None:
         """The first row of a read, or None."""
         rows = {{ await_ }}self.fetch_all(sql, params, user=user)
         return rows[0] if rows else None
 
-    {{ async_ }}def write_one(self, sql: str, params: Params | None = None, *, user: str | None = None) -> Row | None:
+    {{ async_ }}def write_one(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> Row | None:
         """A write that returns a row (INSERT/UPDATE ... RETURNING), committed exactly once."""
         rows = {{ await_ }}self._write([(sql, params)], user, returning=True)
         assert isinstance(rows, list)
         return rows[0] if rows else None
 
-    {{ async_ }}def execute(self, sql: str, params: Params | None = None, *, user: str | None = None) -> int:
+    {{ async_ }}def execute(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> int:
         """A write, committed exactly once; the number of rows it affected."""
         count = {{ await_ }}self._write([(sql, params)], user)
         assert isinstance(count, int)
