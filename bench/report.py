@@ -113,5 +113,7 @@ def write_results(report: Report, meta: dict[str, str]) -> Path:
         text += "\n".join(t for s, t in report.tables if s == name) + "\n" + "\n".join(checks) + "\n\n"
         sections[name] = text
     body = "".join(f"<!-- scenario {n} -->\n{sections[n]}<!-- end -->\n" for n in NAMES if n in sections)
-    RESULTS.write_text(HEADER + "\n" + body)
+    # sections other scripts keep here (bench/round_trips.py: <!-- round_trips --> ... <!-- end round_trips -->)
+    others = "".join(m.group(0) for m in re.finditer(r"<!-- (\w+) -->\n.*?<!-- end \1 -->\n", old, re.S))
+    RESULTS.write_text(HEADER + "\n" + body + ("\n" + others if others else ""))
     return RESULTS

@@ -29,7 +29,7 @@ LAKEBASE = {
     "existing-autoscaling": ("an existing Lakebase Autoscaling project", "name it per target in databricks.yml first"),
     "existing-provisioned": ("an existing Lakebase Provisioned instance", "name it per target in databricks.yml first"),
 }
-ANSWERS["queries"] = "core" if ANSWERS["driver"] == "sqlalchemy" else "sql"  # SQLAlchemy Core on items/models.py
+ANSWERS["queries"] = {"sqlalchemy": "core", "asyncpg": "asyncpg"}.get(ANSWERS["driver"], "sql")  # Core on models.py
 ANSWERS["lock"] = f"{ANSWERS['framework']}-{ANSWERS['driver']}"  # scripts/lock_requirements.py made one per pair
 
 # destination in the rendered project -> (the answer that decides, the variant it picks)

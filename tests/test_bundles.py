@@ -275,7 +275,9 @@ def test_the_deploy_workflow_gives_each_job_one_identity_and_least_privilege(ren
 def test_staging_without_the_preview_identity_stops(fake_workspace, tmp_path: Path, rendered, name: str) -> None:
     """Staging grants its project to the preview identity: unset, the postinit check stops it and names the
     variable, instead of an ACL entry with an empty name."""
-    edits = {path: {k: v for k, v in values.items() if k != "preview_identity"} for path, values in checks.TEAM_EDITS.items()}
+    edits = {
+        path: {k: v for k, v in values.items() if k != "preview_identity"} for path, values in checks.TEAM_EDITS.items()
+    }
     _, project = checkout(rendered, name, tmp_path, edits)
     done = validate(fake_workspace, tmp_path, project, "-t", "staging", identity="service_principal", check=False)
     assert done.returncode != 0 and "set preview_identity" in done.stderr, done.stderr

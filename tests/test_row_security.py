@@ -19,7 +19,6 @@ import psycopg
 import pytest
 
 from tests.support import deployer
-from tests.support.appenv import password_role_env
 from tests.support.in_app import run_with_database
 from tests.support.migration_file import migration_file
 from tests.support.template import render
@@ -49,7 +48,9 @@ def copy_without_owner_filter(app: Path) -> str:
     copy = source
     for written, instead in OWNER_FILTERS:
         copy = copy.replace(written, instead)
-    assert copy != source and not re.search(r"WHERE[^\n]*owner|\.where\([^\n]*c\.owner|c\.owner ==", copy), copy
+    # asyncpg's queries (Query values in $n): the filter's value is still passed, so it stays, compared to nothing
+    copy = re.sub(r"\bowner = (\$\d+)", r"\1::text IS NOT NULL", copy)
+    assert copy != source and not re.search(r"owner = (%\(|\$)|\.where\([^\n]*c\.owner|c\.owner ==", copy), copy
     name = f"{queries}_without_owner_filter"
     (app / f"{name.replace('.', '/')}.py").write_text(copy)
     return name
@@ -69,20 +70,10 @@ def as_app_role(pg_server: Any, role: str, env: dict[str, str]) -> psycopg.Conne
     return psycopg.connect(dsn, autocommit=True)
 
 
-def migrated(pg_server: Any, tmp_path: Path, app: Path) -> tuple[str, dict[str, str], deployer.Deployer]:
-    """The app's role and environment, on a database the deployer has migrated (the owner role owns it all)."""
-    role, env = password_role_env(pg_server, tmp_path)
-    found = deployer.prepare(pg_server, env["PGDATABASE"])
-    with pg_server.connect_superuser() as admin:  # as a new database has it, until the migration revokes it
-        admin.execute(f'GRANT CONNECT ON DATABASE "{env["PGDATABASE"]}" TO PUBLIC')
-    deployer.upgrade(app, found, role)
-    return role, env, found
-
-
 @pytest.mark.parametrize("driver", list(FRAMEWORK))
 def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_path: Path, pg_server: Any) -> None:
     app = render(tmp_path, framework=FRAMEWORK[driver], driver=driver) / "app"
-    role, env, owner = migrated(pg_server, tmp_path, app)
+    role, env, owner = deployer.migrated(pg_server, tmp_path, app)
     unfiltered = copy_without_owner_filter(app)
     w = "await " if driver == "asyncpg" else ""
     out = run_in_app(
@@ -93,6 +84,9 @@ def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_
         theirs = {w}items.create_item(db, "bob@example.com", "bob's")
         items.queries = importlib.import_module({unfiltered!r})  # every query of the feature, minus its owner filter
         print("listed", [item["title"] for item in {w}items.list_items(db, "alice@example.com")])
+        print("got", {w}items.get_item(db, "alice@example.com", theirs["id"]))
+        print("paged", [i["title"] for i in ({w}items.list_page(db, "alice@example.com"))[0]])
+        print("read as alice", [dict(r) for r in {w}db.fetch_all("SELECT title FROM items", user="alice@example.com")])
         print("updated", {w}items.update_item(db, "alice@example.com", theirs["id"], title="taken", done=True))
         print("marked", {w}items.update_item(db, "alice@example.com", theirs["id"], done=True))
         print("deleted", {w}items.delete_item(db, "alice@example.com", theirs["id"]))
@@ -104,6 +98,9 @@ def test_another_users_rows_are_refused_by_the_database_itself(driver: str, tmp_
     )
     assert out.split("\n")[:-1] == [
         'listed ["alice\'s"]',
+        "got None",
+        'paged ["alice\'s"]',
+        "read as alice [{'title': \"alice's\"}]",
         "updated None",
         "marked None",
         "deleted False",
@@ -173,7 +170,7 @@ def test_the_apps_role_cannot_escape_row_security_whatever_its_session_does(
     driver: str, tmp_path: Path, pg_server: Any
 ) -> None:
     app = render(tmp_path, framework=FRAMEWORK[driver], driver=driver) / "app"
-    role, env, found = migrated(pg_server, tmp_path, app)
+    role, env, found = deployer.migrated(pg_server, tmp_path, app)
     env.update(DB_POOL_MAX_SIZE="1", DB_POOL_MIN_SIZE="1")  # one connection: the session is the same throughout
     w = "await " if driver == "asyncpg" else ""
     escapes = {name: [s.format(owner=f'"{found.owner}"') for s in sql] for name, sql in ESCAPES.items()}
@@ -225,18 +222,21 @@ def test_the_apps_role_cannot_escape_row_security_whatever_its_session_does(
         assert rows == [("alice@example.com", "alice's"), ("bob@example.com", "bob's")]
         policies = admin.execute("SELECT polname FROM pg_policy WHERE polrelid = 'app_data.items'::regclass")
         assert policies.fetchall() == [("items_owner",)]
-        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0003",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0004",)]
         grants = admin.execute(
             "SELECT has_database_privilege('public', current_database(), 'CONNECT'), "
             "has_table_privilege(%s, 'app_data.alembic_version', 'UPDATE'), "
-            "has_table_privilege(%s, 'app_data.items', 'TRUNCATE')",
-            [role, role],
+            "has_table_privilege(%s, 'app_data.items', 'TRUNCATE'), "
+            "has_function_privilege('public', 'app_data.items_for(text)', 'EXECUTE'), "
+            "has_function_privilege(%s, 'app_data.items_for(text)', 'EXECUTE'), "
+            "(SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE oid = 'app_data.items_for(text)'::regprocedure)",
+            [role, role, role],
         )
-        assert grants.fetchone() == (False, False, False)
+        assert grants.fetchone() == (False, False, False, False, True, found.owner)
 
 
 UNPROTECTED = migration_file(
-    "0004",
+    "0005",
     "Add notes, forgetting their policy.",
     ["CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, owner text NOT NULL)"],
 )
@@ -252,22 +252,22 @@ def new_table_policy(page: Path) -> str:
 def test_a_migration_that_adds_a_table_without_a_policy_fails(tmp_path: Path, pg_server: Any) -> None:
     project = render(tmp_path, framework="flask", driver="psycopg3")
     app = project / "app"
-    role, env, found = migrated(pg_server, tmp_path, app)
-    migration = app / "migrations" / "versions" / "0004_notes.py"
+    role, env, found = deployer.migrated(pg_server, tmp_path, app)
+    migration = app / "migrations" / "versions" / "0005_notes.py"
     migration.write_text(UNPROTECTED)
     failed = deployer.run(app, found, "upgrade", "--app-role", role)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "migration 0004_notes.py" in failed.stderr and "notes" in failed.stderr, failed.stderr
+    assert "migration 0005_notes.py" in failed.stderr and "notes" in failed.stderr, failed.stderr
     assert "row-level security" in failed.stderr and "rolled back" in failed.stderr, failed.stderr
     with pg_server.connect_superuser(env["PGDATABASE"]) as admin:
-        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0003",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0004",)]
         assert admin.execute("SELECT to_regclass('app_data.notes')").fetchone() == (None,)  # rolled back whole
 
     migration.write_text(UNPROTECTED + new_table_policy(project / "docs" / "change-the-schema.md"))  # what the docs say
     passed = deployer.run(app, found, "upgrade", "--app-role", role)
     assert passed.returncode == 0, passed.stderr
     with pg_server.connect_superuser(env["PGDATABASE"]) as admin:
-        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0004",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0005",)]
         assert admin.execute(
             "SELECT relrowsecurity, relforcerowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) "
             "FROM pg_class AS c WHERE oid = 'app_data.notes'::regclass"

@@ -40,7 +40,9 @@ def http_contract(url: str, alice_item: int) -> None:
     refused(requests.get(api, timeout=HANG_GUARD), 401, None)  # no signed-in user on Databricks
     refused(requests.post(api, json={"title": "anonymous"}, timeout=HANG_GUARD), 401, None)
     refused(requests.delete(f"{api}/{alice_item}", timeout=HANG_GUARD), 401, None)
+    refused(requests.get(f"{api}/{alice_item}", timeout=HANG_GUARD), 401, None)
     for bad in BAD_IDS:
+        refused(requests.get(f"{api}/{bad}", headers=alice, timeout=HANG_GUARD), 400, "id")
         refused(requests.delete(f"{api}/{bad}", headers=alice, timeout=HANG_GUARD), 400, "id")
         refused(
             requests.put(f"{api}/{bad}", json={"title": "t", "done": True}, headers=alice, timeout=HANG_GUARD),
@@ -67,6 +69,10 @@ def http_contract(url: str, alice_item: int) -> None:
         "id",
     )
     refused(requests.delete(f"{api}/{alice_item}", headers=bob, timeout=HANG_GUARD), 404, "id")
+    refused(requests.get(f"{api}/{alice_item}", headers=bob, timeout=HANG_GUARD), 404, "id")  # alice's: as if none
+    got = requests.get(f"{api}/{alice_item}", headers=alice, timeout=HANG_GUARD)
+    listed = requests.get(api, headers=alice, timeout=HANG_GUARD).json()
+    assert got.status_code == 200 and got.json() in listed, got.text
     refused(requests.patch(f"{api}/{alice_item}", json={}, headers=alice, timeout=HANG_GUARD), 405, None)
     for item in requests.get(api, headers=alice, timeout=HANG_GUARD).json():
         assert set(item) == {"id", "title", "done", "created_at", "updated_at"}, item
@@ -136,6 +142,7 @@ def documented_contract(url: str) -> None:
     expected = {
         ("get", "/api/items"): ({"200", "400", "401", "503"}, None),
         ("post", "/api/items"): ({"201", "400", "401", "403", "409", "413", "415", "503"}, ["title"]),
+        ("get", "/api/items/{item_id}"): ({"200", "400", "401", "404", "503"}, None),
         ("put", "/api/items/{item_id}"): ({"200", "400", "401", "403", "404", "413", "415", "503"}, ["title", "done"]),
         ("delete", "/api/items/{item_id}"): ({"204", "400", "401", "403", "404", "503"}, None),
     }

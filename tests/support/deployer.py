@@ -16,7 +16,7 @@ from typing import Any
 
 from psycopg import sql
 
-from tests.support.appenv import app_python
+from tests.support.appenv import app_python, password_role_env
 from tests.support.waiting import HANG_GUARD
 
 
@@ -84,3 +84,14 @@ def upgrade(app: Path, deployer: Deployer, app_role: str) -> subprocess.Complete
     done = run(app, deployer, "upgrade", "--app-role", app_role)
     assert done.returncode == 0, f"database.migrate upgrade failed:\n{done.stdout}{done.stderr}"
     return done
+
+
+def migrated(pg_server: Any, home: Path, app: Path) -> tuple[str, dict[str, str], Deployer]:
+    """A new app role with a database of its own that the deployer has migrated for it (the owner role owns it
+    all): the role, the app's environment (PGPASSWORD, as locally) and the deployer."""
+    role, env = password_role_env(pg_server, home)
+    found = prepare(pg_server, env["PGDATABASE"])
+    with pg_server.connect_superuser() as admin:  # as a new database has it, until the migration revokes it
+        admin.execute(f'GRANT CONNECT ON DATABASE "{env["PGDATABASE"]}" TO PUBLIC')
+    upgrade(app, found, role)
+    return role, env, found

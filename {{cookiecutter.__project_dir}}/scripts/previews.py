@@ -121,28 +121,51 @@ def gone(pr_number: str) -> int:
     return 1
 
 
-def orphans(now: datetime) -> int:
-    bundle = preview_bundle("1")
-    prefix = app_of(bundle).removesuffix("1")
-    project = project_of(bundle)
+PR_NUMBER = re.compile(r"[1-9][0-9]*")  # a pull request's number, as it ends a preview's app and branch names
+
+
+def number_after(prefix: str, name: str) -> str | None:
+    """N when ``name`` is ``<prefix>N``, else None (another app or branch)."""
+    number = name.removeprefix(prefix)
+    return number if name.startswith(prefix) and PR_NUMBER.fullmatch(number) else None
+
+
+def open_pull_requests() -> set[str]:
     repository = os.environ["GITHUB_REPOSITORY"]
-    open_prs = run_json(
+    listed = run_json(
         "gh", "pr", "list", "--repo", repository, "--state", "open", "--limit", "1000", "--json", "number"
     )
-    is_open = {str(pr["number"]) for pr in open_prs}
-    # An app being deleted stays listed, in compute state DELETING, for a while (the cloud's DELETE lifecycle, as
-    # databricks/cli libs/testserver/apps.go AppsDelete models it): it is no orphan, its destroy already ran.
-    apps = {
-        m[1]
-        for a in run_json("databricks", "apps", "list", "-o", "json") or []
-        if (m := re.fullmatch(re.escape(prefix) + r"([1-9][0-9]*)", a.get("name", "")))
-        and (a.get("compute_status") or {}).get("state") != "DELETING"
-    }
+    return {str(pr["number"]) for pr in listed}
+
+
+def preview_apps(prefix: str) -> set[str]:
+    """The numbers of the pull requests whose preview app exists. An app being deleted stays listed, in compute
+    state DELETING, for a while (the cloud's DELETE lifecycle, as databricks/cli libs/testserver/apps.go
+    AppsDelete models it): it is no orphan, its destroy already ran."""
+    numbers = set()
+    for app in run_json("databricks", "apps", "list", "-o", "json") or []:
+        number = number_after(prefix, app.get("name", ""))
+        if number and (app.get("compute_status") or {}).get("state") != "DELETING":
+            numbers.add(number)
+    return numbers
+
+
+def preview_branches(project: str) -> dict[str, datetime | None]:
+    """The numbers of the pull requests whose preview branch exists, and when each branch expires (None: never)."""
     expiry = {}
     for branch in list_branches(project):
-        if m := re.fullmatch(r"pr-([1-9][0-9]*)", branch.get("branch_id") or branch["name"].rsplit("/", 1)[-1]):
+        number = number_after("pr-", branch.get("branch_id") or branch["name"].rsplit("/", 1)[-1])
+        if number:
             expires = (branch.get("status") or {}).get("expire_time")
-            expiry[m[1]] = datetime.fromisoformat(expires) if expires else None
+            expiry[number] = datetime.fromisoformat(expires) if expires else None
+    return expiry
+
+
+def orphans(now: datetime) -> int:
+    bundle = preview_bundle("1")  # the preview of pull request 1: every preview's names differ only by the number
+    apps = preview_apps(prefix=app_of(bundle).removesuffix("1"))
+    expiry = preview_branches(project_of(bundle))
+    is_open = open_pull_requests()
     why = {}
     for number in sorted(apps | set(expiry), key=int):
         if number not in is_open:

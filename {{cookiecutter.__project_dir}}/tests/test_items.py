@@ -34,6 +34,8 @@ pytestmark = pytest.mark.skipif(
 
     assert {{ await_ }}items.update_item(db, "bob@example.com", alice["id"], title="stolen", done=True) is None
     assert not {{ await_ }}items.delete_item(db, "bob@example.com", alice["id"])
+    assert {{ await_ }}items.get_item(db, "bob@example.com", alice["id"]) is None  # another user's: as if none
+    assert {{ await_ }}items.get_item(db, "alice@example.com", alice["id"]) == alice
     updated = {{ await_ }}items.update_item(db, "alice@example.com", alice["id"], title="tests written", done=True)
     assert updated is not None and updated["done"] is True and updated["title"] == "tests written"
 

@@ -3,7 +3,8 @@
 The pool opens every NEW connection through ``_login``, with the current Lakebase token. asyncpg
 notices a server-side close only when it next talks: that statement fails and ``pooled.Pooled``
 runs the work again. SQL is written with ``%(name)s`` parameters, like the other drivers; ``_bind``
-turns it into asyncpg's ``$n``.
+turns it into asyncpg's ``$n``. The example feature's queries (items/queries.py) are ``Query`` values
+instead, already in ``$n``: sent as written, and a read of one that calls ``items_for`` costs one round trip.
 """
 
 import asyncio
@@ -12,13 +13,25 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
 from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings, asyncpg_ssl, session_settings
+
+USER = "app_user"  # the name, among a Query's parameters, of the user the call is made for (``user=``)
+
+
+class Query(NamedTuple):
+    """A statement in asyncpg's own ``$n`` parameters, and the names of the values they stand for, in order: the
+    same dictionaries as the other drivers' ``%(name)s`` SQL, with no rewrite of the SQL. Where ``app_user`` is
+    among the names, it is the call's ``user=``, and the statement sets the user itself (``items_for``, 0004)."""
+
+    sql: str
+    names: tuple[str, ...]
+
 
 # What a connection that died (or a server that is away) raises; InternalClientError is a
 # connection left mid-protocol by a server-side termination.
@@ -59,8 +72,17 @@ def _numbered(sql: str) -> tuple[str, tuple[str, ...]]:
     return _SQL.sub(replace, sql), tuple(names)
 
 
-def _bind(sql: str, params: Params | None) -> tuple[str, list[Any]]:
-    """asyncpg's query and positional arguments for ``%(name)s`` SQL and its parameters."""
+def _bind(sql: Query | str, params: Params | None, user: str | None = None) -> tuple[str, list[Any]]:
+    """asyncpg's query and positional arguments for a Query, or ``%(name)s`` SQL, and its parameters."""
+    if isinstance(sql, Query):
+        given = params or {}
+        if USER in given:
+            raise ValueError("app_user is the parameter that carries the user: name yours differently")
+        values = {**given, USER: user or ""}  # '' for no user: it matches no row
+        missing = [name for name in sql.names if name not in values]
+        if missing:
+            raise ValueError(f"SQL parameters missing from params: {', '.join(missing)}")
+        return sql.sql, [values[name] for name in sql.names]
     if params is None:
         return sql, []  # no parameters: the SQL is sent as written, like psycopg does
     query, names = _numbered(sql)
@@ -164,21 +186,31 @@ class Database(Pooled[asyncpg.Connection]):
         # statement_timeout's cancel is an OperatorInterventionError too, but the connection lives on
         return isinstance(error, _LOST) and not isinstance(error, asyncpg.QueryCanceledError)
 
-    async def _rows(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> list[Row]:
-        query, args = _bind(sql, params)
+    async def _rows(
+        self, conn: asyncpg.Connection, sql: Query | str, params: Params | None, user: str | None = None
+    ) -> list[Row]:
+        query, args = _bind(sql, params, user)
         return [dict(record) for record in await conn.fetch(query, *args)]
 
-    async def _rows_as(self, conn: asyncpg.Connection, user: str, sql: str, params: Params | None) -> list[Row]:
-        # asyncpg has no pipeline, and sends a statement with parameters alone: the setting needs a
-        # transaction around the read (BEGIN, SET_USER, the read, COMMIT: three round trips more).
+    async def _rows_as(self, conn: asyncpg.Connection, user: str, sql: Query | str, params: Params | None) -> list[Row]:
+        if isinstance(sql, Query) and USER in sql.names:
+            # items_for(user) sets the user and reads in one statement (migration 0004): one round trip
+            return await self._rows(conn, sql, params, user)
+        # Any other read: asyncpg has no pipeline, and sends a statement with parameters alone, so the setting
+        # needs a transaction around the read (BEGIN, SET_USER, the read, COMMIT: three round trips more).
         async with conn.transaction():
             await self._rows(conn, SET_USER, {"app_user": user})
             return await self._rows(conn, sql, params)
 
-    async def _count(self, conn: asyncpg.Connection, sql: str, params: Params | None) -> int:
+    async def _count(self, conn: asyncpg.Connection, sql: Query | str, params: Params | None) -> int:
         query, args = _bind(sql, params)
         tag = await conn.execute(query, *args)  # a command tag such as "DELETE 1"
         return int(tag.rsplit(" ", 1)[-1]) if tag[-1:].isdigit() else 0
+
+    # Writes: BEGIN, the transaction's id, the work and COMMIT, four round trips and no fewer. asyncpg sends one
+    # statement per round trip (no pipeline); BEGIN cannot share a statement with parameters (a prepared
+    # statement holds one command), and the id must be here before COMMIT is sent (pooled.py), so the default
+    # ``_begin`` stays.
 
     async def _commit(self, conn: asyncpg.Connection) -> None:
         await conn.execute("COMMIT")

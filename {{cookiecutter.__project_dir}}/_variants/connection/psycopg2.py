@@ -19,10 +19,11 @@ import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import connect_args
-from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
+from .pooled import CURRENT_TRANSACTION, SET_USER, ConnectionLost, DatabaseBusy, Done, Params, Pooled, Row, Statements
 from .settings import Settings
 
 Connection = psycopg2.extensions.connection
+IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 
 
 class Database(Pooled[Connection]):
@@ -57,13 +58,16 @@ class Database(Pooled[Connection]):
             raise DatabaseBusy("no database connection became free in time")
         try:
             conn, opened = self._checkout()
-            conn.autocommit = not transaction
+            # Always autocommit: a write sends BEGIN itself, with its first statement (_begin). psycopg2 then
+            # knows of no transaction (commit() and rollback() would do nothing), so COMMIT and ROLLBACK are
+            # sent as statements; libpq still reports the server's transaction status (info.transaction_status).
+            conn.autocommit = True
             try:
                 yield conn
             finally:
                 if not conn.closed:
-                    if conn.info.transaction_status != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
-                        conn.rollback()
+                    if conn.info.transaction_status != IDLE:
+                        self._count(conn, "ROLLBACK", None)
                     self._idle.append((conn, opened))
         finally:
             self._slots.release()
@@ -104,5 +108,12 @@ class Database(Pooled[Connection]):
             cur.execute(sql, params)
             return cur.rowcount
 
+    def _begin(self, conn: Connection, user: str | None, statements: Statements, returning: bool) -> tuple[str, Done]:
+        # One simple query opens the transaction and reads its id (its last statement's rows): one round trip
+        # fewer than BEGIN alone. The statements of one Query message run in order (PostgreSQL docs,
+        # protocol-flow "Multiple Statements in a Simple Query"), and BEGIN's transaction outlasts the message.
+        xid = self._rows(conn, f"BEGIN; {CURRENT_TRANSACTION}", {"app_user": user or ""})[0]["xid"]
+        return xid, self._run(conn, statements, returning)  # psycopg2 has no pipeline: one round trip each
+
     def _commit(self, conn: Connection) -> None:
-        conn.commit()
+        self._count(conn, "COMMIT", None)

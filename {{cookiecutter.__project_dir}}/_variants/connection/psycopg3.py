@@ -5,16 +5,17 @@ connections already open are left alone. Retry and commit bookkeeping live in ``
 """
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from typing import Any, Self
 
 import psycopg
+from psycopg import pq
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .credentials import PasswordSource, login
 from .libpq import connect_args
-from .pooled import SET_USER, DatabaseBusy, Params, Pooled, Row, session_ended
+from .pooled import CURRENT_TRANSACTION, SET_USER, DatabaseBusy, Done, Params, Pooled, Row, Statements, session_ended
 from .settings import Settings
 from .unavailable import unavailable
 
@@ -67,8 +68,16 @@ class Database(Pooled[psycopg.Connection]):
                 if TokenConnection.last_failure is not None:
                     raise unavailable(TokenConnection.last_failure) from error
                 raise DatabaseBusy(str(error)) from error
-            conn.autocommit = not transaction  # client-side only: no round trip
-            yield conn
+            # Autocommit for writes too (client-side only: no round trip): a write sends its own BEGIN in its
+            # pipeline (_begin), where psycopg would send it alone first.
+            conn.autocommit = True
+            try:
+                yield conn
+            except BaseException:
+                if not conn.closed and conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                    with suppress(psycopg.Error):  # a dead connection: the pool drops it
+                        conn.rollback()  # a failed write: undone here, not by the pool (which warns when it must)
+                raise
 
     def _lost(self, error: BaseException, conn: psycopg.Connection) -> bool:
         if not isinstance(error, psycopg.OperationalError) or not (conn.broken or session_ended(error)):
@@ -88,5 +97,17 @@ class Database(Pooled[psycopg.Connection]):
     def _count(self, conn: psycopg.Connection, sql: str, params: Params | None) -> int:
         return conn.execute(sql, params).rowcount
 
+    def _begin(
+        self, conn: psycopg.Connection, user: str | None, statements: Statements, returning: bool
+    ) -> tuple[str, Done]:
+        # BEGIN, the transaction's id and the statements in one round trip: sent together, then one Sync, and
+        # nothing read before it. COMMIT goes only once the id is here (pooled.py), so no fewer than two.
+        with conn.pipeline():
+            conn.execute("BEGIN")
+            opened = conn.execute(CURRENT_TRANSACTION, {"app_user": user or ""})
+            cursors = [conn.execute(sql, params) for sql, params in statements]
+        last = cursors[-1] if cursors else opened
+        return opened.fetchone()["xid"], (last.fetchall() if returning else last.rowcount)  # type: ignore[index,return-value]
+
     def _commit(self, conn: psycopg.Connection) -> None:
-        conn.commit()
+        conn.commit()  # COMMIT: psycopg follows the server's transaction status, in autocommit too

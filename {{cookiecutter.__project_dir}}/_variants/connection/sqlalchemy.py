@@ -21,7 +21,18 @@ from sqlalchemy.exc import TimeoutError as QueuePoolTimeout
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import connect_args
-from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row, session_ended
+from .pooled import (
+    CURRENT_TRANSACTION,
+    SET_USER,
+    ConnectionLost,
+    DatabaseBusy,
+    Done,
+    Params,
+    Pooled,
+    Row,
+    Statements,
+    session_ended,
+)
 from .settings import Settings
 
 _DIALECT = PGDialect_psycopg()
@@ -68,8 +79,8 @@ class Database(Pooled[Connection]):
             if login_refused(error):
                 raise
             raise ConnectionLost from error  # the server is unreachable: try again until the deadline
-        with conn:
-            yield conn if transaction else conn.execution_options(isolation_level="AUTOCOMMIT")
+        with conn:  # writes too: they send their own BEGIN, in their pipeline (_begin)
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def _lost(self, error: BaseException, conn: Connection) -> bool:
         if isinstance(error, psycopg.OperationalError):  # from _rows_as, below SQLAlchemy: it must drop it too
@@ -92,5 +103,17 @@ class Database(Pooled[Connection]):
     def _count(self, conn: Connection, sql: str | Executable, params: Params | None) -> int:
         return conn.exec_driver_sql(_compiled(sql), params).rowcount
 
+    def _begin(self, conn: Connection, user: str | None, statements: Statements, returning: bool) -> tuple[str, Done]:
+        # As on psycopg 3 (SQLAlchemy has no pipeline, psycopg has): BEGIN, the transaction's id and the statements
+        # in one round trip, then COMMIT once the id is here (pooled.py). SQLAlchemy sees an autocommit connection;
+        # returned to its pool, it is rolled back if it is still in a transaction (a failed write).
+        psycopg_conn = conn.connection.driver_connection
+        with psycopg_conn.pipeline():
+            psycopg_conn.execute("BEGIN")
+            opened = psycopg_conn.cursor(row_factory=dict_row).execute(CURRENT_TRANSACTION, {"app_user": user or ""})
+            cursors = [psycopg_conn.cursor(row_factory=dict_row).execute(_compiled(sql), p) for sql, p in statements]
+        last = cursors[-1] if cursors else opened
+        return opened.fetchone()["xid"], (last.fetchall() if returning else last.rowcount)  # type: ignore[index]
+
     def _commit(self, conn: Connection) -> None:
-        conn.commit()
+        conn.connection.driver_connection.commit()  # COMMIT, below SQLAlchemy like the BEGIN

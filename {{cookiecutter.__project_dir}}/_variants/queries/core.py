@@ -18,6 +18,7 @@ LIST_PAGE = (
     .order_by(items.c.id)
     .limit(bindparam("limit"))
 )
+GET_ITEM = select(*COLUMNS).where(*THEIRS)
 # Inserts only while the user keeps fewer than max_items: the cap costs no extra round trip. Two creates racing
 # at the cap may both pass (each counts before the other commits): a user can exceed it by the requests in flight.
 KEPT = select(func.count()).select_from(items).where(items.c.owner == bindparam("owner")).scalar_subquery()

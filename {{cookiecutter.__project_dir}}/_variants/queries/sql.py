@@ -5,6 +5,7 @@ LIST_PAGE = (
     "SELECT id, title, done, created_at, updated_at FROM items WHERE id > %(after)s AND owner = %(owner)s "
     "ORDER BY id LIMIT %(limit)s"
 )
+GET_ITEM = "SELECT id, title, done, created_at, updated_at FROM items WHERE id = %(id)s AND owner = %(owner)s"
 # Inserts only while the user keeps fewer than max_items: the cap costs no extra round trip. Two creates racing
 # at the cap may both pass (each counts before the other commits): a user can exceed it by the requests in flight.
 CREATE_ITEM = (

@@ -1,5 +1,5 @@
 {%- set driver = cookiecutter.driver -%}
-{%- set is_async = driver == "asyncpg" -%}
+{%- set is_async = cookiecutter.__is_async == "True" -%}
 """Versioned, forward-only schema migrations (Alembic), run by whoever deploys, before the code that needs them.
 
 From app/, as yourself (PG* for your own login, and your Lakebase credential or PGPASSWORD):
@@ -32,6 +32,7 @@ import argparse
 import asyncio
 {%- endif %}
 import contextlib
+import functools
 import importlib.util
 import io
 import logging
@@ -275,14 +276,15 @@ def _check_app_role(conn: Connection, app: str) -> None:
 
 
 def _grant(conn: Connection, app: str) -> None:
-    """What the app's role may do, in one transaction: USAGE and DML, SELECT only on the version table, the same
-    on what later migrations add, and CONNECT on the database, which PUBLIC no longer has where we can say so."""
+    """What the app's role may do, in one transaction: USAGE, DML and EXECUTE, SELECT only on the version table,
+    the same on what later migrations add, and CONNECT on the database, which PUBLIC no longer has where we can."""
     role = quoted(app)
     for statement in (
         f"GRANT USAGE ON SCHEMA {SCHEMA} TO {role}",
         f"REVOKE CREATE ON SCHEMA {SCHEMA} FROM {role}",
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {SCHEMA} TO {role}",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {SCHEMA} TO {role}",
+        f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {SCHEMA} TO {role}",  # items_for() (0004): not PUBLIC's
         f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER ON {SCHEMA}.{VERSION_TABLE} FROM {role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {SCHEMA} GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
         f"ALTER DEFAULT PRIVILEGES IN SCHEMA {SCHEMA} GRANT USAGE, SELECT ON SEQUENCES TO {role}",
@@ -308,42 +310,81 @@ def _grant(conn: Connection, app: str) -> None:
     log.info("granted role %s the use of schema %s (no ownership, no DDL)", app, SCHEMA)
 
 
-def _migrate(conn: Connection, config: Config, show_detail: bool, lock_timeout: float) -> None:
-    """Apply every pending migration, each in its own transaction (the lock is held by the caller)."""
-    conn.execute(text(CREATE))
-    versions = {"version_table": VERSION_TABLE, "version_table_schema": SCHEMA}
-    current = MigrationContext.configure(conn, opts=versions).get_current_heads()
-    conn.commit()  # Alembic must start outside a transaction to commit each migration on its own
-    script = ScriptDirectory.from_config(config)
+VERSIONS = {"version_table": VERSION_TABLE, "version_table_schema": SCHEMA}  # where Alembic keeps its revision
+
+
+def _heads(conn: Connection) -> list[str]:
+    """The revisions the database is at (none before the first migration)."""
+    return list(MigrationContext.configure(conn, opts=VERSIONS).get_current_heads())
+
+
+def _refuse_newer(script: ScriptDirectory, current: list[str]) -> None:
     newer = [revision for revision in current if not _known(script, revision)]
     if newer:
         raise MigrationFailed(
             f"the database is at revision {', '.join(newer)}, newer than this code (head "
             f"{script.get_current_head()}): deploy the code that has it, not this one"
         )
-    lower = current[0] if current else "base"
-    pending = [s.revision for s in reversed(list(script.iterate_revisions("heads", lower)))]
-    applied: list[str] = []
 
-    def record(ctx: MigrationContext, step: Any, **kw: Any) -> None:  # inside the migration's transaction
+
+class _Applied:
+    """Alembic's on_version_apply hook, called inside each migration's transaction: refuses a table left without
+    row-level security, marks a revision that is not additive where old code can read it, and lists the revisions
+    applied so far (to log them, and to name the one that failed)."""
+
+    def __init__(self) -> None:
+        self.revisions: list[str] = []
+
+    def __call__(self, ctx: MigrationContext, step: Any, **kw: Any) -> None:
         if step.up_revision_id not in BEFORE_ROW_SECURITY:
             tables = {"schema": SCHEMA, "version_table": VERSION_TABLE}
             check_row_security(list(ctx.connection.execute(text(UNPROTECTED), tables).scalars()))
         if getattr(step.up_revision.module, "additive", True) is False:
             ctx.connection.execute(text(mark_not_additive(step.up_revision_id)))
-        applied.append(step.up_revision_id)
+        self.revisions.append(step.up_revision_id)
 
-    config.attributes.update(connection=conn, on_version_apply=record)
+
+def _failure(error: Exception, failed: str, show_detail: bool, lock_timeout: float) -> MigrationFailed:
+    """What a failed migration says: its file, the SQLSTATE and the database's words."""
+    state, reason = _database_error(error, show_detail)
+    if state == "55P03":  # lock_not_available
+        reason += f"\n(it waited {lock_timeout:g} s for a lock another session holds: let it finish, run again)"
+    return MigrationFailed(f"migration {failed} failed and was rolled back (SQLSTATE {state}): {reason}")
+
+
+def _migrate(conn: Connection, config: Config, show_detail: bool, lock_timeout: float) -> None:
+    """Apply every pending migration, each in its own transaction (the lock is held by the caller)."""
+    conn.execute(text(CREATE))
+    current = _heads(conn)
+    conn.commit()  # Alembic must start outside a transaction to commit each migration on its own
+    script = ScriptDirectory.from_config(config)
+    _refuse_newer(script, current)
+    pending = [s.revision for s in reversed(list(script.iterate_revisions("heads", current[0] if current else "base")))]
+    applied = _Applied()
+    config.attributes.update(connection=conn, on_version_apply=applied)
     try:
         command.upgrade(config, "heads")
     except Exception as error:
-        failed = _describe(script, pending[len(applied)]) if len(applied) < len(pending) else "?"
-        state, reason = _database_error(error, show_detail)
-        if state == "55P03":  # lock_not_available
-            reason += f"\n(it waited {lock_timeout:g} s for a lock another session holds: let it finish, run again)"
-        raise MigrationFailed(f"migration {failed} failed and was rolled back (SQLSTATE {state}): {reason}") from error
-    for revision in applied:
+        done = len(applied.revisions)
+        failed = _describe(script, pending[done]) if done < len(pending) else "?"
+        raise _failure(error, failed, show_detail, lock_timeout) from error
+    for revision in applied.revisions:
         log.info("applied migration %s", _describe(script, revision))
+
+
+def _set_lock_timeout(conn: Connection, seconds: float) -> None:
+    """For the whole session: a migration statement waits at most this long for a table lock."""
+    conn.execute(text("SELECT set_config('lock_timeout', :limit, false)"), {"limit": f"{round(seconds * 1000)}ms"})
+    conn.commit()
+
+
+def _unlock(conn: Connection) -> None:
+    """Back to the login role, and the migration lock released (a lost connection released it with its session)."""
+    with contextlib.suppress(DBAPIError):
+        conn.rollback()
+        conn.execute(text("RESET ROLE"))
+        conn.execute(text(UNLOCK))
+        conn.commit()
 
 
 def _upgrade(
@@ -355,8 +396,7 @@ def _upgrade(
     lock_timeout: float = MIGRATION_LOCK_TIMEOUT,
 ) -> None:
     """The deploy step: lock, hand earlier versions' objects to the owner, migrate as the owner, grant the app."""
-    conn.execute(text("SELECT set_config('lock_timeout', :limit, false)"), {"limit": f"{round(lock_timeout * 1000)}ms"})
-    conn.commit()
+    _set_lock_timeout(conn, lock_timeout)
     _lock(conn, wait)
     try:
         if roles.owner:
@@ -370,18 +410,13 @@ def _upgrade(
         else:
             log.warning("no --app-role (DB_APP_ROLE): no role was granted schema %s; the app answers 503 until", SCHEMA)
     finally:
-        with contextlib.suppress(DBAPIError):  # a lost connection released the lock with its session
-            conn.rollback()
-            conn.execute(text("RESET ROLE"))
-            conn.execute(text(UNLOCK))
-            conn.commit()
+        _unlock(conn)
 
 
 def _pending(conn: Connection, config: Config) -> tuple[list[str], list[Script]]:
     """The revisions the database is at, and this code's revisions it has not applied (oldest first)."""
-    versions = {"version_table": VERSION_TABLE, "version_table_schema": SCHEMA}
     has_table = conn.execute(text("SELECT to_regclass(:t) IS NOT NULL"), {"t": f"{SCHEMA}.{VERSION_TABLE}"}).scalar()
-    current = list(MigrationContext.configure(conn, opts=versions).get_current_heads()) if has_table else []
+    current = _heads(conn) if has_table else []
     conn.commit()
     script = ScriptDirectory.from_config(config)
     if any(not _known(script, revision) for revision in current):
@@ -498,6 +533,60 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ---------------------------------------------------------------- the commands that need the database
+def _as_owner(conn: Connection, roles: Roles) -> None:
+    """Read the version table as its owner where you may act as it; as yourself is fine too."""
+    if roles.owner:
+        try:
+            conn.execute(text(f"SET ROLE {quoted(roles.owner)}"))
+            conn.commit()
+        except DBAPIError:
+            conn.rollback()
+
+
+def _upgrade_command(conn: Connection, config: Config, args: argparse.Namespace) -> int:
+    _upgrade(conn, config, _roles(args), args.wait, args.show_detail, args.lock_timeout)
+    return 0
+
+
+def _check_command(conn: Connection, config: Config, args: argparse.Namespace) -> int:
+    _as_owner(conn, _roles(args))
+    current, pending = _pending(conn, config)
+    for revision in pending:
+        additive = "additive" if _is_additive(revision) else "not additive"
+        print(f"pending: {Path(revision.path).name} ({revision.doc}; {additive})")
+    print(f"the database is at {', '.join(current) or 'no revision'}; {len(pending)} pending")
+    return 1 if pending else 0
+
+
+def _current_command(conn: Connection, config: Config, args: argparse.Namespace) -> int:
+    _as_owner(conn, _roles(args))
+    config.attributes["connection"] = conn
+    command.current(config)
+    return 0
+{%- if driver == "sqlalchemy" %}
+
+
+def _autogenerate_command(conn: Connection, config: Config, args: argparse.Namespace) -> int:
+    """A new migration from what differs between items/models.py and the database, brought up to date first."""
+    _upgrade(conn, config, _roles(args), args.wait, args.show_detail, args.lock_timeout)
+    _as_owner(conn, _roles(args))
+    config.attributes["connection"] = conn
+    command.revision(config, message=args.message, autogenerate=True, rev_id=next_revision_id(config))
+    return 0
+{%- endif %}
+
+
+ONLINE: dict[str, Callable[[Connection, Config, argparse.Namespace], int]] = {
+    "upgrade": _upgrade_command,
+    "check": _check_command,
+    "current": _current_command,
+{%- if driver == "sqlalchemy" %}
+    "revision": _autogenerate_command,  # only with --autogenerate: main writes a plain revision without one
+{%- endif %}
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -509,43 +598,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "sql":
             sys.stdout.write(offline_sql(config, args.after))
             return 0
-        if args.command == "revision" and not getattr(args, "autogenerate", False):
+        if args.command == "revision"{{ " and not args.autogenerate" if driver == "sqlalchemy" }}:
             command.revision(config, message=args.message, rev_id=next_revision_id(config))
             return 0
-        roles = _roles(args)
-        status: list[int] = [0]
-
-        def work(conn: Connection) -> None:
-            if args.command in ("upgrade", "revision"):  # autogenerate compares the models with an up-to-date database
-                _upgrade(conn, config, roles, args.wait, args.show_detail, args.lock_timeout)
-            if args.command == "upgrade":
-                return
-            if roles.owner:  # to read the version table as its owner; reading it as yourself is fine too
-                try:
-                    conn.execute(text(f"SET ROLE {quoted(roles.owner)}"))
-                    conn.commit()
-                except DBAPIError:
-                    conn.rollback()
-            if args.command == "check":
-                current, pending = _pending(conn, config)
-                for revision in pending:
-                    additive = "additive" if _is_additive(revision) else "not additive"
-                    print(f"pending: {Path(revision.path).name} ({revision.doc}; {additive})")
-                print(f"the database is at {', '.join(current) or 'no revision'}; {len(pending)} pending")
-                status[0] = 1 if pending else 0
-                return
-            config.attributes["connection"] = conn
-            if args.command == "current":
-                command.current(config)
-            elif args.command == "revision":
-                command.revision(config, message=args.message, autogenerate=True, rev_id=next_revision_id(config))
-
         settings = load_settings()
-        {{ "asyncio.run(on_connection(work, settings, password_source(settings)))" if is_async else "on_connection(work, settings, password_source(settings))" }}
+        run = ONLINE[args.command]
+        work = functools.partial(run, config=config, args=args)
+        return {{ "asyncio.run(on_connection(work, settings, password_source(settings)))" if is_async else "on_connection(work, settings, password_source(settings))" }}
     except MigrationFailed as error:
         log.error("%s", error)
         return 1
-    return status[0]
 
 
 if __name__ == "__main__":

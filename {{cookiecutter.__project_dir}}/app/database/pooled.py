@@ -15,7 +15,8 @@ is checked before use: the first statement on a dead one fails, and the work run
   setting and the statement in the same round trip where the driver can (``_rows_as``). Running a
   read twice is harmless, so a lost connection only means "run it again".
 - Writes run in one transaction that first reads its own id (``pg_current_xact_id()``), setting the
-  user in that same statement: no extra round trip. If COMMIT gets no answer, the server is asked
+  user in that same statement: no extra round trip. BEGIN, that statement and the work go together where the
+  driver can (``_begin``); COMMIT only once the id is here. If COMMIT gets no answer, the server is asked
   what became of that transaction (``pg_xact_status``): committed work is not done twice, work
   that did not commit runs again, and when nobody can tell the caller gets the error.
 
@@ -35,6 +36,9 @@ C = TypeVar("C")  # the driver's connection
 T = TypeVar("T")
 Params = dict[str, Any]
 Row = dict[str, Any]
+Sql = Any  # SQL text with %(name)s parameters, or the driver's own statement (asyncpg's Query, SQLAlchemy Core)
+Statements = list[tuple[Sql, Params | None]]
+Done = list[Row] | int  # a write's last statement: its rows, or how many rows it changed
 {%- if is_async %}
 Work = Callable[[C], Awaitable[T]]
 {%- else %}
@@ -107,19 +111,36 @@ class Pooled(Generic[C]):
         """Whether ``error`` means the connection is gone."""
         raise NotImplementedError
 
-    {{ async_ }}def _rows(self, conn: C, sql: str, params: Params | None) -> list[Row]:
+    {{ async_ }}def _rows(self, conn: C, sql: Sql, params: Params | None) -> list[Row]:
         raise NotImplementedError
 
-    {{ async_ }}def _rows_as(self, conn: C, user: str, sql: str, params: Params | None) -> list[Row]:
+    {{ async_ }}def _rows_as(self, conn: C, user: str, sql: Sql, params: Params | None) -> list[Row]:
         """A read on an autocommit connection, in one transaction with ``SET_USER`` before it."""
         raise NotImplementedError
 
-    {{ async_ }}def _count(self, conn: C, sql: str, params: Params | None) -> int:
+    {{ async_ }}def _count(self, conn: C, sql: Sql, params: Params | None) -> int:
         """Run a statement; the number of rows it affected."""
         raise NotImplementedError
 
     {{ async_ }}def _commit(self, conn: C) -> None:
         raise NotImplementedError
+
+    {{ async_ }}def _begin(self, conn: C, user: str | None, statements: Statements, returning: bool) -> tuple[str, Done]:
+        """In the write's transaction (``_borrow`` opened it): its id, read while setting the user, then the
+        statements in order; the id, and the last statement's rows (``returning``) or row count. Here one
+        statement after the other; a driver that can send them together overrides it (fewer round trips)."""
+        xid = ({{ await_ }}self._rows(conn, CURRENT_TRANSACTION, {"app_user": user or ""}))[0]["xid"]
+        return xid, {{ await_ }}self._run(conn, statements, returning)
+
+    {{ async_ }}def _run(self, conn: C, statements: Statements, returning: bool) -> Done:
+        """The statements one after the other: the last one's rows (``returning``) or row count."""
+        done: Done = 0
+        for index, (sql, params) in enumerate(statements):
+            if returning and index == len(statements) - 1:
+                done = {{ await_ }}self._rows(conn, sql, params)
+            else:
+                done = {{ await_ }}self._count(conn, sql, params)
+        return done
 
     # ------------------------------------------------------------------ shared
     {{ async_ }}def _again_if_lost(self, attempt: Callable[[], {{ "Awaitable[T]" if is_async else "T" }}], within: float) -> T:
@@ -154,13 +175,12 @@ class Pooled(Generic[C]):
 
         return {{ await_ }}self._again_if_lost(attempt, wait)
 
-    {{ async_ }}def _write(self, work: Work[C, T], user: str | None) -> T:
-        {{ async_ }}def attempt() -> T:
+    {{ async_ }}def _write(self, statements: Statements, user: str | None, returning: bool = False) -> Done:
+        {{ async_ }}def attempt() -> Done:
             {{ async_ }}with self._borrow(self._timeout, transaction=True) as conn:
                 xid, committing = None, False
                 try:
-                    xid = ({{ await_ }}self._rows(conn, CURRENT_TRANSACTION, {"app_user": user or ""}))[0]["xid"]
-                    result = {{ await_ }}work(conn)
+                    xid, result = {{ await_ }}self._begin(conn, user, statements, returning)
                     committing = True
                     {{ await_ }}self._commit(conn)
                     return result
@@ -184,34 +204,32 @@ class Pooled(Generic[C]):
 
     # ------------------------------------------------------------------ the API the app uses
     # ``user``: the signed-in user the work is for (identity.py decides who); None sees no user's rows.
-    {{ async_ }}def fetch_all(self, sql: str, params: Params | None = None, *, user: str | None = None) -> list[Row]:
+    {{ async_ }}def fetch_all(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> list[Row]:
         """Rows of a read. Reads may run twice (after a lost connection): never write with them."""
         if user is None:
             return {{ await_ }}self._read(lambda conn: self._rows(conn, sql, params))
         return {{ await_ }}self._read(lambda conn: self._rows_as(conn, user, sql, params))
 
-    {{ async_ }}def fetch_one(self, sql: str, params: Params | None = None, *, user: str | None = None) -> Row | None:
+    {{ async_ }}def fetch_one(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> Row | None:
         """The first row of a read, or None."""
         rows = {{ await_ }}self.fetch_all(sql, params, user=user)
         return rows[0] if rows else None
 
-    {{ async_ }}def write_one(self, sql: str, params: Params | None = None, *, user: str | None = None) -> Row | None:
+    {{ async_ }}def write_one(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> Row | None:
         """A write that returns a row (INSERT/UPDATE ... RETURNING), committed exactly once."""
-        rows = {{ await_ }}self._write(lambda conn: self._rows(conn, sql, params), user)
+        rows = {{ await_ }}self._write([(sql, params)], user, returning=True)
+        assert isinstance(rows, list)
         return rows[0] if rows else None
 
-    {{ async_ }}def execute(self, sql: str, params: Params | None = None, *, user: str | None = None) -> int:
+    {{ async_ }}def execute(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> int:
         """A write, committed exactly once; the number of rows it affected."""
-        return {{ await_ }}self._write(lambda conn: self._count(conn, sql, params), user)
+        count = {{ await_ }}self._write([(sql, params)], user)
+        assert isinstance(count, int)
+        return count
 
     {{ async_ }}def execute_script(self, statements: list[str]) -> None:
         """Statements in one transaction."""
-
-        {{ async_ }}def run_all(conn: C) -> None:
-            for statement in statements:
-                {{ await_ }}self._count(conn, statement, None)
-
-        {{ await_ }}self._write(run_all, None)
+        {{ await_ }}self._write([(statement, None) for statement in statements], None)
 
     {{ async_ }}def ping(self, timeout: float = 2.0) -> bool:
         try:

@@ -51,6 +51,13 @@ Page = tuple[list[Item], int | None]  # the items, and the cursor of the next pa
     return page, (page[-1]["id"] if len(rows) > size else None)
 
 
+{{ async_ }}def get_item(db: Database, owner: str, item_id: object) -> Item | None:
+    """The user's item with that id; None when the user has none."""
+    params = {"id": clean_id(item_id), "owner": clean_owner(owner)}
+    row = {{ await_ }}db.fetch_one(queries.GET_ITEM, params, user=params["owner"])
+    return _public(row) if row else None
+
+
 {{ async_ }}def create_item(db: Database, owner: str, title: object) -> Item:
     """The new item; TooManyItems when the user already keeps MAX_ITEMS (checked by the INSERT itself)."""
     params = {"owner": clean_owner(owner), "title": clean_title(title), "max_items": MAX_ITEMS}

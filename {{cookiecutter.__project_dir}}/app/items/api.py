@@ -29,6 +29,14 @@ def list_items() -> Any:
     return jsonify(page), json_api.next_page_link("/api/items", next_after, limit)
 
 
+@blueprint.get("/api/items/<item_id>")
+def get_item(item_id: str) -> Any:
+    item = items.get_item(database(), current_user(request.headers), item_id)
+    if item is None:
+        raise NoSuchItem
+    return jsonify(item)
+
+
 @blueprint.post("/api/items")
 def create_item() -> tuple[Any, int]:
     owner = current_user(request.headers)
@@ -95,6 +103,14 @@ class Item(BaseModel):
     page, next_after = {{ await_ }}items.list_page(db, owner, after, limit)  # the query is checked there
     response.headers.update(next_page_link("/api/items", next_after, limit))
     return page  # dicts of Item's shape: FastAPI checks and documents them
+
+
+@router.get("/api/items/{item_id}", responses=problems(400, 401, 404, 503))
+{{ async_ }}def get_item(item_id: str, owner: User, db: Db) -> Item:
+    item = {{ await_ }}items.get_item(db, owner, item_id)
+    if item is None:
+        raise NoSuchItem
+    return item
 
 
 @router.post("/api/items", status_code=201, responses=problems(400, 401, 403, 409, 413, 415, 503))
