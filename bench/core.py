@@ -37,6 +37,7 @@ from tests.support.template import render
 
 ROOT = Path(__file__).resolve().parent.parent
 APPS = Path(__file__).resolve().parent / "apps"
+TEMPLATE_APP = ROOT / "{{cookiecutter.__project_dir}}" / "app"
 API_FRAMEWORKS = {"fastapi", "flask"}
 
 
@@ -47,6 +48,9 @@ def baseline(where: Path, framework: str, files: dict[str, str]) -> Path:
     shutil.copy(APPS / f"{framework}.yaml", app / "app.yaml")
     for name, source in files.items():
         shutil.copy(APPS / source, app / name)
+    if framework == "flask":  # the rendered Flask app's server (flask.yaml): the template's serving.py, as is
+        shutil.copy(TEMPLATE_APP / "serving.py", app / "serving.py")
+        shutil.copy(APPS / "bare_pool" / "body_cap.py", app / "body_cap.py")
     return where
 
 

@@ -15,17 +15,13 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from tests.harness.postgres import PostgresServer  # noqa: E402
-from tests.support.deployer import migrated  # noqa: E402
-from tests.support.round_trips import FRAMEWORK, OPERATIONS, measure  # noqa: E402
-from tests.support.template import render  # noqa: E402
+from tests.harness.postgres import PostgresServer
+from tests.support.deployer import migrated
+from tests.support.round_trips import FRAMEWORK, OPERATIONS, measure
+from tests.support.template import render
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = re.compile(r"<!-- round_trips -->\n.*?<!-- end round_trips -->\n", re.S)

@@ -1,6 +1,7 @@
 """Connect-per-request baseline: psycopg.connect() in every request (libpq reads PG*, PGPASSWORD)."""
 
 import psycopg
+import serving
 from flask import Flask, jsonify, request
 from psycopg.rows import dict_row
 
@@ -41,3 +42,6 @@ def create_item():
             {"owner": owner(), "title": request.get_json()["title"].strip()},
         ).fetchone()
     return jsonify(row), 201
+
+
+served = serving.Buffered(app)  # the rendered app's server (flask.yaml)

@@ -1,6 +1,7 @@
 """Bare-pool baseline, Flask: the driver's own pool (pool.py, one of this directory's driver files), the rendered
 app's SQL and server command (flask.yaml). Copied as main.py."""
 
+import serving
 from flask import Flask, jsonify, request
 from pool import INSERT, LIST, fetch
 
@@ -25,3 +26,6 @@ def list_items():
 @app.post("/api/items")
 def create_item():
     return jsonify(fetch(INSERT, (owner(), request.get_json()["title"].strip()))[0]), 201
+
+
+served = serving.Buffered(app)  # the rendered app's server: bodies read whole before a thread runs the app
