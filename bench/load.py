@@ -46,7 +46,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--compare-ref",
-        default="f84ef24",
+        default="a4a5eca",
         help="rendered_vs_bare_pool: also run the app rendered from this commit of this repository ('' : none)",
     )
     parser.add_argument("--start-runs", type=int, default=2, help="startup: warm starts per framework")

@@ -90,7 +90,7 @@ Targets (printed by the run, never asserted; the invariants are asserted in CI b
 
 Each section says the commit and the machine's load average (1 minute) it ran at: on a busy machine absolute req/s
 and latencies are low and noisy, the ratios of apps loaded at once are what to read. In rendered_vs_bare_pool, the
-`@<commit>` rows are the app rendered from that commit of this repository (`--compare-ref`, default f84ef24: before
+`@<commit>` rows are the app rendered from that commit of this repository (`--compare-ref`, default a4a5eca: with row-level security, before
 the owner role and migrations by the deployer), loaded in the same rounds as today's app and the bare pool.
 """
 
