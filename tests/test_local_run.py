@@ -25,6 +25,7 @@ from tests.harness.ports import free_port
 from tests.support import apprunner
 from tests.support.appenv import app_python
 from tests.support.localapp import LocalApp, running_local_app, streamlit_shows
+from tests.support.sockets import server_side
 from tests.support.template import render
 from tests.support.waiting import HANG_GUARD
 
@@ -518,3 +519,27 @@ def test_a_project_path_too_long_for_a_socket_gets_a_private_socket_directory() 
         assert places[0] == places[1]
     finally:
         subprocess.run(["rm", "-rf", str(base), *(str(place.parent) for place in places[:1])], check=False)
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "gradio"])
+def test_stopping_a_local_run_stops_an_app_that_still_has_a_request_open(tmp_path: Path, framework: str) -> None:
+    """A browser tab keeps a request open (Gradio's event stream; here a body that never finishes). uvicorn, asked to
+    stop, waits for it without end: run.py stops it after its grace period, then PostgreSQL. running_local_app fails
+    if run.py hangs or leaves PostgreSQL running."""
+    root = render(tmp_path, framework=framework, driver="asyncpg", project_name=f"Stops {framework}")
+    path = "/gradio_api/queue/join" if framework == "gradio" else "/api/items"  # a route that reads a JSON body
+    with running_local_app(root, tmp_path) as app:
+        port = int(app.url.rsplit(":", 1)[1])
+        held = socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD)
+        held.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {app.cookie['Cookie']}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+        )
+        loopback = int.from_bytes(socket.inet_aton("127.0.0.1"), "little")  # /proc/net/tcp's byte order
+        ours = f"{loopback:08X}:{held.getsockname()[1]:04X}"
+        deadline = time.monotonic() + HANG_GUARD
+        while (ours, 0) not in server_side(port):  # until the app has read the headers and the first byte
+            assert time.monotonic() < deadline, server_side(port)
+            time.sleep(0.05)
+    held.close()
+    assert "had not stopped" in app.log.read_text()  # the open request held it: run.py stopped it

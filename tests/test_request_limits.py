@@ -27,6 +27,7 @@ import websocket
 from tests.harness.ports import free_port
 from tests.support import apprunner
 from tests.support.http_api import ALICE
+from tests.support.sockets import server_side
 from tests.support.template import render
 from tests.support.waiting import HANG_GUARD
 
@@ -210,20 +211,6 @@ SLOW_CLIENTS = 20
 GTHREAD_SLOTS = 8  # one gunicorn gthread worker's pool (--threads=8), as the app ran before: the attack fills it
 # /healthz's own deadline: its ping waits 2 s for a connection (database/pooled.py, ping), plus 1 s for the answer
 HEALTH_DEADLINE = 3.0
-
-
-def server_side(port: int) -> list[tuple[str, int]]:
-    """The app's side of the established connections on `port`, as the kernel reports them: (peer, bytes received
-    and not yet read by the app)."""
-    found = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        with contextlib.suppress(OSError), open(table) as lines:
-            for line in list(lines)[1:]:
-                fields = line.split()
-                local, peer, state, queues = fields[1], fields[2], fields[3], fields[4]
-                if state == "01" and int(local.rsplit(":", 1)[1], 16) == port:
-                    found.append((peer, int(queues.split(":")[1], 16)))
-    return found
 
 
 @pytest.mark.parametrize("running", ["flask", "dash"], indirect=True)

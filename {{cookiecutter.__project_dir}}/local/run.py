@@ -45,6 +45,9 @@ DEPLOYER = {"DB_OWNER_ROLE": OWNER_ROLE, "DB_APP_ROLE": APP_ROLE}
 OLD_PASSWORD = "local-only"
 SOCKET_PATH_MAX = 100  # a Unix socket's path: at most 107 bytes on Linux, 103 on macOS
 LOCAL_HOST = "127.0.0.1"  # where the app listens; LOCAL_RUN_BIND tells it so (app/identity.py)
+# Seconds the app may take to stop once asked. A server that waits for open connections to close (uvicorn, under
+# Gradio, waits for a browser tab's event stream on SIGTERM) is then killed, so PostgreSQL is always stopped too.
+STOP_GRACE = 10
 ROLES_SQL = """
 SELECT format('CREATE ROLE %I NOLOGIN NOSUPERUSER BYPASSRLS', :'owner')
  WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = :'owner') \\gexec
@@ -405,7 +408,12 @@ def run_app(env: dict[str, str], port: int) -> int:
         return app.wait()
     except KeyboardInterrupt:
         app.terminate()
-        return app.wait()
+        try:
+            return app.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            say(f"The app had not stopped {STOP_GRACE} s after being asked (open connections?): stopping it now.")
+            app.kill()
+            return app.wait()
 
 
 def migrate(env: dict[str, str]) -> None:
