@@ -1,5 +1,6 @@
-{%- set async_ = "async " if cookiecutter.__is_async == "True" else "" -%}
-{%- set await_ = "await " if cookiecutter.__is_async == "True" else "" -%}
+{%- set is_async = cookiecutter.__is_async == "True" -%}
+{%- set async_ = "async " if is_async else "" -%}
+{%- set await_ = "await " if is_async else "" -%}
 """The example feature: a to-do list per signed-in user.
 
 Every input is checked here before any SQL runs, so refused input never reaches the database and
