@@ -5,8 +5,8 @@ With gunicorn's thread worker a request holds a thread from its first byte to it
 body a byte at a time took every thread, and /healthz waited as long as they trickled (gunicorn has no timeout
 for reading a body; workers/gthread.py waits on the first byte only). Here a slow client costs a coroutine and a
 buffer of at most the body cap (body_cap.py), never a thread, and BUFFERED_BYTES bounds what all of them hold. A
-body declared over the cap is not read at all, and a chunked one is read to one byte past the cap: the app
-refuses both (413) as it did.
+body declared over the cap is not read at all, and a chunked one is read until it is over the cap and then
+dropped: the app refuses both (413) on their length, as it did.
 """
 
 import asyncio
@@ -51,7 +51,7 @@ class Buffered:
         declared = _declared_length(scope)
         chunked = any(name == b"transfer-encoding" for name, _ in scope["headers"])
         if declared is not None and declared > body_cap.MAX_BODY_BYTES:
-            body = b""  # the app refuses it on its Content-Length (413)
+            body, length = b"", declared  # the app refuses it on its Content-Length (413)
         else:
             room = body_cap.MAX_BODY_BYTES + 1 if chunked else declared or 0
             if room and self.buffered + room > BUFFERED_BYTES:
@@ -59,10 +59,10 @@ class Buffered:
                 return
             self.buffered += room
             try:
-                body = await _body(receive)
+                body, length = await _body(receive)
             finally:
                 self.buffered -= room
-        environ = _environ(scope, body, declared)
+        environ = _environ(scope, body, length)
         status, headers, chunks = await asyncio.get_running_loop().run_in_executor(self.pool, self._run, environ)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"".join(chunks)})
@@ -107,20 +107,26 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-async def _body(receive: Receive) -> bytes:
-    """The body, or its first MAX_BODY_BYTES + 1 bytes: enough for the app to see it is over the cap."""
-    body = bytearray()
-    while len(body) <= body_cap.MAX_BODY_BYTES:
+async def _body(receive: Receive) -> tuple[bytes, int]:
+    """The body and its length. One over MAX_BODY_BYTES is read only until it is over, and not kept: the app
+    refuses it on its length alone (413), as it does a declared one, so a refused body never costs a copy."""
+    chunks: list[bytes] = []
+    length = 0
+    while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             break
-        body += message.get("body", b"")
+        chunk = message.get("body", b"")
+        length += len(chunk)
+        if length > body_cap.MAX_BODY_BYTES:
+            return b"", length
+        chunks.append(chunk)
         if not message.get("more_body", False):
             break
-    return bytes(body[: body_cap.MAX_BODY_BYTES + 1])
+    return b"".join(chunks), length
 
 
-def _environ(scope: Scope, body: bytes, declared: int | None) -> dict[str, Any]:
+def _environ(scope: Scope, body: bytes, length: int) -> dict[str, Any]:
     """PEP 3333's environ for an ASGI HTTP scope (the path as latin-1 of its UTF-8, as WSGI servers pass it)."""
     server = scope.get("server") or ("localhost", 80)
     client = scope.get("client") or ("", 0)
@@ -141,8 +147,8 @@ def _environ(scope: Scope, body: bytes, declared: int | None) -> dict[str, Any]:
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
-        # the length the client declared, else what arrived (a chunked body cut one byte past the cap says so)
-        "CONTENT_LENGTH": str(declared if declared is not None else len(body)),
+        # the length the client declared, else what arrived: over the cap, the app refuses it without reading
+        "CONTENT_LENGTH": str(length),
     }
     for raw_name, raw_value in scope["headers"]:
         name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
