@@ -231,9 +231,12 @@ class Bench(Report):
         extra_env: dict[str, str] | None = None,
         wait: bool = True,
         ref: str = "",
+        project: Path | None = None,
+        label: str = "",
     ) -> App:
-        """Today's rendered app (the deployer migrates first), or ``ref``'s (an app of then: it migrated itself)."""
-        project = self.project(framework, driver, ref)
+        """Today's rendered app (the deployer migrates first), or ``ref``'s (an app of then: it migrated itself);
+        ``project``: a copy of today's with something changed (``label`` says what)."""
+        project = project or self.project(framework, driver, ref)
         client = client or stub.new_client()
         database = database or self.new_database(stub.pg, client.role)
         appname = f"b-{framework}-{driver}-{uuid.uuid4().hex[:6]}"
@@ -243,7 +246,7 @@ class Bench(Report):
         mode = (
             "items" if framework in API_FRAMEWORKS else ("/_stcore/health" if framework == "streamlit" else "/healthz")
         )
-        label = f"{framework}:{driver}{' @' + ref if ref else ''}"
+        label = label or f"{framework}:{driver}{' @' + ref if ref else ''}"
         return self.start(label, project, env, mode, client.client_id, wait, migrate_first=not ref)
 
     def baseline_env(self, pg: PostgresServer, project: Path, role: str, password: str, database: str) -> dict:

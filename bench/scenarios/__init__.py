@@ -15,6 +15,7 @@ NAMES = (
     "every_pair",
     "scale_out",
     "rendered_vs_bare_pool",
+    "flask_server",
     "startup",
 )
 SHORT = ("bounded_pool", "credential_rotation", "simultaneous_start", "restart", "scale_out")
