@@ -406,8 +406,14 @@ def test_nobody_else_on_this_machine_logs_in_to_postgres_and_no_other_host_reach
         login = app.postgres_login("postgres", "postgres")
         with psycopg.connect(**login, connect_timeout=10):
             pass  # the developer gets in
-        psql = next(root.glob(".local-postgres/pg/*/pginstall/bin/psql"), None)  # the copy 'nobody' runs as root
-        assert psql, "no psql another user may run under .local-postgres/pg"
+        # The psql beside the server's own binary: run.py copies PostgreSQL to .local-postgres/pg only when the app
+        # environment is out of other users' reach (under /root by default; a relocated LAKEBASE_APP_CACHE such as
+        # /tmp/x is not), else runs it where it is. The other user must be able to run it, or every attempt below
+        # would fail with "Permission denied" from runuser and prove nothing.
+        server_pid = int((root / ".local-postgres" / "data" / "postmaster.pid").read_text().split()[0])
+        psql = Path(os.readlink(f"/proc/{server_pid}/exe")).parent / "psql"
+        runs = as_user(other_user, str(psql), "--version")
+        assert runs.returncode == 0, f"{other_user} cannot run the server's psql {psql}: {runs.stderr}"
         for host in (login["host"], "127.0.0.1", "localhost"):  # the socket directory, then TCP
             for password in ("local-only", login["password"]):  # the old fixed password; even the real one
                 tried = as_user(
