@@ -309,66 +309,24 @@ def test_an_autoscaling_principals_oauth_token_is_not_a_database_password(sdk_en
     _login_fails(pg_server, sdk_env.role, token)
 
 
-# ---------------------------------------------------------------- the proxy's trace and delay
+# ---------------------------------------------------------------- the proxy's delay
 @pytest.fixture(scope="module")
-def traced_pg():
-    """A server of its own (never $LAKEBASE_TEST_PG_DSN): the proxy in front, counting; one role that logs in."""
-    with PostgresServer(external_dsn="", trace=True, max_connections=20) as pg:
-        pg.create_service_principal_role("tracer")
-        pg.set_password("tracer", "tracer-secret", dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+def proxied_pg():
+    """A server of its own (never $LAKEBASE_TEST_PG_DSN): the proxy in front; one role that logs in."""
+    with PostgresServer(external_dsn="", proxy=True, max_connections=20) as pg:
+        pg.create_service_principal_role("proxied")
+        pg.set_password("proxied", "proxied-secret", dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
         yield pg
 
 
-def _traced_conn(pg: PostgresServer, name: str) -> psycopg.Connection:
-    return pg.connect_as("tracer", "tracer-secret", autocommit=True, application_name=name)
+def _proxied_conn(pg: PostgresServer, name: str) -> psycopg.Connection:
+    return pg.connect_as("proxied", "proxied-secret", autocommit=True, application_name=name)
 
 
-def test_trace_counts_each_autocommit_statement_as_a_round_trip(traced_pg):
-    with _traced_conn(traced_pg, "three-autocommit") as conn:
-        before = traced_pg.trace_counts("three-autocommit")
-        for i in range(3):
-            assert conn.execute("SELECT %s::int", [i]).fetchone() == (i,)
-        after = traced_pg.trace_counts("three-autocommit")
-    assert before["connections"] == 1
-    # scram-sha-256: StartupMessage, SASLInitialResponse, SASLResponse (the SSLRequest is the proxy's own)
-    assert before["startup_flights"] == 3
-    assert (after["flights"] - before["flights"], after["statements"] - before["statements"]) == (3, 3)
-
-
-def test_trace_counts_a_pipeline_as_one_round_trip(traced_pg):
-    with _traced_conn(traced_pg, "pipelined") as conn:
-        traced_pg.reset_trace()
-        with conn.pipeline(), conn.cursor() as cur:
-            for i in range(3):
-                cur.execute("SELECT %s::int", [i])
-        counts = traced_pg.trace_counts("pipelined")
-    assert (counts["flights"], counts["statements"]) == (1, 3)
-    assert counts["startup_flights"] == 0  # reset zeroes the login too
-
-
-def test_trace_counts_a_simple_query_and_tells_connections_apart(traced_pg):
-    with _traced_conn(traced_pg, "simple-a") as a, _traced_conn(traced_pg, "simple-b") as b:
-        traced_pg.reset_trace()
-        a.pgconn.exec_(b"SELECT 1; SELECT 2")  # one Query message (simple protocol), two statements in it
-        b.execute("SELECT 1")
-        b.execute("SELECT 2")
-        conns = {c["application_name"]: c for c in traced_pg.trace_connections() if c["open"]}
-    assert (conns["simple-a"]["flights"], conns["simple-a"]["statements"]) == (1, 1)
-    assert (conns["simple-b"]["flights"], conns["simple-b"]["statements"]) == (2, 2)
-    assert traced_pg.trace_counts("nobody-by-this-name")["connections"] == 0
-
-
-def test_reset_forgets_closed_connections(traced_pg):
-    _traced_conn(traced_pg, "short-lived").close()
-    assert traced_pg.trace_counts("short-lived")["connections"] == 1
-    traced_pg.reset_trace()
-    assert traced_pg.trace_counts("short-lived")["connections"] == 0
-
-
-def test_delay_adds_twice_its_latency_to_a_round_trip(traced_pg):
-    traced_pg.set_delay_ms(20)
+def test_delay_adds_twice_its_latency_to_a_round_trip(proxied_pg):
+    proxied_pg.set_delay_ms(20)
     try:
-        with _traced_conn(traced_pg, "delayed") as conn:
+        with _proxied_conn(proxied_pg, "delayed") as conn:
             times = []
             for _ in range(3):
                 t0 = time.perf_counter()
@@ -379,6 +337,6 @@ def test_delay_adds_twice_its_latency_to_a_round_trip(traced_pg):
             assert [c.fetchone() for c in curs] == [(i,) for i in range(5)]
         assert min(times) >= 0.040  # 20 ms each way: a lower bound, not a timing target
     finally:
-        traced_pg.set_delay_ms(0)
-    with _traced_conn(traced_pg, "undelayed") as conn:  # the proxy still passes everything after the change
+        proxied_pg.set_delay_ms(0)
+    with _proxied_conn(proxied_pg, "undelayed") as conn:  # the proxy still passes everything after the change
         assert conn.execute("SELECT 1").fetchone() == (1,)

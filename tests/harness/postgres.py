@@ -23,14 +23,12 @@ import atexit
 import datetime as dt
 import importlib.util
 import ipaddress
-import json
 import os
 import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
-import urllib.request
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -175,17 +173,13 @@ class PostgresServer:
         external_dsn: str | None = None,
         extra_conf: dict[str, str] | None = None,
         delay_ms: float = 0,
-        trace: bool = False,
         proxy: bool = False,
     ) -> None:
         """``delay_ms``: one-way latency added by the proxy to every chunk (a round trip costs 2x more).
-        ``trace``: the proxy counts flights and statements per connection (``trace_counts``). Either one, or
-        ``proxy=True`` (to change the delay later with ``set_delay_ms``), puts ``tls_proxy.py`` in front of the
-        server even when PostgreSQL could terminate TLS itself."""
+        Either that, or ``proxy=True`` (to change the delay later with ``set_delay_ms``), puts ``tls_proxy.py`` in
+        front of the server even when PostgreSQL could terminate TLS itself."""
         self.delay_ms = delay_ms
-        self.trace = trace
         self._want_proxy = proxy
-        self._trace_port = 0
         self.max_connections = max_connections
         self.extra_conf = dict(extra_conf or {})
         self._want_tls = tls
@@ -416,11 +410,11 @@ class PostgresServer:
 
     @property
     def _proxied(self) -> bool:
-        """Delay and trace live in tls_proxy.py, so either one needs it in front of the server."""
-        return bool(self._want_proxy or self.delay_ms or self.trace)
+        """The delay lives in tls_proxy.py, so it needs the proxy in front of the server."""
+        return bool(self._want_proxy or self.delay_ms)
 
     def set_delay_ms(self, delay_ms: float) -> None:
-        """Restart the proxy with another added latency (connections through it drop; counts restart)."""
+        """Restart the proxy with another added latency (connections through it drop)."""
         if not (self._running and self._proxy is not None):
             raise PostgresError("no proxy running: start the server with PostgresServer(..., proxy=True)")
         self.delay_ms = delay_ms
@@ -432,43 +426,12 @@ class PostgresServer:
         args = [str(self.port), str(self.server_port), str(self.cert_file), str(self.key_file)]
         if self.delay_ms:
             args += ["--delay-ms", str(self.delay_ms)]
-        if self.trace:
-            args.append("--trace")
         self._proxy = subprocess.Popen([sys.executable, str(script), *args], stdout=subprocess.PIPE, text=True)
         assert self._proxy.stdout is not None
         ready = self._proxy.stdout.readline().split()
         if not ready or ready[0] != "ready":
             self._proxy.kill()
             raise PostgresError(f"the TLS proxy did not start (exit {self._proxy.wait()})")
-        self._trace_port = int(ready[1]) if self.trace else 0
-
-    def _trace_request(self, method: str, path: str) -> list[dict]:
-        if not self._trace_port:
-            raise PostgresError("no trace: start the server with PostgresServer(..., trace=True)")
-        req = urllib.request.Request(f"http://127.0.0.1:{self._trace_port}{path}", method=method)
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via $http_proxy
-        with opener.open(req, timeout=10) as resp:
-            return json.loads(resp.read())
-
-    def trace_connections(self) -> list[dict]:
-        """Every connection the proxy has seen since the last reset: id, application_name, open,
-        startup_flights (the startup/authentication exchange), flights (round trips after it), statements
-        (Query and Execute messages)."""
-        return self._trace_request("GET", "/counts")
-
-    def trace_counts(self, application_name: str | None = None) -> dict[str, int]:
-        """Sums over the connections (those with this application_name, if given): connections, startup_flights,
-        flights, statements. Diff two calls around one operation, or ``reset_trace()`` before it."""
-        conns = [c for c in self.trace_connections() if application_name in (None, c["application_name"])]
-        total = {"connections": len(conns), "startup_flights": 0, "flights": 0, "statements": 0}
-        for c in conns:
-            for k in ("startup_flights", "flights", "statements"):
-                total[k] += c[k]
-        return total
-
-    def reset_trace(self) -> None:
-        """Zero every count (and forget closed connections)."""
-        self._trace_request("POST", "/reset")
 
     def _stop_proxy(self) -> None:
         if self._proxy is not None:

@@ -121,6 +121,7 @@ class Database(Pooled[asyncpg.Connection]):
         # One turn per pooled connection, first come first served. asyncpg's pool hands connections out through
         # an asyncio.Queue, where a request that just arrived can take the connection a waiting one was woken for;
         # the waiter goes back to the end of the line, and under load those waits make the reads' p99 latency.
+        # An asyncio.Semaphore wakes its waiters in order and lets no newcomer past them.
         self._turns = asyncio.Semaphore(settings.pool_max_size)
 
     async def open(self) -> None:
@@ -143,28 +144,7 @@ class Database(Pooled[asyncpg.Connection]):
 
     @asynccontextmanager
     async def _borrow(self, timeout: float, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
-        try:
-            await asyncio.wait_for(self._turns.acquire(), timeout)
-        except TimeoutError as error:  # every connection busy for the whole wait
-            raise DatabaseBusy("no database connection became free in time") from error
-        try:
-            async with self._pooled(timeout, transaction) as conn:
-                yield conn
-        finally:
-            self._turns.release()
-
-    @asynccontextmanager
-    async def _pooled(self, timeout: float, transaction: bool) -> AsyncIterator[asyncpg.Connection]:
-        if self._pool is None:
-            raise RuntimeError("Database.open() was not awaited")
-        try:
-            conn = await self._pool.acquire(timeout=timeout)
-        except TimeoutError as error:  # asyncio.TimeoutError: every connection busy for the whole wait
-            raise DatabaseBusy("no database connection became free in time") from error
-        except _LOST as error:
-            if login_refused(error):
-                raise
-            raise ConnectionLost from error  # the server is unreachable: try again until the deadline
+        conn = await self._take(timeout)
         try:
             if transaction:
                 try:
@@ -173,14 +153,43 @@ class Database(Pooled[asyncpg.Connection]):
                     raise ConnectionLost from error  # died before anything was sent: run the work again
             yield conn
         except BaseException:
-            if transaction:  # a dead connection may already be back in the pool: then there is nothing to undo
+            # a dead connection may already be back in the pool: then there is nothing to undo
+            if transaction and not conn.is_closed() and conn.is_in_transaction():
                 with contextlib.suppress(*_LOST):
-                    if not conn.is_closed() and conn.is_in_transaction():
-                        await conn.execute("ROLLBACK")
+                    await conn.execute("ROLLBACK")
             raise
         finally:
+            await self._give_back(conn)
+
+    async def _take(self, timeout: float) -> asyncpg.Connection:
+        """A turn, then a pooled connection, both within one wait of ``timeout`` seconds."""
+        pool = self._open_pool()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._turns.acquire()
+                try:
+                    return await pool.acquire()
+                except BaseException:  # no connection (timed out, cancelled, unreachable): no turn either
+                    self._turns.release()
+                    raise
+        except TimeoutError as error:  # every connection busy for the whole wait (first: _LOST holds OSError, its base)
+            raise DatabaseBusy("no database connection became free in time") from error
+        except _LOST as error:
+            if login_refused(error):
+                raise
+            raise ConnectionLost from error  # the server is unreachable: try again until the deadline
+
+    async def _give_back(self, conn: asyncpg.Connection) -> None:
+        try:
             with contextlib.suppress(*_LOST):  # the pool drops a dead connection and opens a fresh one
-                await self._pool.release(conn)
+                await self._open_pool().release(conn)
+        finally:
+            self._turns.release()
+
+    def _open_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("Database.open() was not awaited")
+        return self._pool
 
     def _lost(self, error: BaseException, conn: asyncpg.Connection) -> bool:
         # statement_timeout's cancel is an OperatorInterventionError too, but the connection lives on

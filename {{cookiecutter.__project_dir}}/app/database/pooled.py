@@ -30,7 +30,7 @@ import asyncio
 import time
 from collections.abc import {{ "Awaitable, " if is_async }}Callable
 from contextlib import {{ "AbstractAsyncContextManager as Borrowed" if is_async else "AbstractContextManager as Borrowed" }}
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 C = TypeVar("C")  # the driver's connection
 T = TypeVar("T")
@@ -217,15 +217,12 @@ class Pooled(Generic[C]):
 
     {{ async_ }}def write_one(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> Row | None:
         """A write that returns a row (INSERT/UPDATE ... RETURNING), committed exactly once."""
-        rows = {{ await_ }}self._write([(sql, params)], user, returning=True)
-        assert isinstance(rows, list)
+        rows = cast(list[Row], {{ await_ }}self._write([(sql, params)], user, returning=True))  # returning: rows
         return rows[0] if rows else None
 
     {{ async_ }}def execute(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> int:
         """A write, committed exactly once; the number of rows it affected."""
-        count = {{ await_ }}self._write([(sql, params)], user)
-        assert isinstance(count, int)
-        return count
+        return cast(int, {{ await_ }}self._write([(sql, params)], user))  # not returning: a row count
 
     {{ async_ }}def execute_script(self, statements: list[str]) -> None:
         """Statements in one transaction."""
