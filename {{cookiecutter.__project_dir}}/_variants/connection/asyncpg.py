@@ -153,10 +153,10 @@ class Database(Pooled[asyncpg.Connection]):
                     raise ConnectionLost from error  # died before anything was sent: run the work again
             yield conn
         except BaseException:
-            # a dead connection may already be back in the pool: then there is nothing to undo
-            if transaction and not conn.is_closed() and conn.is_in_transaction():
+            if transaction:  # a dead connection may already be back in the pool: then even is_closed() raises
                 with contextlib.suppress(*_LOST):
-                    await conn.execute("ROLLBACK")
+                    if not conn.is_closed() and conn.is_in_transaction():
+                        await conn.execute("ROLLBACK")
             raise
         finally:
             await self._give_back(conn)
