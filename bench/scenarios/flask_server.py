@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bench.core import App, Bench
 from bench.observe import cpu_ms
-from bench.scenarios.rendered_vs_bare_pool import load_at_once, median
+from bench.scenarios.rendered_vs_bare_pool import failures, load_at_once, median
 
 COLUMNS = ("pair", "mode", "server", "req/s", "p50 ms", "p99 ms", "req/s vs gthread", "CPU ms/req", "failed")
 
@@ -68,7 +68,7 @@ def run(b: Bench) -> None:
                         "p99 ms": f"{median([r.pct(0.99) for r in results]):.1f}",
                         "req/s vs gthread": f"{median(ratios):.2f}",
                         "CPU ms/req": f"{median([cpu_ms(r) for r in results]):.2f}",
-                        "failed": str(sum(r.failed for r in results)),
+                        "failed": failures(results),
                     }
                 )
     b.table(

@@ -59,9 +59,11 @@ class Buffered:
                 return
             self.buffered += room
             try:
-                body, length = await _body(receive)
+                body, arrived = await _body(receive)
             finally:
                 self.buffered -= room
+            # a declared length stands when fewer bytes came (the client left): the app sees a short body
+            length = declared if declared is not None else arrived
         environ = _environ(scope, body, length)
         status, headers, chunks = await asyncio.get_running_loop().run_in_executor(self.pool, self._run, environ)
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -108,8 +110,8 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 async def _body(receive: Receive) -> tuple[bytes, int]:
-    """The body and its length. One over MAX_BODY_BYTES is read only until it is over, and not kept: the app
-    refuses it on its length alone (413), as it does a declared one, so a refused body never costs a copy."""
+    """The body and how many bytes of it arrived. One over MAX_BODY_BYTES is read only until it is over, and not
+    kept: the app refuses it on its length alone (413), as it does a declared one, so it never costs a copy."""
     chunks: list[bytes] = []
     length = 0
     while True:
