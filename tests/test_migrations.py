@@ -115,7 +115,7 @@ def test_database_of_the_previous_template_upgrades_in_place(
     assert started.returncode == 0, started.stderr
     assert started.stdout.split("\n")[:2] == ["['kept one']", "['kept two']"]  # each owner still sees their row
     assert pg_server.query(items, dbname=dbname) == before
-    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=dbname) == [("0004",)]
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=dbname) == [("0005",)]
     owners = "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = 'app_data'"
     assert pg_server.query(owners, dbname=dbname) == [(found.owner,)]
     assert pg_server.query(
@@ -128,12 +128,16 @@ def test_database_of_the_previous_template_upgrades_in_place(
     pinned = ["search_path=pg_catalog, pg_temp"]
     assert pg_server.query(functions, dbname=dbname) == [
         ("app_user", found.owner, pinned),
+        ("create_item", found.owner, pinned),
+        ("delete_item", found.owner, pinned),
+        ("first_time", found.owner, pinned),
         ("items_for", found.owner, pinned),
+        ("update_item", found.owner, pinned),
     ]
     policies = "SELECT polname FROM pg_policy WHERE polrelid = 'app_data.items'::regclass"
     assert pg_server.query(policies, dbname=dbname) == [("items_owner",)]
     current = deployer.run(new / "app", found, "current")
-    assert current.returncode == 0 and current.stdout.split() == ["0004", "(head)"], current.stdout + current.stderr
+    assert current.returncode == 0 and current.stdout.split() == ["0005", "(head)"], current.stdout + current.stderr
 
 
 # ---------------------------------------------------------------------------------------------- the README walkthrough
@@ -173,8 +177,8 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
                     [str(app_python()), *args[1:]], cwd=app, env=env, capture_output=True, text=True, timeout=HANG_GUARD
                 )
                 assert done.returncode == 0, f"{line}\n{done.stdout}{done.stderr}"
-                if args[-2:] == ["sql", "0004"]:  # what the step shows: the new migration's SQL and its flag
-                    assert "0005_add_priority.py" in done.stdout and "priority" in done.stdout, done.stdout
+                if args[-2:] == ["sql", "0005"]:  # what the step shows: the new migration's SQL and its flag
+                    assert "0006_add_priority.py" in done.stdout and "priority" in done.stdout, done.stdout
                     assert "additive" in done.stdout and "not additive" not in done.stdout, done.stdout
         elif body.startswith("items = Table("):  # the model's new table definition, and the import the step names
             text = models.read_text().replace("    Table,\n", "    SmallInteger,\n    Table,\n")
@@ -188,18 +192,18 @@ def follow_walkthrough(project: Path, env: dict[str, str]) -> Path:
             end = text.index("\n\n\n", start) + 1
             api.write_text(text[:start] + body + text[end:])
         elif body.startswith("def upgrade"):  # the SQL that replaces the new file's empty upgrade()
-            (migration,) = versions.glob("0005_*.py")
+            (migration,) = versions.glob("0006_*.py")
             text = migration.read_text()
             assert "def upgrade() -> None:\n    pass\n" in text, text
             migration.write_text(text.replace("def upgrade() -> None:\n    pass\n", body))
         else:  # a line for the end of upgrade()
-            (migration,) = versions.glob("0005_*.py")
+            (migration,) = versions.glob("0006_*.py")
             migration.write_text(migration.read_text() + textwrap.indent(body, "    "))
     for name, old, new, times in replacements(page):  # the queries name the new column
         path = project / name
         assert path.read_text().count(old) == times, (name, old, path.read_text())
         path.write_text(path.read_text().replace(old, new))
-    (migration,) = versions.glob("0005_*.py")
+    (migration,) = versions.glob("0006_*.py")
     return migration
 
 
@@ -252,7 +256,7 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
         operations = re.findall(r"op\.(\w+)\(", migration.read_text())
         assert operations == ["add_column", "create_index", "execute"], migration.read_text()
     assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=dev_env["PGDATABASE"]) == [
-        ("0005",)
+        ("0006",)
     ]
     check = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(migration)], capture_output=True)
     assert check.returncode == 0, check.stdout
@@ -283,11 +287,11 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
     try:
         for app in apps:
             health = until_answering(app, "/healthz")
-            assert health.status_code == 503 and "0005_add_priority.py" in health.text, health.text
+            assert health.status_code == 503 and "0006_add_priority.py" in health.text, health.text
             refused = until_answering(app, "/api/items")
-            assert refused.status_code == 503 and "0005_add_priority.py" in refused.text, refused.text
+            assert refused.status_code == 503 and "0006_add_priority.py" in refused.text, refused.text
             assert refused.headers["Retry-After"] == "5"
-        assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=prod) == [("0004",)]
+        assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=prod) == [("0005",)]
         # Two deploys migrate at the same moment: the lock lets one apply it, the other finds nothing to do.
         prod_deployer = deployer.of(env_for(after))
         assert prod_deployer is not None
@@ -318,7 +322,7 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
             apprunner.stop(app)
     # Ran once, and its backfill changed the two open items of two users (not none: it sees every user's rows).
     assert pg_server.query("SELECT changed FROM app_data.runs_0004", dbname=prod) == [(2,)]
-    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=prod) == [("0005",)]
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=prod) == [("0006",)]
     assert pg_server.query("SELECT id, owner, title, done FROM app_data.items ORDER BY id", dbname=prod) == rows
     backfilled = pg_server.query("SELECT title, priority FROM app_data.items ORDER BY id", dbname=prod)
     assert backfilled == [("open item", 1), ("finished item", 0), ("bob's", 1)]
@@ -328,7 +332,7 @@ def test_readme_schema_change_then_the_deployer_migrates_under_running_apps(
     with apprunner.running_app(before, env_for(before), tmp_path / "v1-again.log", migrate_first=False) as old:
         assert requests.get(f"{old.url}/healthz", timeout=HANG_GUARD).status_code == 200, old.log_text()[-3000:]
         assert len(HttpApi(old.url).list(ALICE)) == 2
-        assert "newer than this code" in old.log_text() and "0005" in old.log_text()
+        assert "newer than this code" in old.log_text() and "0006" in old.log_text()
 
 
 # ---------------------------------------------------------------------------------------------- a broken migration
@@ -342,7 +346,7 @@ def released(project: Path, env: dict[str, str], log: Path, filename: str, text:
 
 
 BROKEN = migration_file(
-    "0005",
+    "0006",
     "Add a note, then backfill it from a column that does not exist.",
     ["ALTER TABLE items ADD COLUMN note text", "UPDATE items SET note = no_such_column"],
 )
@@ -360,25 +364,25 @@ def test_broken_migration_changes_nothing_and_the_new_code_does_not_serve(
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY column_name"
     schema_before = pg_server.query(columns, dbname=dbname)
 
-    with released(project, env, tmp_path / "v2.log", "0005_broken.py", BROKEN) as app:
+    with released(project, env, tmp_path / "v2.log", "0006_broken.py", BROKEN) as app:
         failed = deployer.run(project / "app", deployer.of(env), "upgrade", "--app-role", client.role)
         assert failed.returncode == 1, failed.stdout + failed.stderr
         said = failed.stderr
-        assert "0005_broken.py" in said and "no_such_column" in said and "rolled back" in said, said
+        assert "0006_broken.py" in said and "no_such_column" in said and "rolled back" in said, said
         assert "SQLSTATE 42703" in said, said  # undefined_column
         health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
-        assert health.status_code == 503 and "0005_broken.py" in health.json()["database"], health.text
+        assert health.status_code == 503 and "0006_broken.py" in health.json()["database"], health.text
         refused = requests.get(f"{app.url}/api/items", headers={"X-Forwarded-Email": ALICE}, timeout=HANG_GUARD)
-        assert refused.status_code == 503 and "0005_broken.py" in refused.text, refused.text
+        assert refused.status_code == 503 and "0006_broken.py" in refused.text, refused.text
         assert "no_such_column" not in health.text + refused.text
         assert requests.get(f"{app.url}/healthz", timeout=HANG_GUARD).status_code == 503  # and it stays so
         assert "SQLSTATE" not in app.log_text()  # the app never ran the migration
     assert pg_server.query(columns, dbname=dbname) == schema_before  # the ADD COLUMN was rolled back too
-    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=dbname) == [("0004",)]
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=dbname) == [("0005",)]
     assert pg_server.query("SELECT title FROM app_data.items", dbname=dbname) == [("before the broken release",)]
 
 
-ADDITIVE = migration_file("0005", "Add a note to every item.", ["ALTER TABLE items ADD COLUMN note text"])
+ADDITIVE = migration_file("0006", "Add a note to every item.", ["ALTER TABLE items ADD COLUMN note text"])
 
 
 def test_streamlit_names_the_pending_migration_then_serves_once_it_ran(
@@ -390,7 +394,7 @@ def test_streamlit_names_the_pending_migration_then_serves_once_it_ran(
     client, dbname = deployment
     env = apprunner.runtime_env(project, workspace_stub, client, free_port(), tmp_path / "home", dbname)
     apprunner.migrate(project, env)  # the release before
-    (project / "app" / "migrations" / "versions" / "0005_note.py").write_text(ADDITIVE)
+    (project / "app" / "migrations" / "versions" / "0006_note.py").write_text(ADDITIVE)
     page = apprunner.driver("streamlit", tmp_path, env, project / "app", str(project / "app" / "main.py"))
     try:
         waiting = page.call("list", user=ALICE)
@@ -399,12 +403,12 @@ def test_streamlit_names_the_pending_migration_then_serves_once_it_ran(
     finally:
         page.close()
     assert not waiting["exceptions"] and len(waiting["errors"]) == 1, waiting
-    assert "0005_note.py" in waiting["errors"][0], waiting
+    assert "0006_note.py" in waiting["errors"][0], waiting
     assert not served["exceptions"] and not served["errors"], served
 
 
 UNIQUE_TITLES = migration_file(
-    "0005",
+    "0006",
     "Titles are unique from now on (but two users already share one).",
     ["CREATE UNIQUE INDEX items_title_unique ON items (title)"],
 )
@@ -428,20 +432,20 @@ def test_a_failed_migration_says_its_name_and_no_row_data(
         for user in (ALICE, BOB):
             HttpApi(app.url).create(user, secret)
 
-    with released(project, env, tmp_path / "v2.log", "0005_unique_titles.py", UNIQUE_TITLES) as app:
+    with released(project, env, tmp_path / "v2.log", "0006_unique_titles.py", UNIQUE_TITLES) as app:
         failed = deployer.run(project / "app", deployer.of(env), "upgrade", "--app-role", client.role)
-        assert failed.returncode == 1 and "0005_unique_titles.py" in failed.stderr, failed.stderr
+        assert failed.returncode == 1 and "0006_unique_titles.py" in failed.stderr, failed.stderr
         assert "SQLSTATE 23505" in failed.stderr and "--show-detail" in failed.stderr, failed.stderr
         detailed = deployer.run(project / "app", deployer.of(env), "upgrade", "--show-detail")
         assert detailed.returncode == 1 and "DETAIL:" in detailed.stderr, detailed.stderr
         health = requests.get(f"{app.url}/healthz", timeout=HANG_GUARD)
-        assert health.status_code == 503 and "0005_unique_titles.py" in health.json()["database"], health.text
+        assert health.status_code == 503 and "0006_unique_titles.py" in health.json()["database"], health.text
         for leak in ("180k", "carol", "DETAIL", "Key (title)", "duplicate"):
             assert leak not in health.text and leak not in failed.stderr, (leak, health.text, failed.stderr)
 
 
 NOT_ADDITIVE = migration_file(
-    "0005",
+    "0006",
     "Rename a column: the previous release's queries would fail on the result.",
     ["ALTER TABLE items RENAME COLUMN title TO name"],
     additive=False,
@@ -452,27 +456,27 @@ def test_older_code_does_not_serve_after_a_migration_that_is_not_additive(tmp_pa
     old = render(tmp_path / "v1", framework="flask", driver="psycopg3")
     new = tmp_path / "v2" / old.name
     shutil.copytree(old, new)
-    (new / "app" / "migrations" / "versions" / "0005_rename.py").write_text(NOT_ADDITIVE)
+    (new / "app" / "migrations" / "versions" / "0006_rename.py").write_text(NOT_ADDITIVE)
     role, env = password_role_env(pg_server, tmp_path)
     found = deployer.prepare(pg_server, env["PGDATABASE"])
     deployer.upgrade(old / "app", found, role)
     assert run_in_app(old, env, 'items.create_item(db, "alice@example.com", "one")', False).returncode == 0
     deployer.upgrade(new / "app", found, role)
     assert run_in_app(new, env, "pass", False).returncode == 0
-    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=env["PGDATABASE"]) == [("0005",)]
+    assert pg_server.query("SELECT version_num FROM app_data.alembic_version", dbname=env["PGDATABASE"]) == [("0006",)]
     refused = run_in_app(old, env, "pass", False)
     assert refused.returncode != 0
-    assert "MigrationFailed" in refused.stderr and "migration 0005 declared itself not additive" in refused.stderr
+    assert "MigrationFailed" in refused.stderr and "migration 0006 declared itself not additive" in refused.stderr
 
 
 # ---------------------------------------------------------------------------------------------- the deployer's tools
 def test_sql_prints_each_new_migrations_ddl_and_additive_flag_without_a_database(tmp_path: Path) -> None:
     project = render(tmp_path, framework="fastapi", driver="sqlalchemy")
     versions = project / "app" / "migrations" / "versions"
-    (versions / "0005_note.py").write_text(ADDITIVE)
-    (versions / "0006_rename.py").write_text(NOT_ADDITIVE.replace('"0005"', '"0006"').replace('"0004"', '"0005"'))
+    (versions / "0006_note.py").write_text(ADDITIVE)
+    (versions / "0007_rename.py").write_text(NOT_ADDITIVE.replace('"0006"', '"0007"').replace('"0005"', '"0006"'))
     done = subprocess.run(
-        [str(app_python()), "-m", "database.migrate", "sql", "0004"],
+        [str(app_python()), "-m", "database.migrate", "sql", "0005"],
         cwd=project / "app",
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},  # no PG* at all: nothing connects
         capture_output=True,
@@ -481,14 +485,14 @@ def test_sql_prints_each_new_migrations_ddl_and_additive_flag_without_a_database
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert out.startswith("### Database migrations after 0004\n"), out
+    assert out.startswith("### Database migrations after 0005\n"), out
     note, rename = out.split("#### ")[1:]
-    assert note.startswith("0005_note.py: Add a note to every item.\n\nadditive\n"), note
+    assert note.startswith("0006_note.py: Add a note to every item.\n\nadditive\n"), note
     assert "ALTER TABLE items ADD COLUMN note text;" in note and "'not additive" not in note, note
-    assert rename.startswith("0006_rename.py: Rename a column") and "**not additive**" in rename, rename
+    assert rename.startswith("0007_rename.py: Rename a column") and "**not additive**" in rename, rename
     assert "ALTER TABLE items RENAME COLUMN title TO name;" in rename, rename
-    assert rename.index("COMMENT ON TABLE app_data.alembic_version IS 'not additive: 0006';") < rename.index("COMMIT;")
-    assert "0004_read_as_user" not in out  # only what comes after the revision given
+    assert rename.index("COMMENT ON TABLE app_data.alembic_version IS 'not additive: 0007';") < rename.index("COMMIT;")
+    assert "0005_write_once" not in out and "0004_read_as_user" not in out  # only what comes after the revision given
 
 
 def test_check_names_pending_revisions_and_a_held_lock_has_a_deadline(
@@ -534,7 +538,7 @@ def test_a_migration_waits_for_a_table_lock_until_its_deadline_and_the_app_answe
     with apprunner.running_app(project, env, tmp_path / "app.log") as app:
         api = HttpApi(app.url)
         api.create(ALICE, "kept")
-        (project / "app" / "migrations" / "versions" / "0005_note.py").write_text(ADDITIVE)
+        (project / "app" / "migrations" / "versions" / "0006_note.py").write_text(ADDITIVE)
         found = deployer.of(env)
         assert found is not None
         with pg_server.connect_superuser(dbname) as holder:
@@ -568,7 +572,7 @@ def test_a_migration_waits_for_a_table_lock_until_its_deadline_and_the_app_answe
             out, _ = migration.communicate(timeout=HANG_GUARD)
             holder.execute("ROLLBACK")
         assert migration.returncode == 1, out
-        assert "0005_note.py" in out and "SQLSTATE 55P03" in out and "waited 20 s for a lock" in out, out
-        assert [title for _, title, _ in api.list(ALICE)] == ["kept"]  # serving again, at 0004
+        assert "0006_note.py" in out and "SQLSTATE 55P03" in out and "waited 20 s for a lock" in out, out
+        assert [title for _, title, _ in api.list(ALICE)] == ["kept"]  # serving again, at 0005
     columns = "SELECT column_name FROM information_schema.columns WHERE table_name = 'items' AND column_name = 'note'"
     assert pg_server.query(columns, dbname=dbname) == []

@@ -64,7 +64,7 @@ def test_readme_file_tree_is_what_renders(tmp_path: Path, answers: dict[str, str
 
 # A backticked relative path, e.g. `local/run.py` or `scripts/local` (no spaces, no placeholders, no URL).
 # The migration the rendered README's "Change the schema" walkthrough creates in its first step.
-NEW_MIGRATION = "migrations/versions/0005_add_priority.py"
+NEW_MIGRATION = "migrations/versions/0006_add_priority.py"
 PATH_IN_BACKTICKS = re.compile(r"`(\.?[a-z_][\w.-]*/[\w./-]*|[\w.-]+\.(?:py|sh|yml|yaml|txt|toml|json|html))`")
 
 

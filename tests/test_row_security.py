@@ -222,7 +222,7 @@ def test_the_apps_role_cannot_escape_row_security_whatever_its_session_does(
         assert rows == [("alice@example.com", "alice's"), ("bob@example.com", "bob's")]
         policies = admin.execute("SELECT polname FROM pg_policy WHERE polrelid = 'app_data.items'::regclass")
         assert policies.fetchall() == [("items_owner",)]
-        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0004",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0005",)]
         grants = admin.execute(
             "SELECT has_database_privilege('public', current_database(), 'CONNECT'), "
             "has_table_privilege(%s, 'app_data.alembic_version', 'UPDATE'), "
@@ -236,7 +236,7 @@ def test_the_apps_role_cannot_escape_row_security_whatever_its_session_does(
 
 
 UNPROTECTED = migration_file(
-    "0005",
+    "0006",
     "Add notes, forgetting their policy.",
     ["CREATE TABLE notes (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, owner text NOT NULL)"],
 )
@@ -253,21 +253,21 @@ def test_a_migration_that_adds_a_table_without_a_policy_fails(tmp_path: Path, pg
     project = render(tmp_path, framework="flask", driver="psycopg3")
     app = project / "app"
     role, env, found = deployer.migrated(pg_server, tmp_path, app)
-    migration = app / "migrations" / "versions" / "0005_notes.py"
+    migration = app / "migrations" / "versions" / "0006_notes.py"
     migration.write_text(UNPROTECTED)
     failed = deployer.run(app, found, "upgrade", "--app-role", role)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert "migration 0005_notes.py" in failed.stderr and "notes" in failed.stderr, failed.stderr
+    assert "migration 0006_notes.py" in failed.stderr and "notes" in failed.stderr, failed.stderr
     assert "row-level security" in failed.stderr and "rolled back" in failed.stderr, failed.stderr
     with pg_server.connect_superuser(env["PGDATABASE"]) as admin:
-        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0004",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0005",)]
         assert admin.execute("SELECT to_regclass('app_data.notes')").fetchone() == (None,)  # rolled back whole
 
     migration.write_text(UNPROTECTED + new_table_policy(project / "docs" / "change-the-schema.md"))  # what the docs say
     passed = deployer.run(app, found, "upgrade", "--app-role", role)
     assert passed.returncode == 0, passed.stderr
     with pg_server.connect_superuser(env["PGDATABASE"]) as admin:
-        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0005",)]
+        assert admin.execute("SELECT version_num FROM app_data.alembic_version").fetchall() == [("0006",)]
         assert admin.execute(
             "SELECT relrowsecurity, relforcerowsecurity, (SELECT count(*) FROM pg_policy WHERE polrelid = c.oid) "
             "FROM pg_class AS c WHERE oid = 'app_data.notes'::regclass"

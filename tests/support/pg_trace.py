@@ -11,7 +11,9 @@ bench/round_trips.py) in a thread beside the app's Database. What it counts, fro
   extended protocol) messages (PostgreSQL docs, protocol-message-formats).
 
 ``cut_next_commit()`` arms a fault: the next COMMIT a client sends reaches the server, and then the connection
-is closed before its answer comes back (a COMMIT whose answer is lost).
+is closed before its answer comes back (a COMMIT whose answer is lost). ``cut_next_call(fragment)`` does the same
+to the next statement whose SQL holds ``fragment`` (a write in one statement, such as asyncpg's ``create_item(``),
+also when it is sent as a Bind of a statement prepared earlier on that connection.
 
 The client must not ask for TLS (PGSSLMODE=disable): the proxy reads the protocol in clear.
 """
@@ -41,9 +43,10 @@ class _Connection:
         self.pending = b""  # the client's bytes not yet parsed into whole messages
         self.flights: list[str] = []  # the message types of each flight, as sent: "PBDES", "Q"...
         self.counted = False  # the current flight was counted (it holds more than Flush)
-        self.committing = False  # the client's data just parsed held a COMMIT (a simple Query)
+        self.committing = False  # the client's data just parsed held the statement a fault is armed for
+        self.prepared: dict[bytes, bytes] = {}  # each prepared statement's name and SQL (Parse messages)
 
-    def from_client(self, data: bytes) -> None:
+    def from_client(self, data: bytes, armed: bytes | None = None) -> None:
         if self.answered:
             self.answered, self.counted = False, False
             self.flights.append("")
@@ -65,9 +68,23 @@ class _Connection:
             if len(self.pending) < 1 + length:
                 return
             self._sent(kind)
-            if kind == b"Q" and self.pending[5 : 1 + length].rstrip(b"\x00").strip().upper() == b"COMMIT":
+            if self._holds(kind, self.pending[5 : 1 + length], armed):
                 self.committing = True
             self.pending = self.pending[1 + length :]
+
+    def _holds(self, kind: bytes, body: bytes, armed: bytes | None) -> bool:
+        """Whether this message sends the statement ``armed`` is for (COMMIT: a simple Query of just that)."""
+        if armed is None and kind != b"P":
+            return False
+        if kind == b"Q":
+            sql = body.rstrip(b"\x00").strip()
+            return sql.upper() == armed if armed == b"COMMIT" else armed in sql
+        if kind == b"P":  # statement name, SQL, ...: remembered for the Binds that run it later
+            name, sql = body.split(b"\x00", 2)[:2]
+            self.prepared[name] = sql
+        elif kind == b"B" and armed is not None:  # portal name, statement name, ...
+            return armed != b"COMMIT" and armed in self.prepared.get(body.split(b"\x00", 2)[1], b"")
+        return False
 
     def _sent(self, kind: bytes) -> None:
         if kind in (b"Q", b"E"):
@@ -93,12 +110,16 @@ class Tracer:
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, name="pg-trace", daemon=True)
-        self._cut = False
-        self.cuts = 0  # connections closed by the fault, after their COMMIT reached the server
+        self._cut: bytes | None = None  # what the armed fault waits for
+        self.cuts = 0  # connections closed by the fault, after their statement reached the server
 
     def cut_next_commit(self) -> None:
         with self._lock:
-            self._cut = True
+            self._cut = b"COMMIT"
+
+    def cut_next_call(self, fragment: str) -> None:
+        with self._lock:
+            self._cut = fragment.encode()
 
     def start(self) -> Tracer:
         self._thread.start()
@@ -141,13 +162,13 @@ class Tracer:
                 while data := await client_r.read(65536):
                     with self._lock:
                         traced.committing = False
-                        traced.from_client(data)
-                        cut = self._cut and traced.committing
+                        traced.from_client(data, self._cut)
+                        cut = self._cut is not None and traced.committing
                         if cut:
-                            self._cut, self.cuts = False, self.cuts + 1
+                            self._cut, self.cuts = None, self.cuts + 1
                     server_w.write(data)
                     await server_w.drain()
-                    if cut:  # the COMMIT is on its way to the server; its answer never reaches the client
+                    if cut:  # the statement is on its way to the server; its answer never reaches the client
                         client_w.transport.abort()
                         return
 

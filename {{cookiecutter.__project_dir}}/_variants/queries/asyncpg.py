@@ -2,9 +2,10 @@
 
 items/__init__.py passes the same dictionaries as with the other drivers; ``Query.names`` says which value each
 ``$n`` is. The reads call ``items_for($1)`` (migration 0004) with the call's user (``app_user``): the function sets
-the user and reads the table in one statement, so a read is one round trip. Only asyncpg needs it: the other
-drivers send the setting and the read together already (a pipeline, or one simple query). Row-level security
-still decides inside it: a read that forgot its owner filter sees only the user's rows.
+the user and reads the table in one statement, so a read is one round trip; the writes call create_item,
+update_item and delete_item (0005) the same way. The other drivers call none of them: they send the setting with
+the statement already (a pipeline, or one simple query). Row-level security still decides inside them: a read that
+forgot its owner filter sees only the user's rows.
 """
 
 from database.connection import Query
@@ -22,17 +23,16 @@ GET_ITEM = Query(
     "SELECT id, title, done, created_at, updated_at FROM items_for($1) WHERE id = $2 AND owner = $3",
     ("app_user", "id", "owner"),
 )
-# Inserts only while the user keeps fewer than max_items: the cap costs no extra round trip. Two creates racing
-# at the cap may both pass (each counts before the other commits): a user can exceed it by the requests in flight.
-# Writes set the user in their transaction's first statement (database/pooled.py), not through items_for.
+# Writes call the functions of migration 0005: each sets the user, applies the write once by its key (write_key,
+# which the driver adds: the same on every try) and commits, in one statement, so a write is one round trip too.
+# create_item inserts only while the user keeps fewer than max_items: two creates racing at the cap may both pass
+# (each counts before the other commits), so a user can exceed it by the requests in flight.
 CREATE_ITEM = Query(
-    "INSERT INTO items (owner, title) SELECT $1, $2 WHERE (SELECT count(*) FROM items WHERE owner = $1) < $3 "
-    "RETURNING id, title, done, created_at, updated_at",
-    ("owner", "title", "max_items"),
+    "SELECT id, title, done, created_at, updated_at FROM create_item($1, $2, $3, $4)",
+    ("app_user", "write_key", "title", "max_items"),
 )
-UPDATE_ITEM = Query(  # a NULL parameter keeps its column
-    "UPDATE items SET title = COALESCE($1, title), done = COALESCE($2, done), updated_at = now() "
-    "WHERE id = $3 AND owner = $4 RETURNING id, title, done, created_at, updated_at",
-    ("title", "done", "id", "owner"),
+UPDATE_ITEM = Query(  # a NULL title or done keeps its column
+    "SELECT id, title, done, created_at, updated_at FROM update_item($1, $2, $3, $4, $5)",
+    ("app_user", "write_key", "id", "title", "done"),
 )
-DELETE_ITEM = Query("DELETE FROM items WHERE id = $1 AND owner = $2", ("id", "owner"))
+DELETE_ITEM = Query("SELECT delete_item($1, $2, $3) AS changed", ("app_user", "write_key", "id"))  # rows deleted
