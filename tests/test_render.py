@@ -179,5 +179,5 @@ def test_project_own_tests_pass_against_postgres(project: tuple[dict[str, Any], 
         timeout=HANG_GUARD,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = 10 + 7 + 2 + (6 if combo["driver"] == "asyncpg" else 0)  # items + credentials, identity, SQL parameters
+    expected = 10 + 7 + 3 + (6 if combo["driver"] == "asyncpg" else 0)  # credentials, identity, items, SQL parameters
     assert re.search(rf"\b{expected} passed\b", result.stdout) and "skipped" not in result.stdout, result.stdout

@@ -52,7 +52,7 @@ print(json.dumps(results))
 _LOST_COMMIT = """
 user = "lost.commit@example.com"
 {await_}items.create_item(db, user, "before")  # the pool's connection is open, its statements prepared
-{arm}
+tracer.cut_next_call("create_item(")  # a create is one statement (migration 0005): its answer is lost
 made = {await_}items.create_item(db, user, "once")
 after = {await_}items.list_items(db, user)
 print(json.dumps({{"made": made["title"], "titles": [item["title"] for item in after], "cuts": tracer.cuts}}))
@@ -68,9 +68,7 @@ def _run(app: Path, env: dict[str, str], driver: str, pg_server: Any, code: str,
     env = {**env, "PGSSLMODE": "disable", "DB_POOL_MAX_SIZE": str(pool), "DB_POOL_MIN_SIZE": "1"}
     env.pop("PGSSLROOTCERT", None)
     is_async = driver == "asyncpg"
-    # asyncpg's create is one statement (create_item, migration 0005): its answer is what gets lost
-    arm = 'tracer.cut_next_call("create_item(")' if is_async else "tracer.cut_next_commit()"
-    code = code.format(async_="async " if is_async else "", await_="await " if is_async else "", arm=arm)
+    code = code.format(async_="async " if is_async else "", await_="await " if is_async else "")
     imports = _IMPORTS.format(support=str(Path(__file__).parent), backend=backend_port(pg_server))
     done = run_with_database(app, env, code, is_async, textwrap.dedent(imports))
     if done.returncode != 0:
@@ -79,9 +77,9 @@ def _run(app: Path, env: dict[str, str], driver: str, pg_server: Any, code: str,
 
 
 def lost_commit(app: Path, env: dict[str, str], driver: str, pg_server: Any) -> dict[str, Any]:
-    """A create whose COMMIT reaches the server and whose answer is lost (the connection cut): what it returned,
-    the user's titles afterwards, and how many connections the fault cut."""
-    # two connections: the one whose COMMIT was lost is still held while another asks what became of it
+    """A create whose statement reaches the server and whose answer is lost (the connection cut): what it
+    returned, the user's titles afterwards, and how many connections the fault cut."""
+    # two connections: the retry needs a fresh one while the cut one is being dropped
     return _run(app, env, driver, pg_server, _LOST_COMMIT, pool=2)
 
 

@@ -17,6 +17,7 @@ import pytest
 
 import items
 from database import Database, open_database
+from items import queries
 from items.rules import MAX_ITEMS, InvalidItem, TooManyItems
 
 pytestmark = pytest.mark.skipif(
@@ -93,7 +94,16 @@ pytestmark = pytest.mark.skipif(
         assert {{ await_ }}items.delete_item(db, carol, item["id"])
 
 
-@pytest.mark.parametrize("scenario", [crud_round_trip, pages_and_the_item_cap])
+{{ async_ }}def a_write_picks_neither_user_nor_key(db: Database) -> None:
+    dave = "dave@example.com"  # the app fills in app_user (the call's user) and write_key (a new key per call)
+    params = {"owner": dave, "title": "mine", "max_items": MAX_ITEMS}
+    for carried in ({"app_user": "erin@example.com"}, {"write_key": "00000000-0000-0000-0000-000000000000"}):
+        with pytest.raises(ValueError, match="name yours differently"):
+            {{ await_ }}db.write_one(queries.CREATE_ITEM, {**params, **carried}, user=dave)
+    assert {{ await_ }}items.list_items(db, dave) == [] and {{ await_ }}items.list_items(db, "erin@example.com") == []
+
+
+@pytest.mark.parametrize("scenario", [crud_round_trip, pages_and_the_item_cap, a_write_picks_neither_user_nor_key])
 {% if is_async -%}
 def test_items_against_postgres(scenario) -> None:
     async def run() -> None:

@@ -11,7 +11,6 @@ calls a function of migration 0005 (``write_key`` among its names), costs one ro
 import asyncio
 import contextlib
 import re
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -20,11 +19,8 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .pooled import SET_USER, ConnectionLost, DatabaseBusy, Params, Pooled, Row
+from .pooled import SET_USER, USER, WRITE_KEY, ConnectionLost, DatabaseBusy, Params, Pooled, Row
 from .settings import Settings, asyncpg_ssl, session_settings
-
-USER = "app_user"  # the name, among a Query's parameters, of the user the call is made for (``user=``)
-WRITE_KEY = "write_key"  # the name of the key a write applied once is sent with (``_once``)
 
 
 class Query(NamedTuple):
@@ -219,34 +215,17 @@ class Database(Pooled[asyncpg.Connection]):
         tag = await conn.execute(query, *args)  # a command tag such as "DELETE 1"
         return int(tag.rsplit(" ", 1)[-1]) if tag[-1:].isdigit() else 0
 
-    # A write of a Query that calls a function of migration 0005 (``write_key`` among its names) is one statement in
-    # autocommit, one round trip: the function sets the user, applies the write once by its key and commits. Any
-    # other write: BEGIN, the transaction's id, the work and COMMIT, four round trips. asyncpg sends one statement
+    async def _call_as(self, conn: asyncpg.Connection, user: str, sql: Query | str, params: Params) -> list[Row]:
+        if isinstance(sql, Query):
+            return await self._rows(conn, sql, params, user)  # _bind gives app_user the call's user
+        return await super()._call_as(conn, user, sql, params)
+
+    def _applied_once(self, sql: Query | str) -> bool:
+        return WRITE_KEY in sql.names if isinstance(sql, Query) else super()._applied_once(sql)
+
+    # Any other write: BEGIN, the transaction's id, the work and COMMIT, four round trips. asyncpg sends one statement
     # per round trip (no pipeline); BEGIN cannot share a statement with parameters (a prepared statement holds one
     # command), and the id must be here before COMMIT is sent (pooled.py), so the default ``_begin`` stays.
 
-    async def write_one(self, sql: Query | str, params: Params | None = None, *, user: str | None = None) -> Row | None:
-        if not _applied_once(sql):
-            return await super().write_one(sql, params, user=user)
-        rows = await self._once(sql, params, user)
-        return rows[0] if rows else None
-
-    async def execute(self, sql: Query | str, params: Params | None = None, *, user: str | None = None) -> int:
-        if not _applied_once(sql):
-            return await super().execute(sql, params, user=user)
-        return int((await self._once(sql, params, user))[0]["changed"])  # the function's count of rows changed
-
-    async def _once(self, sql: Query | str, params: Params | None, user: str | None) -> list[Row]:
-        """The write's one statement, sent again with the same key after a lost connection: the function applies
-        it once and answers a retry with what it left (0005). A time-out rolls it back, as any statement's."""
-        if params and WRITE_KEY in params:
-            raise ValueError("write_key is the parameter that carries the write's key: name yours differently")
-        keyed = {**(params or {}), WRITE_KEY: uuid.uuid4()}  # one key for every try
-        return await self._read(lambda conn: self._rows(conn, sql, keyed, user))
-
     async def _commit(self, conn: asyncpg.Connection) -> None:
         await conn.execute("COMMIT")
-
-
-def _applied_once(sql: Query | str) -> bool:
-    return isinstance(sql, Query) and WRITE_KEY in sql.names

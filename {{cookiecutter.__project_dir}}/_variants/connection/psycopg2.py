@@ -109,9 +109,10 @@ class Database(Pooled[Connection]):
             return cur.rowcount
 
     def _begin(self, conn: Connection, user: str | None, statements: Statements, returning: bool) -> tuple[str, Done]:
-        # One simple query opens the transaction and reads its id (its last statement's rows): one round trip
-        # fewer than BEGIN alone. The statements of one Query message run in order (PostgreSQL docs,
-        # protocol-flow "Multiple Statements in a Simple Query"), and BEGIN's transaction outlasts the message.
+        # A write without a key (not the example feature's): one simple query opens the transaction and reads
+        # its id (its last statement's rows), one round trip fewer than BEGIN alone. The statements of one Query
+        # message run in order (PostgreSQL docs, protocol-flow "Multiple Statements in a Simple Query"), and
+        # BEGIN's transaction outlasts the message.
         xid = self._rows(conn, f"BEGIN; {CURRENT_TRANSACTION}", {"app_user": user or ""})[0]["xid"]
         return xid, self._run(conn, statements, returning)  # psycopg2 has no pipeline: one round trip each
 

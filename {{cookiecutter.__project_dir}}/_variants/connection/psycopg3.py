@@ -15,7 +15,18 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from .credentials import PasswordSource, login
 from .libpq import connect_args
-from .pooled import CURRENT_TRANSACTION, SET_USER, DatabaseBusy, Done, Params, Pooled, Row, Statements, session_ended
+from .pooled import (
+    CURRENT_TRANSACTION,
+    SET_USER,
+    USER,
+    DatabaseBusy,
+    Done,
+    Params,
+    Pooled,
+    Row,
+    Statements,
+    session_ended,
+)
 from .settings import Settings
 from .unavailable import unavailable
 
@@ -94,14 +105,21 @@ class Database(Pooled[psycopg.Connection]):
             cursor = conn.execute(sql, params)
         return cursor.fetchall()  # type: ignore[return-value]
 
+    def _call_as(self, conn: psycopg.Connection, user: str, sql: str, params: Params) -> list[Row]:
+        # In a pipeline, the Parse of a statement psycopg prepares (its prepare_threshold-th use) goes with the Bind
+        # and Execute: one round trip on every use. Outside one, preparing costs a round trip of its own.
+        with conn.pipeline():
+            cursor = conn.execute(sql, {**params, USER: user})
+        return cursor.fetchall()  # type: ignore[return-value]
+
     def _count(self, conn: psycopg.Connection, sql: str, params: Params | None) -> int:
         return conn.execute(sql, params).rowcount
 
     def _begin(
         self, conn: psycopg.Connection, user: str | None, statements: Statements, returning: bool
     ) -> tuple[str, Done]:
-        # BEGIN, the transaction's id and the statements in one round trip: sent together, then one Sync, and
-        # nothing read before it. COMMIT goes only once the id is here (pooled.py), so no fewer than two.
+        # A write without a key (not the example feature's): BEGIN, the transaction's id and the statements in one
+        # round trip, sent together, then one Sync. COMMIT goes only once the id is here (pooled.py): two.
         with conn.pipeline():
             conn.execute("BEGIN")
             opened = conn.execute(CURRENT_TRANSACTION, {"app_user": user or ""})

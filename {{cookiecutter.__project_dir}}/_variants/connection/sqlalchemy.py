@@ -24,6 +24,8 @@ from .libpq import connect_args
 from .pooled import (
     CURRENT_TRANSACTION,
     SET_USER,
+    USER,
+    WRITE_KEY,
     ConnectionLost,
     DatabaseBusy,
     Done,
@@ -100,13 +102,22 @@ class Database(Pooled[Connection]):
             cursor = psycopg_conn.cursor(row_factory=dict_row).execute(_compiled(sql), params)
         return cursor.fetchall()
 
+    def _call_as(self, conn: Connection, user: str, sql: str | Executable, params: Params) -> list[Row]:
+        psycopg_conn = conn.connection.driver_connection  # in psycopg's pipeline, as on psycopg 3: one round trip
+        with psycopg_conn.pipeline():
+            cursor = psycopg_conn.cursor(row_factory=dict_row).execute(_compiled(sql), {**params, USER: user})
+        return cursor.fetchall()
+
+    def _applied_once(self, sql: str | Executable) -> bool:
+        return f"%({WRITE_KEY})s" in _compiled(sql)
+
     def _count(self, conn: Connection, sql: str | Executable, params: Params | None) -> int:
         return conn.exec_driver_sql(_compiled(sql), params).rowcount
 
     def _begin(self, conn: Connection, user: str | None, statements: Statements, returning: bool) -> tuple[str, Done]:
-        # As on psycopg 3 (SQLAlchemy has no pipeline, psycopg has): BEGIN, the transaction's id and the statements
-        # in one round trip, then COMMIT once the id is here (pooled.py). SQLAlchemy sees an autocommit connection;
-        # returned to its pool, it is rolled back if it is still in a transaction (a failed write).
+        # A write without a key, as on psycopg 3 (SQLAlchemy has no pipeline, psycopg has): BEGIN, the transaction's
+        # id and the statements in one round trip, then COMMIT once the id is here (pooled.py). SQLAlchemy sees an
+        # autocommit connection; returned to its pool, it is rolled back if still in a transaction (a failed write).
         psycopg_conn = conn.connection.driver_connection
         with psycopg_conn.pipeline():
             psycopg_conn.execute("BEGIN")

@@ -3,9 +3,9 @@
 items/__init__.py passes the same dictionaries as with the other drivers; ``Query.names`` says which value each
 ``$n`` is. The reads call ``items_for($1)`` (migration 0004) with the call's user (``app_user``): the function sets
 the user and reads the table in one statement, so a read is one round trip; the writes call create_item,
-update_item and delete_item (0005) the same way. The other drivers call none of them: they send the setting with
-the statement already (a pipeline, or one simple query). Row-level security still decides inside them: a read that
-forgot its owner filter sees only the user's rows.
+update_item and delete_item (0005) the same way, as every driver's do. The other drivers' reads need no function:
+they send the setting with the statement (a pipeline, or one simple query). Row-level security still decides
+inside the functions: a read that forgot its owner filter sees only the user's rows.
 """
 
 from database.connection import Query

@@ -14,7 +14,11 @@ is checked before use: the first statement on a dead one fails, and the work run
 - Reads run in the implicit transaction of one statement (autocommit). A read for a user sends the
   setting and the statement in the same round trip where the driver can (``_rows_as``). Running a
   read twice is harmless, so a lost connection only means "run it again".
-- Writes run in one transaction that first reads its own id (``pg_current_xact_id()``), setting the
+- A write whose statement names ``write_key`` (the example feature's: a function of migration 0005) is
+  that one statement in autocommit, one round trip: the function sets the user, records the write's key and
+  applies it, once. The key is drawn once per call and sent on every try, so a try sent again after a lost
+  answer finds it and changes nothing; it answers with what the write left (``_once``).
+- Any other write runs in one transaction that first reads its own id (``pg_current_xact_id()``), setting the
   user in that same statement: no extra round trip. BEGIN, that statement and the work go together where the
   driver can (``_begin``); COMMIT only once the id is here. If COMMIT gets no answer, the server is asked
   what became of that transaction (``pg_xact_status``): committed work is not done twice, work
@@ -28,6 +32,7 @@ run SQL, commit, and what a lost connection looks like.
 import asyncio
 {% endif -%}
 import time
+import uuid
 from collections.abc import {{ "Awaitable, " if is_async }}Callable
 from contextlib import {{ "AbstractAsyncContextManager as Borrowed" if is_async else "AbstractContextManager as Borrowed" }}
 from typing import Any, Generic, TypeVar, cast
@@ -48,6 +53,8 @@ Work = Callable[[C], T]
 # The transaction's id, and the user it is opened for ('' for none, which matches no row).
 CURRENT_TRANSACTION = "SELECT pg_current_xact_id()::text AS xid, set_config('app.user', %(app_user)s, true) AS app_user"
 SET_USER = "SELECT set_config('app.user', %(app_user)s, true)"  # until the end of the transaction
+USER = "app_user"  # the parameter that carries the call's user= into a statement that sets it itself (0004, 0005)
+WRITE_KEY = "write_key"  # the parameter that carries a write's key: the statement applies the write once (0005)
 TRANSACTION_STATUS = "SELECT pg_xact_status(%(xid)s::text::xid8) AS status"
 
 
@@ -117,6 +124,14 @@ class Pooled(Generic[C]):
     {{ async_ }}def _rows_as(self, conn: C, user: str, sql: Sql, params: Params | None) -> list[Row]:
         """A read on an autocommit connection, in one transaction with ``SET_USER`` before it."""
         raise NotImplementedError
+
+    {{ async_ }}def _call_as(self, conn: C, user: str, sql: Sql, params: Params) -> list[Row]:
+        """One statement that sets the user itself, on an autocommit connection: ``user`` is its ``app_user``."""
+        return {{ await_ }}self._rows(conn, sql, {**params, USER: user})
+
+    def _applied_once(self, sql: Sql) -> bool:
+        """Whether ``sql`` names ``write_key``: a statement that applies a write once by its key (``_once``)."""
+        return isinstance(sql, str) and f"%({WRITE_KEY})s" in sql
 
     {{ async_ }}def _count(self, conn: C, sql: Sql, params: Params | None) -> int:
         """Run a statement; the number of rows it affected."""
@@ -193,6 +208,16 @@ class Pooled(Generic[C]):
 
         return {{ await_ }}self._again_if_lost(attempt, self._timeout)
 
+    {{ async_ }}def _once(self, sql: Sql, params: Params | None, user: str | None) -> list[Row]:
+        """A write's one statement, sent again with the same key after a lost connection: the function applies it
+        once and answers a retry with what it left (0005). A time-out rolls it back, as any statement's."""
+        taken = sorted({USER, WRITE_KEY} & set(params or {}))
+        if taken:
+            carried = ", ".join(taken)  # the user and the write's key
+            raise ValueError(f"{carried}: a parameter the app fills in itself: name yours differently")
+        keyed = {**(params or {}), WRITE_KEY: str(uuid.uuid4())}  # one key for every try
+        return {{ await_ }}self._read(lambda conn: self._call_as(conn, user or "", sql, keyed))  # '' : no user's rows
+
     {{ async_ }}def _committed(self, xid: str, error: Exception) -> bool:
         """Whether the transaction whose COMMIT got no answer committed; re-raises ``error`` if nobody can tell."""
         for _ in range(20):
@@ -216,12 +241,17 @@ class Pooled(Generic[C]):
         return rows[0] if rows else None
 
     {{ async_ }}def write_one(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> Row | None:
-        """A write that returns a row (INSERT/UPDATE ... RETURNING), committed exactly once."""
+        """A write that returns a row (INSERT/UPDATE ... RETURNING, or a function's row), committed exactly once."""
+        if self._applied_once(sql):
+            rows = {{ await_ }}self._once(sql, params, user)
+            return rows[0] if rows else None
         rows = cast(list[Row], {{ await_ }}self._write([(sql, params)], user, returning=True))  # returning: rows
         return rows[0] if rows else None
 
     {{ async_ }}def execute(self, sql: Sql, params: Params | None = None, *, user: str | None = None) -> int:
-        """A write, committed exactly once; the number of rows it affected."""
+        """A write, committed exactly once; the number of rows it affected (a function's: its ``changed``)."""
+        if self._applied_once(sql):
+            return int(({{ await_ }}self._once(sql, params, user))[0]["changed"])
         return cast(int, {{ await_ }}self._write([(sql, params)], user))  # not returning: a row count
 
     {{ async_ }}def execute_script(self, statements: list[str]) -> None:
