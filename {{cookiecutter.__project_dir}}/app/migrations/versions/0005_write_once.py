@@ -1,8 +1,9 @@
 """``create_item``, ``update_item`` and ``delete_item``: a write in one statement, applied once by its key.
 
-asyncpg sends one statement per round trip (no pipeline), so a write in a transaction that reads its own id before
-COMMIT costs four: BEGIN, the id, the write, COMMIT. Each of these functions sets the user and makes the write in
-one statement instead, in that statement's own transaction: one round trip. A PL/pgSQL function runs its statements
+A write in a transaction that reads its own id before COMMIT (so that a lost COMMIT answer can be looked up)
+costs two round trips or more: COMMIT waits for the id; four on asyncpg, which sends one statement per round trip.
+Each of these functions sets the user and makes the write in one statement instead, in that statement's own
+transaction: one round trip, on every driver. A PL/pgSQL function runs its statements
 in order (PostgreSQL docs, plpgsql-structure), so the write sees ``app.user`` set, and row-level security (0002)
 decides as before: SECURITY INVOKER, the caller's role, and the items policy.
 
