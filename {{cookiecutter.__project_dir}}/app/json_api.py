@@ -22,9 +22,12 @@ from typing import Annotated, Any, NamedTuple
 from urllib.parse import urlencode
 
 from fastapi import Depends, Request
+{%- if cookiecutter.driver != "asyncpg" %}
+from fastapi.concurrency import run_in_threadpool
+{%- endif %}
 from pydantic import BaseModel, Field
 
-from database import Database, database
+from database import Database, database{{ ", opened" if cookiecutter.driver != "asyncpg" }}
 from identity import WRONG_HOST, current_user, wrong_host
 from security import CHANGES, CROSS_SITE, cross_site
 {%- endif %}
@@ -132,7 +135,17 @@ async def signed_in(request: Request) -> str:
     return current_user(request.headers)
 
 
+{%- if cookiecutter.driver != "asyncpg" %}
+
+
+async def pool() -> Database:
+    """This process's pool, opened on first use. FastAPI runs a ``def`` dependency in its threadpool, one more
+    hand-off between threads on every request: once the pool is open it is handed over here, on the event loop."""
+    return opened() or await run_in_threadpool(database)
+{%- endif %}
+
+
 User = Annotated[str, Depends(signed_in)]  # a route's signed-in user (NotSignedIn: 401)
-Db = Annotated[Database, Depends(database)]  # this process's pool, opened on first use
+Db = Annotated[Database, Depends({{ "database" if cookiecutter.driver == "asyncpg" else "pool" }})]  # this process's pool
 
 {%- endif %}

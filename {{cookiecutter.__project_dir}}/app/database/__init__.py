@@ -35,6 +35,7 @@ __all__ = [
     "database",
     "healthy",
     "open_database",
+    "opened",
     "problem",
     "said",
 ]
@@ -99,6 +100,11 @@ _opening = {{ "asyncio.Lock()" if is_async else "threading.Lock()" }}
                     raise unavailable(error) from error
                 _database, _refused = _pool, None
                 available()
+    return _database
+
+
+def opened() -> Database | None:
+    """The pool once ``database()`` has opened it at this code's revision, else None: no wait, no I/O."""
     return _database
 
 
