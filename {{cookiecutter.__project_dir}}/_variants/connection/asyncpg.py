@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from .credentials import PasswordSource, login_async, login_refused
-from .pooled import SET_USER, USER, WRITE_KEY, ConnectionLost, DatabaseBusy, Params, Pooled, Row
+from .pooled import SET_USER, USER, WRITE_KEY, ConnectionLost, DatabaseBusy, Params, Pooled, Row, refuse_carried
 from .settings import Settings, asyncpg_ssl, session_settings
 
 
@@ -75,8 +75,7 @@ def _bind(sql: Query | str, params: Params | None, user: str | None = None) -> t
     """asyncpg's query and positional arguments for a Query, or ``%(name)s`` SQL, and its parameters."""
     if isinstance(sql, Query):
         given = params or {}
-        if USER in given:
-            raise ValueError("app_user is the parameter that carries the user: name yours differently")
+        refuse_carried(given, USER)
         values = {**given, USER: user or ""}  # '' for no user: it matches no row
         missing = [name for name in sql.names if name not in values]
         if missing:
@@ -203,7 +202,7 @@ class Database(Pooled[asyncpg.Connection]):
     async def _rows_as(self, conn: asyncpg.Connection, user: str, sql: Query | str, params: Params | None) -> list[Row]:
         if isinstance(sql, Query) and USER in sql.names:
             # items_for(user) sets the user and reads in one statement (migration 0004): one round trip
-            return await self._rows(conn, sql, params, user)
+            return await self._call_as(conn, user, sql, params or {})
         # Any other read: asyncpg has no pipeline, and sends a statement with parameters alone, so the setting
         # needs a transaction around the read (BEGIN, SET_USER, the read, COMMIT: three round trips more).
         async with conn.transaction():

@@ -19,7 +19,19 @@ import psycopg2.extras
 
 from .credentials import PasswordSource, login, login_refused
 from .libpq import connect_args
-from .pooled import CURRENT_TRANSACTION, SET_USER, ConnectionLost, DatabaseBusy, Done, Params, Pooled, Row, Statements
+from .pooled import (
+    CURRENT_TRANSACTION,
+    SET_USER,
+    USER,
+    ConnectionLost,
+    DatabaseBusy,
+    Done,
+    Params,
+    Pooled,
+    Row,
+    Statements,
+    refuse_carried,
+)
 from .settings import Settings
 
 Connection = psycopg2.extensions.connection
@@ -97,10 +109,9 @@ class Database(Pooled[Connection]):
             return cur.fetchall()
 
     def _rows_as(self, conn: Connection, user: str, sql: str, params: Params | None) -> list[Row]:
-        if params and "app_user" in params:
-            raise ValueError("app_user is the parameter that carries the user: name yours differently")
+        refuse_carried(params, USER)
         with conn.cursor() as cur:  # one simple query: both statements run in one implicit transaction
-            cur.execute(f"{SET_USER}; {sql}", {**(params or {}), "app_user": user})  # psycopg2 binds client-side
+            cur.execute(f"{SET_USER}; {sql}", {**(params or {}), USER: user})  # psycopg2 binds client-side
             return cur.fetchall()  # the last statement's rows
 
     def _count(self, conn: Connection, sql: str, params: Params | None) -> int:

@@ -100,6 +100,13 @@ def session_ended(error: BaseException | None) -> bool:
     return False
 
 
+def refuse_carried(params: Params | None, *names: str) -> None:
+    """ValueError when ``params`` holds one of ``names``: a parameter the app fills in itself (USER, WRITE_KEY)."""
+    taken = sorted(set(names) & set(params or {}))
+    if taken:
+        raise ValueError(f"{', '.join(taken)}: a parameter the app fills in itself: name yours differently")
+
+
 def _backoff(attempt: int) -> float:
     return 0.0 if attempt == 0 else min(0.05 * 2**attempt, 1.0)  # the first retry is immediate
 
@@ -211,10 +218,7 @@ class Pooled(Generic[C]):
     {{ async_ }}def _once(self, sql: Sql, params: Params | None, user: str | None) -> list[Row]:
         """A write's one statement, sent again with the same key after a lost connection: the function applies it
         once and answers a retry with what it left (0005). A time-out rolls it back, as any statement's."""
-        taken = sorted({USER, WRITE_KEY} & set(params or {}))
-        if taken:
-            carried = ", ".join(taken)  # the user and the write's key
-            raise ValueError(f"{carried}: a parameter the app fills in itself: name yours differently")
+        refuse_carried(params, USER, WRITE_KEY)
         keyed = {**(params or {}), WRITE_KEY: str(uuid.uuid4())}  # one key for every try
         return {{ await_ }}self._read(lambda conn: self._call_as(conn, user or "", sql, keyed))  # '' : no user's rows
 
